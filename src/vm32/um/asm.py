@@ -379,7 +379,8 @@ def _term(tok: _Token, symbols: dict[str, int], src: _Source, early: bool) -> in
     """The value of one number, character literal or symbol."""
     if tok.kind == "number":
         try:
-            return int(tok.text.replace("_", ""), 0)
+            text = tok.text.replace("_", "")
+            return int(text, 0) if text[1:2] in ("x", "X", "b", "B") else int(text, 10)
         except ValueError:
             raise src.error(f"bad number {tok.text!r}") from None
     if tok.kind == "char":
