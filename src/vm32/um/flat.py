@@ -1,0 +1,109 @@
+"""The flat backend: a segment id *is* the 32-bit address of the segment's first word.
+
+Segments are blocks of the `vm32.heap` allocator inside emulated physical
+memory, so a load or store of a non-zero segment is one host access at
+``mem[(sid >> 2) + off]`` after two cheap checks: the id is a live block start
+(one bit of the heap's live bitmap) and the offset is below the block's
+requested size (the block header, next to the data).  No table of segments.
+
+Segment 0 is the block whose address is meta[CODE]; that address is never an
+id the program can use (the program never received it), so checks refuse it.
+
+Invariant: meta[LIVE] == number of live heap blocks - 1 (every live block is
+a segment, segment 0 included).
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from vm32.heap import Heap, heap_calloc, heap_free, heap_is_live, heap_malloc, heap_size_of
+from vm32.memory import PAGE_SIZE, PhysicalMemory
+from vm32.um import space as sp
+from vm32.um import status as S
+
+FlatSpace = namedtuple("FlatSpace", ["mem", "heap", "meta"])
+"""mem: uint32 words of physical memory; heap: the allocator's state; meta: int64[2]."""
+
+CODE = 0  # address of segment 0's block
+LIVE = 1  # active segments besides segment 0
+
+HEAP_BASE = PAGE_SIZE  # page 0 stays unused: no segment can have address (id) 0
+
+
+def new_flat_space(program: np.ndarray, memory: PhysicalMemory) -> tuple[FlatSpace, Heap]:
+    """A flat space over `memory` whose segment 0 is a copy of `program`."""
+    heap = Heap(memory, HEAP_BASE, memory.size)
+    code = heap.malloc(4 * program.shape[0])
+    w0 = code >> 2
+    memory.words[w0 : w0 + program.shape[0]] = program
+    meta = np.array([code, 0], dtype=np.int64)
+    return FlatSpace(memory.words, heap.state, meta), heap
+
+
+def _is_segment(space, sid):
+    return np.int64(sid) != space.meta[CODE] and heap_is_live(space.heap, np.int64(sid))
+
+
+def _code_of(space):
+    base = space.meta[CODE]
+    w0 = base >> 2
+    return space.mem[w0 : w0 + (heap_size_of(space.mem, space.heap, base) >> 2)]
+
+
+def _seg_check(space, sid, off):
+    if not _is_segment(space, sid):
+        return S.INACTIVE_ARRAY
+    if off >= np.uint64(heap_size_of(space.mem, space.heap, np.int64(sid)) >> 2):
+        return S.INDEX_OUT_OF_BOUNDS
+    return 0
+
+
+def _seg_get(space, sid, off):
+    return space.mem[np.uint64(sid >> 2) + off]
+
+
+def _seg_set(space, sid, off, value):
+    space.mem[np.uint64(sid >> 2) + off] = value
+
+
+def _seg_map(space, n):
+    addr = heap_calloc(space.mem, space.heap, np.int64(n) * 4)
+    if addr != 0:
+        space.meta[LIVE] += 1
+    return np.uint32(addr)
+
+
+def _seg_unmap(space, sid):
+    if not _is_segment(space, sid):
+        return S.UNMAP_INACTIVE
+    heap_free(space.mem, space.heap, np.int64(sid))
+    space.meta[LIVE] -= 1
+    return 0
+
+
+def _seg_load_program(space, sid):
+    if not _is_segment(space, sid):
+        return S.LOADPROG_INACTIVE
+    nbytes = heap_size_of(space.mem, space.heap, np.int64(sid))
+    new = heap_malloc(space.mem, space.heap, nbytes)
+    if new == 0:
+        return S.OUT_OF_MEMORY
+    src = np.int64(sid) >> 2
+    dst = new >> 2
+    n = nbytes >> 2
+    space.mem[dst : dst + n] = space.mem[src : src + n]
+    heap_free(space.mem, space.heap, space.meta[CODE])
+    space.meta[CODE] = new
+    return 0
+
+
+def _seg_live(space):
+    return space.meta[LIVE]
+
+
+sp.register(
+    FlatSpace,
+    code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, seg_live=_seg_live,
+)

@@ -1,0 +1,62 @@
+"""Loading UM program files: big-endian 32-bit words ("scrolls"), validated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vm32.errors import BadProgram
+
+MAX_PROGRAM_BYTES = 1 << 30  # 1 GiB: larger than any real UM program, small enough to load
+
+
+def parse_program(data: bytes, name: str = "<program>") -> np.ndarray:
+    """Return the program words (native uint32) of UM file contents `data`.
+
+    Raises BadProgram if `data` is empty or its length is not a multiple of 4.
+    """
+    if len(data) == 0:
+        raise BadProgram(f"{name}: the program is empty (a UM program needs at least one word)")
+    if len(data) % 4:
+        raise BadProgram(
+            f"{name}: size {len(data)} bytes is not a multiple of 4; "
+            "a UM program is a sequence of 32-bit big-endian words (truncated file?)"
+        )
+    return np.frombuffer(data, dtype=">u4").astype(np.uint32)
+
+
+def load_program(path: str | os.PathLike) -> np.ndarray:
+    """Read and validate the UM program file at `path`; return its words as uint32."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadProgram(f"{p}: is a directory, not a UM program file")
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise BadProgram(f"{p}: no such file") from None
+    except OSError as e:
+        raise BadProgram(f"{p}: cannot read ({e.strerror})") from None
+    if size > MAX_PROGRAM_BYTES:
+        raise BadProgram(f"{p}: {size} bytes is larger than the {MAX_PROGRAM_BYTES >> 20} MiB limit")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise BadProgram(f"{p}: cannot read ({e.strerror})") from None
+    return parse_program(data, str(p))
+
+
+def program_words(program: np.ndarray | bytes | bytearray | str | os.PathLike) -> np.ndarray:
+    """Accept words, UM file bytes or a path; return validated program words (uint32)."""
+    if isinstance(program, np.ndarray):
+        if program.ndim != 1 or program.size == 0:
+            raise BadProgram("a program must be a non-empty 1-D array of words")
+        if program.dtype != np.uint32:
+            if program.min(initial=0) < 0 or program.max(initial=0) > 0xFFFFFFFF:
+                raise BadProgram("program words must fit in 32 bits")
+            program = program.astype(np.uint32)
+        return program
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        return parse_program(bytes(program))
+    return load_program(program)

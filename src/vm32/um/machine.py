@@ -1,0 +1,212 @@
+"""The UM driver: owns a machine's arrays, runs the kernel in slices, does its I/O.
+
+    um = UniversalMachine(program, backend="flat", stdin=sys.stdin.buffer, stdout=sys.stdout.buffer)
+    stats = um.run()
+
+The kernel (`vm32.um.kernel.um_run`) runs until it must stop; this driver then
+drains the output buffer, refills the input buffer, or turns a fault status
+into `vm32.errors.UMFault`.  Output is written and flushed before the driver
+blocks on input, so prompts appear before a program waits at a terminal.  Each
+kernel call runs at most `slice_instructions` (checked at jumps), so output
+reaches the terminal within a few milliseconds and Ctrl-C is noticed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+from vm32.errors import InvalidArgument, UMFault
+from vm32.memory import DEFAULT_SIZE, PhysicalMemory, check_size, parse_size
+from vm32.um import status as S
+from vm32.um.classic import ClassicSpace, new_classic_space
+from vm32.um.flat import CODE, new_flat_space
+from vm32.um.kernel import ST_ICOUNT, ST_IN_EOF, ST_IN_LEN, ST_IN_POS, ST_LIVE, ST_LOADPROGS
+from vm32.um.kernel import ST_MAPS, ST_OUT_LEN, ST_PC, ST_PEAK_LIVE, ST_UNMAPS, new_state, um_run
+from vm32.um.loader import program_words
+
+BACKENDS = ("flat", "classic")
+IO_BUFFER = 1 << 16
+SLICE_INSTRUCTIONS = 1 << 24  # ~20 ms of UM time between returns to Python
+
+
+@dataclass
+class RunResult:
+    """What `run_program` returns: the program's output and the run's statistics."""
+
+    output: bytes
+    stats: dict = field(default_factory=dict)
+
+
+class UniversalMachine:
+    """One Universal Machine: a program, a backend's segment space, registers and I/O."""
+
+    def __init__(
+        self,
+        program,
+        *,
+        backend: str = "flat",
+        memory_size: int | str = DEFAULT_SIZE,
+        stdin: BinaryIO | bytes | None = None,
+        stdout: BinaryIO | None = None,
+    ):
+        if backend not in BACKENDS:
+            raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        words = program_words(program)
+        self.backend = backend
+        self.memory_size = check_size(parse_size(memory_size))
+        if backend == "flat":
+            self.memory = PhysicalMemory(self.memory_size)
+            self.space, self.heap = new_flat_space(words, self.memory)
+        else:
+            self.memory = self.heap = None
+            self.space = new_classic_space(words, self.memory_size)
+        self.regs = np.zeros(8, dtype=np.uint32)
+        self.st = new_state()
+        self.inbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
+        self.outbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
+        self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
+        self._stdout = stdout if stdout is not None else io.BytesIO()
+        self.wall_seconds = 0.0
+        self.halted = False
+
+    # -- running ---------------------------------------------------------------
+    def run(
+        self,
+        max_instructions: int | None = None,
+        slice_instructions: int = SLICE_INSTRUCTIONS,
+        on_slice: Callable[["UniversalMachine"], None] | None = None,
+    ) -> dict:
+        """Run until the program halts (or about `max_instructions` more); return stats.
+
+        Raises UMFault if the program fails.  `on_slice` is called after every
+        kernel call (for progress displays).
+        """
+        start = time.perf_counter()
+        stop_at = None if max_instructions is None else self.st[ST_ICOUNT] + max_instructions
+        try:
+            while not self.halted:
+                budget = slice_instructions
+                if stop_at is not None:
+                    budget = min(budget, stop_at - self.st[ST_ICOUNT])
+                    if budget <= 0:
+                        break
+                status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
+                self._after_call(status)
+                if on_slice is not None:
+                    on_slice(self)
+        finally:
+            self.wall_seconds += time.perf_counter() - start
+            self._drain_output()
+        return self.stats()
+
+    def _after_call(self, status: int) -> None:
+        """Act on a kernel status: drain output, refill input, halt, or raise a fault."""
+        if status == S.HALTED:
+            self.halted = True
+        elif status == S.OUTPUT_FULL:
+            self._drain_output()
+        elif status == S.NEED_INPUT:
+            self._drain_output()
+            self._fill_input()
+        elif status == S.BUDGET:
+            if self.st[ST_OUT_LEN]:
+                self._drain_output()
+        else:
+            self._drain_output()
+            raise self._fault(status)
+
+    def _drain_output(self) -> None:
+        n = int(self.st[ST_OUT_LEN])
+        if n:
+            self._stdout.write(self.outbuf[:n].tobytes())
+            self.st[ST_OUT_LEN] = 0
+        if hasattr(self._stdout, "flush"):
+            self._stdout.flush()
+
+    def _fill_input(self) -> None:
+        """Read what is available (a line at a terminal); mark end of input on EOF."""
+        data = b""
+        if self._stdin is not None:
+            try:
+                fd = self._stdin.fileno()
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                fd = None
+            if fd is not None:
+                data = os.read(fd, IO_BUFFER)
+            else:
+                read1 = getattr(self._stdin, "read1", None) or self._stdin.read
+                data = read1(IO_BUFFER)
+        self.inbuf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+        self.st[ST_IN_POS] = 0
+        self.st[ST_IN_LEN] = len(data)
+        if not data:
+            self.st[ST_IN_EOF] = 1
+
+    def _fault(self, status: int) -> UMFault:
+        kind, reason = S.FAULTS.get(status, ("unknown", f"kernel status {status}"))
+        pc = int(self.st[ST_PC])
+        code = self.code_words()
+        instruction = int(code[pc]) if pc < len(code) else 0
+        detail = ""
+        if status == S.PC_OUT_OF_RANGE:
+            detail = f"the 0 array has {len(code)} words"
+        return UMFault(kind, reason, pc, instruction, detail)
+
+    # -- inspection ------------------------------------------------------------
+    def code_words(self) -> np.ndarray:
+        """The current words of segment 0 (a view: do not modify)."""
+        if isinstance(self.space, ClassicSpace):
+            return self.space.table[0]
+        base = int(self.space.meta[CODE])
+        return self.memory.words[base >> 2 : (base >> 2) + (self.heap.size_of(base) >> 2)]
+
+    def stats(self) -> dict:
+        """Counters of the run so far (instructions, segments, allocator footprint, speed)."""
+        st = self.st
+        icount = int(st[ST_ICOUNT])
+        stats = {
+            "backend": self.backend,
+            "instructions": icount,
+            "segments_mapped": int(st[ST_MAPS]),
+            "segments_unmapped": int(st[ST_UNMAPS]),
+            "live_segments": int(st[ST_LIVE]),
+            "peak_live_segments": int(st[ST_PEAK_LIVE]),
+            "program_loads": int(st[ST_LOADPROGS]),
+            "wall_seconds": self.wall_seconds,
+            "instructions_per_second": icount / self.wall_seconds if self.wall_seconds > 0 else 0.0,
+        }
+        if self.heap is not None:
+            h = self.heap.stats()
+            stats["allocator_footprint_bytes"] = int(h["footprint"])
+            stats["allocator_peak_live_bytes"] = int(h.get("peak_live_bytes", 0))
+        return stats
+
+    def close(self) -> None:
+        """Release the machine's memory."""
+        if self.memory is not None:
+            self.space = self.heap = None
+            self.memory.close()
+            self.memory = None
+
+    def __enter__(self) -> "UniversalMachine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_program(program, stdin: bytes | BinaryIO | None = b"", backend: str = "flat", **kwargs) -> RunResult:
+    """Run `program` (words, UM file bytes, or a path) to completion; return output and stats.
+
+    Raises UMFault if the program fails, BadProgram if it cannot be loaded.
+    """
+    out = io.BytesIO()
+    with UniversalMachine(program, backend=backend, stdin=stdin, stdout=out, **kwargs) as um:
+        stats = um.run()
+    return RunResult(out.getvalue(), stats)
