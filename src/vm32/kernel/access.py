@@ -1,0 +1,179 @@
+"""Compiled accessors over a process's virtual memory: copy in/out, words, patterns.
+
+Each `k_*` function is one visit of a CPU to compiled code: `cpu_enter`,
+accesses through `vm_translate` (TLB, walk, fault handler), `cpu_leave`.  They
+return OK or an ST_* status; the failing address is left in
+``cpus[cpu * CPU_STRIDE + C_FAULT_VA]``.  A copy crossing pages translates once
+per page (round down, translate, copy ``min(4096 - off, n)``, advance).
+
+The word-access seam: `PagedMemory(ms, ctx)` is the paged memory type for
+`vm32.memory.load_word/store_word`.  ``ctx`` is an int64 array
+[cpu, pid, user, status, fault_va, accesses]; a failed access sets ``status``
+(and returns 0 for a load), so callers check ``ctx[CTX_STATUS]`` when done.
+The caller brackets its run with cpu_enter/cpu_leave.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from vm32.jit import kernel
+from vm32.kernel.fault import vm_translate
+from vm32.kernel.layout import OK
+from vm32.kernel.sync import cpu_enter, cpu_leave
+from vm32.memory import load_word, store_word
+
+PagedMemory = collections.namedtuple("PagedMemory", "ms ctx")
+CTX_CPU, CTX_PID, CTX_USER, CTX_STATUS, CTX_FAULT_VA, CTX_ACCESSES = 0, 1, 2, 3, 4, 5
+CTX_SIZE = 8
+
+
+def _is_paged(mem) -> bool:
+    return isinstance(mem, types.BaseNamedTuple) and getattr(mem, "instance_class", None) is PagedMemory
+
+
+@overload(load_word, inline="always")
+def _load_word_paged(mem, addr):
+    if not _is_paged(mem):
+        return None
+
+    def impl(mem, addr):
+        ctx = mem.ctx
+        ctx[CTX_ACCESSES] += 1
+        pa = vm_translate(mem.ms, ctx[CTX_CPU], np.int64(addr) & 0xFFFFFFFF, 0, ctx[CTX_USER])
+        if pa < 0:
+            ctx[CTX_STATUS] = pa
+            ctx[CTX_FAULT_VA] = addr
+            return np.uint32(0)
+        return mem.ms.words[pa >> 2]
+
+    return impl
+
+
+@overload(store_word, inline="always")
+def _store_word_paged(mem, addr, value):
+    if not _is_paged(mem):
+        return None
+
+    def impl(mem, addr, value):
+        ctx = mem.ctx
+        ctx[CTX_ACCESSES] += 1
+        pa = vm_translate(mem.ms, ctx[CTX_CPU], np.int64(addr) & 0xFFFFFFFF, 1, ctx[CTX_USER])
+        if pa < 0:
+            ctx[CTX_STATUS] = pa
+            ctx[CTX_FAULT_VA] = addr
+        else:
+            mem.ms.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
+
+    return impl
+
+
+@kernel
+def k_copy_out(ms, cpu, pid, va, out, user):
+    """Copy len(out) bytes from virtual `va` of `pid` into `out`; OK or ST_*."""
+    st = cpu_enter(ms, cpu, pid)
+    if st != OK:
+        return st
+    n, done, acc = out.shape[0], 0, 0
+    while done < n:
+        a = va + done
+        chunk = min(4096 - (a & 0xFFF), n - done)
+        acc += 1
+        pa = vm_translate(ms, cpu, a, 0, user)
+        if pa < 0:
+            st = pa
+            break
+        out[done : done + chunk] = ms.bytes[pa : pa + chunk]
+        done += chunk
+    cpu_leave(ms, cpu, acc)
+    return st
+
+
+@kernel
+def k_copy_in(ms, cpu, pid, va, data, user):
+    """Copy `data` to virtual `va` of `pid`; OK or ST_* (bytes before the fault are written)."""
+    st = cpu_enter(ms, cpu, pid)
+    if st != OK:
+        return st
+    n, done, acc = data.shape[0], 0, 0
+    while done < n:
+        a = va + done
+        chunk = min(4096 - (a & 0xFFF), n - done)
+        acc += 1
+        pa = vm_translate(ms, cpu, a, 1, user)
+        if pa < 0:
+            st = pa
+            break
+        ms.bytes[pa : pa + chunk] = data[done : done + chunk]
+        done += chunk
+    cpu_leave(ms, cpu, acc)
+    return st
+
+
+@kernel
+def k_load_u32(ms, cpu, pid, va, user):
+    """The word at virtual `va` (4-aligned) of `pid` (0..2**32-1), or an ST_* status (< 0)."""
+    st = cpu_enter(ms, cpu, pid)
+    if st != OK:
+        return np.int64(st)
+    pa = vm_translate(ms, cpu, va, 0, user)
+    v = np.int64(ms.words[pa >> 2]) if pa >= 0 else pa
+    cpu_leave(ms, cpu, 1)
+    return v
+
+
+@kernel
+def k_store_u32(ms, cpu, pid, va, value, user):
+    """Store `value` at virtual `va` (4-aligned) of `pid`; OK or ST_*."""
+    st = cpu_enter(ms, cpu, pid)
+    if st != OK:
+        return st
+    pa = vm_translate(ms, cpu, va, 1, user)
+    if pa >= 0:
+        ms.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
+        st = OK
+    else:
+        st = pa
+    cpu_leave(ms, cpu, 1)
+    return st
+
+
+@kernel
+def pattern_word(seed, va):
+    """The test pattern's word for address `va`: a cheap hash of (seed, va)."""
+    x = (va * 0x9E3779B1 + seed * 0x85EBCA77) & 0xFFFFFFFF
+    x ^= x >> 15
+    return (x * 0x2C1B3C6D) & 0xFFFFFFFF
+
+
+@kernel
+def k_pattern(ms, cpu, pid, va, nwords, seed, check, counts):
+    """Write (check=0) or verify (check=1) the pattern over `nwords` words from `va`, one
+    translated access per word.  counts[0] += words done, counts[1] += mismatches.
+    Returns OK or ST_* (stops at the first failed access)."""
+    st = cpu_enter(ms, cpu, pid)
+    if st != OK:
+        return st
+    bad = 0
+    i = 0
+    while i < nwords:
+        a = va + 4 * i
+        want = pattern_word(seed, a)
+        pa = vm_translate(ms, cpu, a, 1 - check, 1)
+        if pa < 0:
+            st = pa
+            break
+        if check:
+            if np.int64(ms.words[pa >> 2]) != want:
+                bad += 1
+        else:
+            ms.words[pa >> 2] = np.uint32(want)
+        i += 1
+    cpu_leave(ms, cpu, i)
+    counts[0] += i
+    counts[1] += bad
+    return st

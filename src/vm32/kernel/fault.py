@@ -1,0 +1,425 @@
+"""Frames, eviction, the page-fault handler and address translation - all compiled.
+
+Words: *page* is virtual, *frame* physical, *slot* a swap location.  `ms` is
+the machine state (see state.py): a named tuple of arrays.
+
+The fault path never returns to Python: `vm_translate` (TLB hit), then the
+walk, then on a not-present entry the machine lock and `fault_locked`, which
+takes a free frame or evicts a victim (writing it to swap only when needed),
+fills the frame (swap, image file, or zeros) and maps it.  Failures come back
+as ST_* statuses; the caller (the Python API, or another kernel such as the UM)
+turns them into exceptions.
+
+Eviction writes a page to swap only when it is dirty (it may already own a
+slot: then the same slot is rewritten).  A clean page is dropped: its valid
+copy is either its swap slot (kept, the PTE names it) or, if it never went to
+swap, its origin - the image file or zeros - so its PTE returns to "never
+loaded" and the next fault fills it from there again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vm32.jit import inline_kernel, kernel
+from vm32.kernel.layout import (
+    C_CR3,
+    C_FAULT_VA,
+    C_PID,
+    CPU_STRIDE,
+    FF_KERNEL,
+    FF_PINNED,
+    FF_TABLE,
+    FREE,
+    FT_FLAGS,
+    FT_META,
+    FT_OWNER,
+    FT_PTE,
+    FT_SLOT,
+    FT_VPN,
+    IMAGE_BASE,
+    KERNEL,
+    KERNEL_BASE,
+    KV_FREE,
+    KV_KFRAMES,
+    KV_KPT,
+    KV_LRU,
+    KV_NFRAMES,
+    OK,
+    P_COLS,
+    P_HEAP_HI,
+    P_HEAP_LO,
+    P_IMAGE,
+    P_IMG_HI,
+    P_IMG_LEN,
+    P_IMG_W,
+    P_PGDIR,
+    P_STACK_HI,
+    P_STACK_LO,
+    S_EVICT,
+    S_FAULTS,
+    S_IMAGE_BYTES_IN,
+    S_IMAGE_IN,
+    S_PAGE_OUT,
+    S_PROT,
+    S_RACE,
+    S_SEGV,
+    S_SWAP_BYTES_IN,
+    S_SWAP_BYTES_OUT,
+    S_SWAP_IN,
+    S_TABLES,
+    S_TLB_MISSES,
+    S_ZERO_FILL,
+    ST_COLS,
+    ST_NO_FRAME,
+    ST_NOT_PRESENT,
+    ST_PROT_USER,
+    ST_PROT_WRITE,
+    ST_SEGV,
+    ST_SWAP_FULL,
+)
+from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_map
+from vm32.kernel.swap import slot_alloc, slot_free, swap_read, swap_write
+from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
+from vm32.mmu.atomic import atomic_add, atomic_store, atomic_xchg
+from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped
+from vm32.mmu.tlb import tlb_fill, tlb_lookup, tlb_need
+from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
+
+R_NONE, R_IMAGE, R_ZERO, R_KERNEL = 0, 1, 2, 3  # what backs a virtual page
+
+
+# ---- frames ------------------------------------------------------------------------------
+
+
+@kernel
+def frame_zero(ms, f):
+    """Fill frame f with zeros (before it goes to a new owner: no data leaks)."""
+    ms.words[f * 1024 : f * 1024 + 1024] = 0
+
+
+@kernel
+def frame_take(ms, f, owner, vpn, flags, pte_pa):
+    """Record frame f as holding page `vpn` of `owner`, mapped by the PTE at `pte_pa`."""
+    ms.ft[f, FT_OWNER] = owner
+    ms.ft[f, FT_VPN] = vpn
+    ms.ft[f, FT_FLAGS] = flags
+    ms.ft[f, FT_SLOT] = -1
+    ms.ft[f, FT_PTE] = pte_pa
+    ms.ft[f, FT_META] = 0
+
+
+@kernel
+def frame_release(ms, f):
+    """Mark frame f free and push it on the free stack.  Requires the machine lock."""
+    frame_take(ms, f, FREE, -1, 0, -1)
+    n = ms.kv[KV_FREE]
+    ms.freel[n] = f
+    ms.kv[KV_FREE] = n + 1
+
+
+@kernel
+def evict(ms, cpu, f):
+    """Take frame f away from its page; OK, or ST_SWAP_FULL (the page then stays).
+
+    Requires the machine lock.  Leaves f owned by nobody and not on the free
+    stack: the caller reuses it.
+    """
+    owner, vpn, pi, slot = ms.ft[f, FT_OWNER], ms.ft[f, FT_VPN], ms.ft[f, FT_PTE] >> 2, ms.ft[f, FT_SLOT]
+    prot = np.int64(ms.words[pi]) & (PTE_W | PTE_U)
+    new_slot = slot_alloc(ms) if slot < 0 else -1
+    use = slot if slot >= 0 else new_slot
+    # one atomic exchange: the page stops being present and we learn its final Dirty bit
+    old = np.int64(atomic_xchg(ms.words, pi, pte_swapped(use, prot) if use >= 0 else 0))
+    shootdown(ms, cpu, owner, vpn, False)
+    st = owner * ST_COLS
+    if old & PTE_D:
+        if use < 0:
+            atomic_store(ms.words, pi, old)  # nowhere to write it: the page stays mapped
+            return ST_SWAP_FULL
+        swap_write(ms, f, use)
+        ms.pstats[st + S_PAGE_OUT] += 1
+        ms.pstats[st + S_SWAP_BYTES_OUT] += 4096
+    elif slot < 0:
+        # clean and never swapped: the image or zeros are its copy; forget the slot
+        atomic_store(ms.words, pi, 0)
+        if new_slot >= 0:
+            slot_free(ms, new_slot)
+    ms.pstats[st + S_EVICT] += 1
+    frame_take(ms, f, FREE, -1, 0, -1)
+    return OK
+
+
+@kernel
+def frame_get(ms, cpu, cur_pid):
+    """A frame for a new owner (contents undefined): a free one, else a victim evicted.
+
+    Returns the frame number, or ST_NO_FRAME / ST_SWAP_FULL.  Requires the lock.
+    """
+    n = ms.kv[KV_FREE]
+    if n > 0:
+        ms.kv[KV_FREE] = n - 1
+        return ms.freel[n - 1]
+    v = policy_choose_victim(ms.words, ms.ft, ms.pol, ms.tlb, cpu, cur_pid)
+    if v < 0:
+        return ST_NO_FRAME
+    st = evict(ms, cpu, v)
+    if st < 0:
+        policy_on_map(ms.ft, ms.pol, v)  # it stays resident: back into the policy's view
+        return st
+    return v
+
+
+# ---- the fault handler ----------------------------------------------------------------------
+
+
+@kernel
+def region_of(ms, pid, va):
+    """(R_* kind, writable) of virtual address `va` in process `pid`."""
+    b = pid * P_COLS
+    if IMAGE_BASE <= va < ms.procs[b + P_IMG_HI]:
+        return R_IMAGE, ms.procs[b + P_IMG_W]
+    if ms.procs[b + P_HEAP_LO] <= va < ms.procs[b + P_HEAP_HI]:
+        return R_ZERO, 1
+    if ms.procs[b + P_STACK_LO] <= va < ms.procs[b + P_STACK_HI]:
+        return R_ZERO, 1
+    if va >= KERNEL_BASE:
+        return R_KERNEL, 1
+    return R_NONE, 0
+
+
+@kernel
+def fill_from_image(ms, pid, f, vpn):
+    """Copy page `vpn` of process `pid`'s image into frame f, zeros past the image's end."""
+    b = pid * P_COLS
+    img = ms.images[ms.procs[b + P_IMAGE]]
+    off = (vpn << 12) - IMAGE_BASE
+    n = min(4096, ms.procs[b + P_IMG_LEN] - off)
+    n = max(n, 0)
+    base = f * 4096
+    ms.bytes[base : base + n] = img[off : off + n]
+    ms.bytes[base + n : base + 4096] = 0
+    return n
+
+
+@kernel
+def table_for(ms, cpu, pid, va):
+    """Physical address of the PTE for `va`, installing a (pinned, zeroed) table if needed.
+
+    Returns the address, or ST_NO_FRAME / ST_SWAP_FULL.  Requires the lock.
+    """
+    pgdir = ms.procs[pid * P_COLS + P_PGDIR]
+    pte_pa = pt_walk(ms.words, pgdir, va)
+    if pte_pa >= 0:
+        return pte_pa
+    t = frame_get(ms, cpu, pid)
+    if t < 0:
+        return t
+    frame_zero(ms, t)
+    pdx = (va >> PDX_SHIFT) & 0x3FF
+    frame_take(ms, t, pid, pdx, FF_PINNED | FF_TABLE, pgdir + 4 * pdx)
+    pde_install(ms.words, pgdir, va, t, PTE_W | PTE_U)
+    ms.pstats[pid * ST_COLS + S_TABLES] += 1
+    return pt_walk(ms.words, pgdir, va)
+
+
+@kernel
+def fault_locked(ms, cpu, pid, va, write, user):
+    """Serve a not-present fault of process `pid` at `va`; OK or an ST_* status.
+
+    Requires the machine lock.  OK means the page is now present (possibly
+    because another CPU served it first); the caller walks again.
+    """
+    st = pid * ST_COLS
+    pte_pa = pt_walk(ms.words, ms.procs[pid * P_COLS + P_PGDIR], va)
+    if pte_pa >= 0 and (np.int64(ms.words[pte_pa >> 2]) & PTE_P):
+        ms.pstats[st + S_RACE] += 1
+        return OK
+    kind, writable = region_of(ms, pid, va)
+    if kind == R_KERNEL:
+        return ST_PROT_USER if user else ST_SEGV
+    if kind == R_NONE:
+        return ST_SEGV
+    if write and not writable:
+        return ST_PROT_WRITE
+    ms.pstats[st + S_FAULTS] += 1
+    pte_pa = table_for(ms, cpu, pid, va)
+    if pte_pa < 0:
+        return pte_pa
+    f = frame_get(ms, cpu, pid)
+    if f < 0:
+        return f
+    vpn = va >> 12
+    slot = pte_slot(np.int64(ms.words[pte_pa >> 2]))
+    if slot >= 0:
+        swap_read(ms, f, slot)
+        ms.pstats[st + S_SWAP_IN] += 1
+        ms.pstats[st + S_SWAP_BYTES_IN] += 4096
+    elif kind == R_IMAGE:
+        ms.pstats[st + S_IMAGE_BYTES_IN] += fill_from_image(ms, pid, f, vpn)
+        ms.pstats[st + S_IMAGE_IN] += 1
+    else:
+        frame_zero(ms, f)
+        ms.pstats[st + S_ZERO_FILL] += 1
+    frame_take(ms, f, pid, vpn, 0, pte_pa)
+    ms.ft[f, FT_SLOT] = slot
+    policy_on_map(ms.ft, ms.pol, f)
+    prot = PTE_U | (PTE_W if writable else 0) | PTE_A
+    atomic_store(ms.words, pte_pa >> 2, pte_make(f, prot))  # publish after the frame is filled
+    return OK
+
+
+# ---- translation: what a CPU does on every access --------------------------------------------
+
+
+@kernel
+def vm_translate_slow(ms, cpu, va, write, user):
+    """TLB miss: walk, and on a not-present entry run the fault handler; pa or ST_*."""
+    base = cpu * CPU_STRIDE
+    pid = ms.cpus[base + C_PID]
+    ms.cstats[cpu * ST_COLS + S_TLB_MISSES] += 1
+    while True:
+        pte = mmu_walk(ms.words, ms.cpus[base + C_CR3], va, write, user)
+        if pte >= 0:
+            tlb_fill(ms.tlb, cpu, va, pte)
+            if ms.kv[KV_LRU]:
+                policy_on_access(ms.ft, ms.pol, (pte >> 12) & 0xFFFFF)
+            return ((pte >> 12) << 12 | (va & 0xFFF)) & 0xFFFFFFFF
+        status = pte
+        if pte == TR_NOT_PRESENT:
+            machine_lock(ms, cpu)
+            status = fault_locked(ms, cpu, pid, va, write, user)
+            machine_unlock(ms)
+            if status == OK:
+                continue
+        ms.cpus[base + C_FAULT_VA] = va
+        if status == ST_SEGV:
+            atomic_add(ms.pstats, pid * ST_COLS + S_SEGV, 1)
+        elif status == ST_PROT_USER or status == ST_PROT_WRITE:
+            atomic_add(ms.pstats, pid * ST_COLS + S_PROT, 1)
+        return status
+
+
+@inline_kernel
+def vm_translate(ms, cpu, va, write, user):
+    """Physical address of virtual `va` for CPU `cpu` (entered with cpu_enter), or ST_* < 0.
+
+    `write` and `user` are 0/1.  The TLB-hit path is a poll, a load and a
+    compare; misses and faults go to vm_translate_slow.  Usable from any kernel.
+    """
+    cpu_poll(ms, cpu)
+    pa = tlb_lookup(ms.tlb, cpu, va, tlb_need(write, user))
+    if pa >= 0:
+        if ms.kv[KV_LRU]:
+            policy_on_access(ms.ft, ms.pol, pa >> 12)
+        return pa
+    return vm_translate_slow(ms, cpu, va, write, user)
+
+
+# ---- boot, processes, pinning (all under the machine lock) -----------------------------------
+
+
+@kernel
+def kernel_boot(ms, kframes):
+    """Set up kernel memory (frames 0..kframes-1), the kernel page table, the free stack."""
+    nframes = ms.kv[KV_NFRAMES]
+    for f in range(nframes):
+        frame_take(ms, f, FREE, -1, 0, -1)
+    kpt = kframes
+    for f in range(kframes + 1):
+        frame_take(ms, f, KERNEL, (KERNEL_BASE >> 12) + f, FF_PINNED | FF_KERNEL, kpt * 4096 + 4 * f)
+        frame_zero(ms, f)
+    ms.ft[kpt, FT_FLAGS] |= FF_TABLE
+    ms.ft[kpt, FT_VPN] = -1
+    ms.ft[kpt, FT_PTE] = -1
+    for f in range(kframes):
+        ms.words[kpt * 1024 + f] = np.uint32(pte_make(f, PTE_W | PTE_G | PTE_A | PTE_D))
+    n = 0
+    for f in range(nframes - 1, kframes, -1):  # lowest free frame on top
+        ms.freel[n] = f
+        n += 1
+    ms.kv[KV_FREE] = n
+    ms.kv[KV_KPT] = kpt * 4096
+    ms.kv[KV_KFRAMES] = kframes
+
+
+@kernel
+def proc_setup_locked(ms, cpu, pid):
+    """Give process `pid` a page directory with the kernel table mapped; OK or ST_*."""
+    d = frame_get(ms, cpu, pid)
+    if d < 0:
+        return d
+    frame_zero(ms, d)
+    frame_take(ms, d, pid, -1, FF_PINNED | FF_TABLE, -1)
+    pde_install(ms.words, d * 4096, KERNEL_BASE, ms.kv[KV_KPT] >> 12, PTE_W)  # supervisor-only
+    ms.procs[pid * P_COLS + P_PGDIR] = d * 4096
+    return OK
+
+
+@kernel
+def proc_teardown_locked(ms, cpu, pid):
+    """Free every frame and swap slot of process `pid` (which no CPU may be running)."""
+    shootdown(ms, cpu, pid, -1, True)
+    pgdir = ms.procs[pid * P_COLS + P_PGDIR]
+    for i in range(KERNEL_BASE >> PDX_SHIFT):
+        pde = np.int64(ms.words[(pgdir >> 2) + i])
+        if not (pde & PTE_P):
+            continue
+        t = (pde >> 12) * 1024
+        for j in range(1024):
+            s = pte_slot(np.int64(ms.words[t + j]))
+            if s >= 0:
+                slot_free(ms, s)
+    for f in range(ms.kv[KV_NFRAMES]):
+        if ms.ft[f, FT_OWNER] == pid:
+            if ms.ft[f, FT_SLOT] >= 0:
+                slot_free(ms, ms.ft[f, FT_SLOT])
+            frame_release(ms, f)
+    ms.procs[pid * P_COLS + P_PGDIR] = -1
+
+
+@kernel
+def pin_locked(ms, cpu, pid, va, pin):
+    """Pin (or unpin) the page at `va` of process `pid`, paging it in first; OK or ST_*."""
+    while True:
+        pte_pa = pt_walk(ms.words, ms.procs[pid * P_COLS + P_PGDIR], va)
+        if pte_pa >= 0:
+            pte = np.int64(ms.words[pte_pa >> 2])
+            if pte & PTE_P:
+                f = (pte >> 12) & 0xFFFFF
+                if pin:
+                    ms.ft[f, FT_FLAGS] |= FF_PINNED
+                else:
+                    ms.ft[f, FT_FLAGS] &= ~FF_PINNED
+                return OK
+        if not pin:
+            return OK
+        st = fault_locked(ms, cpu, pid, va, 0, 1)
+        if st < 0:
+            return st
+
+
+@kernel
+def locked_call_setup(ms, cpu, pid):
+    """proc_setup_locked under the machine lock."""
+    machine_lock(ms, cpu)
+    st = proc_setup_locked(ms, cpu, pid)
+    machine_unlock(ms)
+    return st
+
+
+@kernel
+def locked_call_teardown(ms, cpu, pid):
+    """proc_teardown_locked under the machine lock."""
+    machine_lock(ms, cpu)
+    proc_teardown_locked(ms, cpu, pid)
+    machine_unlock(ms)
+
+
+@kernel
+def locked_call_pin(ms, cpu, pid, va, pin):
+    """pin_locked under the machine lock."""
+    machine_lock(ms, cpu)
+    st = pin_locked(ms, cpu, pid, va, pin)
+    machine_unlock(ms)
+    return st

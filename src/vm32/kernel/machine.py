@@ -1,0 +1,478 @@
+"""The Python face of the kernel: `Machine` (frames, swap, policy, CPUs) and `Process`.
+
+    m = Machine(frames=64, swap="4M", policy="clock", tlb_entries=64)
+    p = m.spawn(image=b"...code and data...", heap_size=1 << 20)
+    p.write(p.heap_base, b"hello"); p.read(p.heap_base, 5); p.store_u32(...); p.load_u32(...)
+    m.stats(); p.page_table(); m.frame_table(); m.close()
+
+Each host thread that calls the API is one CPU (assigned on first use, up to
+`cpus`), with its own TLB; the compiled code does all the work and takes the
+machine lock itself (see sync.py), so several threads may use the machine at
+once.  The Python layer validates arguments, owns the arrays and the files, and
+turns ST_* statuses into vm32.errors exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+
+import numpy as np
+
+from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
+from vm32.kernel import access, fault
+from vm32.kernel.layout import (
+    C_FAULT_VA,
+    CPU_STRIDE,
+    DEFAULT_HEAP,
+    DEFAULT_STACK,
+    FT_COLS,
+    IMAGE_BASE,
+    KERNEL_BASE,
+    KV_FREE,
+    KV_KFRAMES,
+    KV_LRU,
+    KV_MAXPROC,
+    KV_NCPU,
+    KV_NFRAMES,
+    KV_NSLOTS,
+    KV_SIZE,
+    KV_SLOTS_FREE,
+    MAX_KERNEL_FRAMES,
+    OK,
+    P_COLS,
+    P_HEAP_HI,
+    P_HEAP_LO,
+    P_IMAGE,
+    P_IMG_HI,
+    P_IMG_LEN,
+    P_IMG_W,
+    P_STACK_HI,
+    P_STACK_LO,
+    P_STATE,
+    PS_EXITING,
+    PS_FREE,
+    PS_LIVE,
+    C_BUSY,
+    C_PID,
+    ST_COLS,
+    ST_DEAD,
+    ST_NO_FRAME,
+    ST_PROT_USER,
+    ST_PROT_WRITE,
+    ST_SEGV,
+    ST_SWAP_FULL,
+    STAT_NAMES,
+    STACK_TOP,
+    STATUS_NAMES,
+)
+from vm32.kernel.policies import P_LRU, make_policy_state, policy_id, policy_name
+from vm32.kernel.state import MachineState, new_image_list
+from vm32.kernel.swap import SwapDevice
+from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
+from vm32.mmu.entry import PT_SPAN
+from vm32.mmu.tlb import make_tlbs
+
+MIN_FRAMES = 8
+
+
+def _page_up(n: int) -> int:
+    return (n + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+
+
+def _positive_int(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidArgument(f"{name} must be an integer >= {low}, not {value!r}")
+    return int(value)
+
+
+class Machine:
+    """An emulated i386-style machine: `frames` physical frames of 4 KiB, a swap file,
+    a replacement `policy`, and `cpus` CPUs each with a TLB of `tlb_entries` entries.
+
+    `swap` is a size (bytes or "16M"); `swap_path` a file to use (default: a
+    temporary file, deleted by `close`).  `kernel_frames` frames of kernel memory
+    are mapped supervisor-only at KERNEL_BASE in every process.  `seed` seeds
+    the random policy, `nru_period` is NRU's Accessed-bit reset period (in victim
+    choices).  Use as a context manager or call `close()`.
+    """
+
+    def __init__(
+        self,
+        frames: int = 256,
+        swap: int | str = "16M",
+        policy: str = "fifo",
+        tlb_entries: int = 64,
+        *,
+        cpus: int = 4,
+        kernel_frames: int = 1,
+        swap_path: str | os.PathLike | None = None,
+        seed: int = 1,
+        nru_period: int = 16,
+        max_processes: int = 64,
+    ):
+        frames = _positive_int("frames", frames, MIN_FRAMES)
+        if frames > 1 << 20:
+            raise InvalidArgument(f"frames={frames} exceeds the 4 GiB (1048576 frames) of a 32-bit machine")
+        tlb_entries = _positive_int("tlb_entries", tlb_entries)
+        if tlb_entries & (tlb_entries - 1):
+            raise InvalidArgument(f"tlb_entries must be a power of two (it is direct-mapped), not {tlb_entries}")
+        cpus = _positive_int("cpus", cpus)
+        kernel_frames = _positive_int("kernel_frames", kernel_frames)
+        if kernel_frames > min(MAX_KERNEL_FRAMES, frames - 4):
+            raise InvalidArgument(f"kernel_frames={kernel_frames} leaves too few of the {frames} frames")
+        max_processes = _positive_int("max_processes", max_processes)
+        kind = policy_id(policy)
+        self.policy = policy_name(kind)
+        self.mem = PhysicalMemory(frames * PAGE_SIZE)
+        self.swap = SwapDevice(parse_size(swap), swap_path)
+        self._tempfiles: list[str] = []
+        self._image_maps: list = []
+        kv = np.zeros(KV_SIZE, dtype=np.int64)
+        kv[KV_NFRAMES], kv[KV_NSLOTS], kv[KV_SLOTS_FREE] = frames, self.swap.slots, self.swap.slots
+        kv[KV_LRU], kv[KV_NCPU], kv[KV_MAXPROC] = int(kind == P_LRU), cpus, max_processes
+        cpu_regs = np.zeros(cpus * CPU_STRIDE, dtype=np.int64)
+        cpu_regs[C_PID::CPU_STRIDE] = -1
+        self.ms = MachineState(
+            words=self.mem.words,
+            bytes=self.mem.bytes,
+            ft=np.zeros((frames, FT_COLS), dtype=np.int64),
+            freel=np.zeros(frames, dtype=np.int64),
+            pol=make_policy_state(kind, frames, seed, nru_period),
+            swapw=self.swap.words,
+            slots=self.swap.free_stack,
+            images=new_image_list(),
+            procs=np.zeros(max_processes * P_COLS, dtype=np.int64),
+            pstats=np.zeros(max_processes * ST_COLS, dtype=np.int64),
+            cstats=np.zeros(cpus * ST_COLS, dtype=np.int64),
+            tlb=make_tlbs(cpus, tlb_entries),
+            cpus=cpu_regs,
+            kv=kv,
+        )
+        fault.kernel_boot(self.ms, kernel_frames)
+        self.frames, self.cpus, self.tlb_entries, self.kernel_frames = frames, cpus, tlb_entries, kernel_frames
+        self.processes: dict[int, Process] = {}
+        self._exited_stats = np.zeros(ST_COLS, dtype=np.int64)
+        self._api_lock = threading.Lock()  # guards the Python-side tables (cpu map, process dict)
+        self._cpu_owner: dict[int, threading.Thread] = {}
+        self._local = threading.local()
+        self.closed = False
+
+    # ---- CPUs -----------------------------------------------------------------------------
+    def cpu(self) -> int:
+        """The CPU of the calling host thread (assigned on its first call)."""
+        c = getattr(self._local, "cpu", None)
+        if c is not None:
+            return c
+        with self._api_lock:
+            for cid, th in list(self._cpu_owner.items()):
+                if not th.is_alive():
+                    del self._cpu_owner[cid]
+            free = [c for c in range(self.cpus) if c not in self._cpu_owner]
+            if not free:
+                raise InvalidArgument(f"more host threads than the machine's {self.cpus} CPUs; use Machine(cpus=...)")
+            c = free[0]
+            self._cpu_owner[c] = threading.current_thread()
+        self._local.cpu = c
+        return c
+
+    # ---- processes --------------------------------------------------------------------------
+    def spawn(
+        self,
+        image: str | os.PathLike | bytes | bytearray | None = None,
+        *,
+        heap_size: int = DEFAULT_HEAP,
+        stack_size: int = DEFAULT_STACK,
+        writable_image: bool = True,
+    ) -> "Process":
+        """Create a process whose code/data are paged in on demand from `image`.
+
+        `image` is a file path, or bytes (written to a temporary file first, so
+        the image always lives on disk), or None (no image).  The image is
+        mapped at IMAGE_BASE, the zero-filled heap of `heap_size` bytes follows
+        it, and a zero-filled stack of `stack_size` bytes ends at STACK_TOP.
+        """
+        self._check_open()
+        path, data = self._image_file(image)
+        heap_size = _positive_int("heap_size", heap_size, 0)
+        stack_size = _positive_int("stack_size", stack_size, 0)
+        img_hi = IMAGE_BASE + _page_up(len(data))
+        heap_lo, heap_hi = img_hi, img_hi + _page_up(heap_size)
+        stack_lo = STACK_TOP - _page_up(stack_size)
+        if heap_hi > stack_lo:
+            raise InvalidArgument(
+                f"image ({len(data)} bytes) + heap ({heap_size}) + stack ({stack_size}) do not fit below {KERNEL_BASE:#x}"
+            )
+        cpu = self.cpu()
+        with self._api_lock:
+            pid = self._free_pid()
+            img_index = len(self.ms.images)
+            self.ms.images.append(data)
+            self._image_maps.append(data)
+            row = self.ms.procs[pid * P_COLS : (pid + 1) * P_COLS]
+            row[:] = 0
+            row[P_IMAGE], row[P_IMG_LEN], row[P_IMG_HI], row[P_IMG_W] = img_index, len(data), img_hi, int(writable_image)
+            row[P_HEAP_LO], row[P_HEAP_HI], row[P_STACK_LO], row[P_STACK_HI] = heap_lo, heap_hi, stack_lo, STACK_TOP
+            self.ms.pstats[pid * ST_COLS : (pid + 1) * ST_COLS] = 0
+            row[P_STATE] = PS_EXITING  # reserved, not yet runnable
+            st = fault.locked_call_setup(self.ms, cpu, pid)
+            if st != OK:
+                row[P_STATE] = PS_FREE
+                self._raise(st, 0, f"spawning a process on a machine of {self.frames} frames")
+            row[P_STATE] = PS_LIVE
+            proc = Process(self, pid, path, heap_lo, heap_hi, stack_lo, STACK_TOP, len(data))
+            self.processes[pid] = proc
+        return proc
+
+    def _free_pid(self) -> int:
+        states = self.ms.procs[P_STATE::P_COLS]
+        free = np.flatnonzero(states == PS_FREE)
+        if not len(free):
+            raise OutOfMemory(f"the process table is full ({len(states)} processes); use Machine(max_processes=...)")
+        return int(free[0])
+
+    def _image_file(self, image) -> tuple[str | None, np.ndarray]:
+        if image is None:
+            return None, self.ms.images[0]
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            fd, path = tempfile.mkstemp(prefix="vm32-image-", suffix=".img")
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(image))
+            self._tempfiles.append(path)
+        elif isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            if not os.path.isfile(path):
+                raise InvalidArgument(f"image file {path} does not exist")
+        else:
+            raise InvalidArgument(f"image must be a path, bytes or None, not {type(image).__name__}")
+        size = os.path.getsize(path)
+        if size > STACK_TOP - IMAGE_BASE:
+            raise InvalidArgument(f"image {path} ({size} bytes) does not fit in the address space")
+        if size == 0:
+            return path, self.ms.images[0]
+        data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # read-only mapping of the file
+        return path, data
+
+    def _exit(self, proc: "Process") -> None:
+        cpu = self.cpu()
+        with self._api_lock:
+            base = proc.pid * P_COLS
+            self.ms.procs[base + P_STATE] = PS_EXITING
+            for c in range(self.cpus):  # nobody may be running it now (cpu_enter re-checks the state)
+                if self.ms.cpus[c * CPU_STRIDE + C_PID] == proc.pid and self.ms.cpus[c * CPU_STRIDE + C_BUSY]:
+                    self.ms.procs[base + P_STATE] = PS_LIVE
+                    raise InvalidArgument(f"process {proc.pid} is running on CPU {c}; wait for it to stop")
+            fault.locked_call_teardown(self.ms, cpu, proc.pid)
+            proc.final_stats = self._stats_row(proc.pid)
+            self._exited_stats += self.ms.pstats[proc.pid * ST_COLS : (proc.pid + 1) * ST_COLS]
+            self.ms.procs[base + P_STATE] = PS_FREE
+            del self.processes[proc.pid]
+
+    # ---- errors -------------------------------------------------------------------------------
+    def _raise(self, status: int, va: int, what: str) -> None:
+        reason = STATUS_NAMES.get(status, f"status {status}")
+        if status == ST_SEGV:
+            raise SegmentationFault(f"segmentation fault at {va:#010x} ({what}): {reason}")
+        if status in (ST_PROT_USER, ST_PROT_WRITE):
+            raise ProtectionFault(f"protection fault at {va:#010x} ({what}): {reason}")
+        if status == ST_NO_FRAME:
+            raise OutOfMemory(
+                f"out of memory ({what}): {reason}; the machine has {self.frames} frames, "
+                f"{self.pinned_frames()} pinned - use more frames or fewer processes"
+            )
+        if status == ST_SWAP_FULL:
+            raise OutOfMemory(f"out of memory ({what}): {reason} ({self.swap.slots} slots); use a larger swap")
+        if status == ST_DEAD:
+            raise InvalidArgument(f"{what}: {reason}")
+        raise VM32Error(f"{what}: {reason}")
+
+    def _fault_va(self, cpu: int) -> int:
+        return int(self.ms.cpus[cpu * CPU_STRIDE + C_FAULT_VA])
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise InvalidArgument("the machine is closed")
+
+    # ---- statistics and inspection ------------------------------------------------------------
+    def _stats_row(self, pid: int) -> dict[str, int]:
+        row = self.ms.pstats[pid * ST_COLS : (pid + 1) * ST_COLS]
+        return _stats_dict(row)
+
+    def stats(self) -> dict[str, int]:
+        """Machine-wide counters: every process's, exited ones included, plus frame/swap usage."""
+        total = self._exited_stats.copy()
+        for pid in self.processes:
+            total += self.ms.pstats[pid * ST_COLS : (pid + 1) * ST_COLS]
+        d = _stats_dict(total)
+        d["frames"] = self.frames
+        d["free_frames"] = int(self.ms.kv[KV_FREE])
+        d["pinned_frames"] = self.pinned_frames()
+        d["swap_slots"] = self.swap.slots
+        d["swap_slots_used"] = int(self.ms.kv[KV_NSLOTS] - self.ms.kv[KV_SLOTS_FREE])
+        return d
+
+    def pinned_frames(self) -> int:
+        """Number of pinned frames (kernel memory, page directories and tables, pinned pages)."""
+        from vm32.kernel.layout import FF_PINNED, FT_FLAGS
+
+        return int(np.count_nonzero(self.ms.ft[:, FT_FLAGS] & FF_PINNED))
+
+    def frame_table(self, limit: int | None = None):
+        """The frame table as a rich Table (owner, virtual page, pinned, A/D, slot)."""
+        from vm32.kernel.inspect import frame_table
+
+        return frame_table(self, limit)
+
+    def close(self) -> None:
+        """Release memory, unmap images, delete the temporary swap and image files."""
+        if self.closed:
+            return
+        self.closed = True
+        self.swap.close()
+        self._image_maps.clear()
+        for p in self._tempfiles:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        self.mem.close()
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Machine(frames={self.frames}, swap_slots={self.swap.slots}, policy={self.policy!r}, "
+            f"tlb_entries={self.tlb_entries}, cpus={self.cpus})"
+        )
+
+
+def _stats_dict(row: np.ndarray) -> dict[str, int]:
+    d = {name: int(row[i]) for i, name in STAT_NAMES.items()}
+    d["tlb_hits"] = d["accesses"] - d["tlb_misses"]
+    return d
+
+
+class Process:
+    """A process of a `Machine`: its own 32-bit address space (see layout.py).
+
+    All accessors work in user mode unless ``user=False`` (a kernel thread's
+    supervisor access through this address space).  Faults are handled
+    transparently; an access no mapping allows raises SegmentationFault or
+    ProtectionFault naming the address and the reason.
+    """
+
+    def __init__(self, machine: Machine, pid: int, image_path, heap_base, heap_end, stack_base, stack_top, image_size):
+        self.machine, self.pid, self.image_path = machine, pid, image_path
+        self.image_base, self.image_size = IMAGE_BASE, image_size
+        self.heap_base, self.heap_end = heap_base, heap_end
+        self.stack_base, self.stack_top = stack_base, stack_top
+        self.final_stats: dict[str, int] | None = None
+
+    @property
+    def alive(self) -> bool:
+        """True until `exit` is called."""
+        return self.final_stats is None
+
+    def _check_range(self, va: int, n: int) -> None:
+        if isinstance(va, bool) or not isinstance(va, (int, np.integer)) or not 0 <= va < 1 << 32:
+            raise InvalidArgument(f"address {va!r} is not a 32-bit address")
+        if n < 0 or va + n > 1 << 32:
+            raise InvalidArgument(f"range {va:#x}+{n} leaves the 32-bit address space")
+        if not self.alive:
+            raise InvalidArgument(f"process {self.pid} has exited")
+
+    def _done(self, st: int, cpu: int, what: str) -> None:
+        if st != OK:
+            self.machine._raise(st, self.machine._fault_va(cpu), f"process {self.pid}, {what}")
+
+    def read(self, va: int, n: int, *, user: bool = True) -> bytes:
+        """The `n` bytes at virtual address `va`."""
+        self._check_range(va, n)
+        out = np.empty(n, dtype=np.uint8)
+        cpu = self.machine.cpu()
+        self._done(access.k_copy_out(self.machine.ms, cpu, self.pid, va, out, int(user)), cpu, f"read of {n} bytes")
+        return out.tobytes()
+
+    def write(self, va: int, data: bytes | bytearray | memoryview, *, user: bool = True) -> None:
+        """Copy `data` to virtual address `va`."""
+        buf = np.frombuffer(bytes(data), dtype=np.uint8)
+        self._check_range(va, len(buf))
+        cpu = self.machine.cpu()
+        self._done(access.k_copy_in(self.machine.ms, cpu, self.pid, va, buf, int(user)), cpu, f"write of {len(buf)} bytes")
+
+    def _check_word(self, va: int) -> None:
+        self._check_range(va, 4)
+        if va & 3:
+            raise InvalidArgument(f"word address {va:#x} is not a multiple of 4")
+
+    def load_u32(self, va: int, *, user: bool = True) -> int:
+        """The little-endian 32-bit word at `va` (a multiple of 4)."""
+        self._check_word(va)
+        cpu = self.machine.cpu()
+        v = access.k_load_u32(self.machine.ms, cpu, self.pid, va, int(user))
+        if v < 0:
+            self._done(int(v), cpu, "32-bit load")
+        return int(v)
+
+    def store_u32(self, va: int, value: int, *, user: bool = True) -> None:
+        """Store the 32-bit `value` at `va` (a multiple of 4)."""
+        self._check_word(va)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 32:
+            raise InvalidArgument(f"value {value!r} does not fit in 32 bits")
+        cpu = self.machine.cpu()
+        self._done(access.k_store_u32(self.machine.ms, cpu, self.pid, va, int(value), int(user)), cpu, "32-bit store")
+
+    def fill_pattern(self, va: int, nwords: int, seed: int) -> None:
+        """Write a pseudo-random pattern (a hash of `seed` and the address) over `nwords` words."""
+        self._pattern(va, nwords, seed, 0)
+
+    def check_pattern(self, va: int, nwords: int, seed: int) -> int:
+        """Read back `nwords` words written by fill_pattern; return the number that differ."""
+        return self._pattern(va, nwords, seed, 1)
+
+    def _pattern(self, va: int, nwords: int, seed: int, check: int) -> int:
+        self._check_word(va)
+        self._check_range(va, 4 * nwords)
+        counts = np.zeros(2, dtype=np.int64)
+        cpu = self.machine.cpu()
+        st = access.k_pattern(self.machine.ms, cpu, self.pid, va, nwords, seed, check, counts)
+        self._done(st, cpu, "pattern " + ("check" if check else "fill"))
+        return int(counts[1])
+
+    def pin(self, va: int) -> None:
+        """Page in the page holding `va` and pin its frame: it is never evicted until unpinned."""
+        self._pin(va, 1)
+
+    def unpin(self, va: int) -> None:
+        """Let the page holding `va` be evicted again."""
+        self._pin(va, 0)
+
+    def _pin(self, va: int, pin: int) -> None:
+        self._check_range(va, 1)
+        cpu = self.machine.cpu()
+        self._done(fault.locked_call_pin(self.machine.ms, cpu, self.pid, va, pin), cpu, "pin" if pin else "unpin")
+
+    def stats(self) -> dict[str, int]:
+        """This process's counters (accesses, TLB hits/misses, faults by kind, paging traffic)."""
+        if self.final_stats is not None:
+            return dict(self.final_stats)
+        return self.machine._stats_row(self.pid)
+
+    def page_table(self):
+        """This process's page table as a rich Table (page, frame, flags, where it lives)."""
+        from vm32.kernel.inspect import page_table
+
+        return page_table(self)
+
+    def exit(self) -> None:
+        """End the process: free its frames, page tables and swap slots."""
+        if self.alive:
+            self.machine._exit(self)
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, image={self.image_path!r}, alive={self.alive})"

@@ -1,0 +1,36 @@
+"""Second chance (clock): sweep a hand over the frames; a referenced page loses its
+Accessed bit and is passed over once, the first unreferenced evictable page goes."""
+
+from __future__ import annotations
+
+from vm32.jit import kernel
+from vm32.kernel.frametable import frame_clear_referenced, frame_evictable
+from vm32.kernel.policies.base import POL_HAND, POL_NFRAMES
+
+
+@kernel
+def on_map(ft, pol, f):
+    """Clock needs no bookkeeping on load: the MMU's Accessed bit is its reference bit."""
+
+
+@kernel
+def on_access(ft, pol, f):
+    """Clock ignores uses (the Accessed bit records them)."""
+
+
+@kernel
+def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+    """The first evictable frame at or after the hand whose Accessed bit is clear; -1 if none."""
+    n = pol[POL_NFRAMES]
+    hand = pol[POL_HAND]
+    for _ in range(2 * n + 1):  # two sweeps clear every bit, so the third finds a victim
+        f = hand
+        hand = hand + 1 if hand + 1 < n else 0
+        if not frame_evictable(ft, f):
+            continue
+        if frame_clear_referenced(words, ft, f, tlb, cpu, cur_pid):
+            continue
+        pol[POL_HAND] = hand
+        return f
+    pol[POL_HAND] = hand
+    return -1

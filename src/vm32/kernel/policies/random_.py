@@ -1,0 +1,49 @@
+"""Random replacement, seeded: a xorshift64 generator in the policy state picks frames
+until it hits an evictable one (after 64 misses, the next evictable frame after the
+last pick), so runs with the same seed evict the same frames."""
+
+from __future__ import annotations
+
+from vm32.jit import kernel
+from vm32.kernel.frametable import frame_evictable
+from vm32.kernel.policies.base import POL_NFRAMES, POL_RNG
+
+
+@kernel
+def next_random(pol):
+    """Advance the xorshift64 state and return a non-negative 63-bit number."""
+    x = pol[POL_RNG]
+    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
+    x ^= x >> 7
+    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
+    x &= 0x7FFFFFFFFFFFFFFF
+    if x == 0:
+        x = 1
+    pol[POL_RNG] = x
+    return x
+
+
+@kernel
+def on_map(ft, pol, f):
+    """Random needs no bookkeeping."""
+
+
+@kernel
+def on_access(ft, pol, f):
+    """Random ignores uses."""
+
+
+@kernel
+def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+    """A pseudo-random evictable frame; -1 if none."""
+    n = pol[POL_NFRAMES]
+    f = 0
+    for _ in range(64):
+        f = next_random(pol) % n
+        if frame_evictable(ft, f):
+            return f
+    for _ in range(n):
+        f = f + 1 if f + 1 < n else 0
+        if frame_evictable(ft, f):
+            return f
+    return -1

@@ -1,0 +1,179 @@
+"""Concurrency: the machine lock, TLB shootdown, and CPU entry/exit.
+
+Several host threads run compiled code at once, each as one CPU with its own
+TLB (``tlb[cpu]``).  The scheme, and why it is safe:
+
+1. **One machine lock** (``kv[KV_LOCK]``, a compare-and-swap spin lock taken in
+   compiled code) serialises every change of page tables, frame table, swap
+   slots and policy state: all fault handling, spawn, exit, pin.  The TLB-hit
+   path and the page walk take no lock.
+
+2. **The MMU updates PTEs with compare-and-swap** (Accessed, Dirty), and the
+   kernel takes a page away with an atomic exchange of its PTE.  So the kernel
+   reads the final Dirty bit in the same instant the page stops being present;
+   a CPU that tries to set Dirty afterwards sees its CAS fail, walks again and
+   faults (waiting on the lock).  A write through a TLB entry that already
+   knows Dirty is set can still happen, but then Dirty was set in the old PTE
+   and the kernel will write the page out - after step 3.
+
+3. **Shootdown with acknowledgement.**  Before a frame is copied out or reused,
+   the evicting CPU invalidates its own TLB entry and posts a request into every
+   other CPU's slot (``C_REQ``: one page, or escalated to flush-all if a request
+   is still pending), then waits until each CPU that is *busy* has acknowledged
+   (cleared its slot) or left compiled code.  A CPU polls its slot at the start
+   of every translation (`cpu_poll`), i.e. between two accesses: when it
+   acknowledges, the access that used the old translation has completed, and its
+   store is visible before the acknowledgement (seq_cst atomics).  A CPU that
+   waits for the lock polls too, so two faulting CPUs never deadlock.
+
+4. **Busy flag (Dekker handshake).**  A CPU not busy (its thread is in Python
+   or elsewhere) is not waited for: it sets busy, fences, and polls on entry, so
+   it applies any pending request before its first translation.  The poster
+   writes the request, fences, then reads busy: one of the two always sees the
+   other.
+
+Only the CPU itself writes its TLB; other CPUs only post requests.  The cost on
+the hot path is one atomic (plain on x86) load of the CPU's own slot per access.
+A busy CPU must translate (or call `cpu_poll`) regularly: a CPU computing for a
+long time without memory accesses delays evictions on other CPUs.
+"""
+
+from __future__ import annotations
+
+from vm32.jit import inline_kernel, kernel
+from vm32.kernel.layout import (
+    C_BUSY,
+    C_CR3,
+    C_MISS_SNAP,
+    C_PID,
+    C_REQ,
+    C_REQ_PID,
+    C_REQ_VPN,
+    CPU_STRIDE,
+    KV_LOCK,
+    KV_NCPU,
+    OK,
+    P_COLS,
+    P_PGDIR,
+    P_STATE,
+    PS_LIVE,
+    REQ_ALL,
+    REQ_NONE,
+    REQ_PAGE,
+    S_ACCESSES,
+    S_TLB_MISSES,
+    ST_COLS,
+    ST_DEAD,
+)
+from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store
+from vm32.mmu.tlb import tlb_flush, tlb_invalidate
+
+
+@kernel
+def cpu_service(ms, cpu):
+    """Apply the pending shootdown request of CPU `cpu` to its own TLB and acknowledge it."""
+    base = cpu * CPU_STRIDE
+    r = atomic_load(ms.cpus, base + C_REQ)
+    while r != REQ_NONE:
+        if r == REQ_PAGE:
+            if ms.cpus[base + C_REQ_PID] == ms.cpus[base + C_PID]:
+                tlb_invalidate(ms.tlb, cpu, ms.cpus[base + C_REQ_VPN])
+        else:
+            tlb_flush(ms.tlb, cpu, True)
+        seen = atomic_cas(ms.cpus, base + C_REQ, r, REQ_NONE)
+        if seen == r:
+            return
+        r = seen  # escalated to REQ_ALL while we worked: serve again
+
+
+@inline_kernel
+def cpu_poll(ms, cpu):
+    """Serve a pending shootdown request, if any (one atomic load when there is none)."""
+    if atomic_load(ms.cpus, cpu * CPU_STRIDE + C_REQ) != REQ_NONE:
+        cpu_service(ms, cpu)
+
+
+@kernel
+def machine_lock(ms, cpu):
+    """Take the machine lock for CPU `cpu` (-1: a host thread without a CPU), polling meanwhile."""
+    while atomic_cas(ms.kv, KV_LOCK, 0, cpu + 2) != 0:
+        if cpu >= 0:
+            cpu_poll(ms, cpu)
+
+
+@kernel
+def machine_unlock(ms):
+    """Release the machine lock."""
+    atomic_store(ms.kv, KV_LOCK, 0)
+
+
+@kernel
+def _post(ms, c, pid, vpn, kind):
+    """Put a request into CPU c's slot, escalating to flush-all if one is pending."""
+    base = c * CPU_STRIDE
+    while True:
+        r = atomic_load(ms.cpus, base + C_REQ)
+        if r == REQ_NONE:
+            ms.cpus[base + C_REQ_PID] = pid
+            ms.cpus[base + C_REQ_VPN] = vpn
+            if atomic_cas(ms.cpus, base + C_REQ, REQ_NONE, kind) == REQ_NONE:
+                return
+        elif r == REQ_ALL or atomic_cas(ms.cpus, base + C_REQ, r, REQ_ALL) == r:
+            return
+
+
+@kernel
+def shootdown(ms, cpu, pid, vpn, flush_all):
+    """Make sure no CPU can use a translation for (pid, vpn) (or any, if `flush_all`).
+
+    Requires the machine lock.  Returns when every other busy CPU running `pid`
+    (any CPU when `flush_all`) has acknowledged: its accesses with the old
+    translation are complete and visible.
+    """
+    if cpu >= 0:
+        if flush_all:
+            tlb_flush(ms.tlb, cpu, True)
+        elif ms.cpus[cpu * CPU_STRIDE + C_PID] == pid:
+            tlb_invalidate(ms.tlb, cpu, vpn)
+    for c in range(ms.kv[KV_NCPU]):
+        if c == cpu:
+            continue
+        base = c * CPU_STRIDE
+        if not flush_all and atomic_load(ms.cpus, base + C_PID) != pid:
+            continue  # its TLB describes another process; switching to pid flushes it
+        _post(ms, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
+        while atomic_load(ms.cpus, base + C_BUSY) and atomic_load(ms.cpus, base + C_REQ) != REQ_NONE:
+            pass
+
+
+@kernel
+def cpu_enter(ms, cpu, pid):
+    """CPU `cpu` starts running process `pid` in compiled code; OK or ST_DEAD.
+
+    Loads CR3 (flushing the TLB but Global entries) when the process changes,
+    marks the CPU busy and serves pending shootdowns before any translation.
+    """
+    base = cpu * CPU_STRIDE
+    if ms.cpus[base + C_PID] != pid:
+        atomic_store(ms.cpus, base + C_PID, pid)
+        ms.cpus[base + C_CR3] = ms.procs[pid * P_COLS + P_PGDIR]
+        tlb_flush(ms.tlb, cpu, True)
+    atomic_store(ms.cpus, base + C_BUSY, 1)
+    cpu_poll(ms, cpu)
+    if atomic_load(ms.procs, pid * P_COLS + P_STATE) != PS_LIVE:
+        atomic_store(ms.cpus, base + C_BUSY, 0)
+        return ST_DEAD
+    ms.cpus[base + C_MISS_SNAP] = ms.cstats[cpu * ST_COLS + S_TLB_MISSES]
+    return OK
+
+
+@kernel
+def cpu_leave(ms, cpu, accesses):
+    """CPU `cpu` leaves compiled code: credit `accesses` and its TLB misses to its process."""
+    base = cpu * CPU_STRIDE
+    pid = ms.cpus[base + C_PID]
+    misses = ms.cstats[cpu * ST_COLS + S_TLB_MISSES] - ms.cpus[base + C_MISS_SNAP]
+    atomic_add(ms.pstats, pid * ST_COLS + S_ACCESSES, accesses)
+    atomic_add(ms.pstats, pid * ST_COLS + S_TLB_MISSES, misses)
+    ms.cstats[cpu * ST_COLS + S_ACCESSES] += accesses
+    atomic_store(ms.cpus, base + C_BUSY, 0)
