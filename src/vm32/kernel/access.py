@@ -36,7 +36,7 @@ def _is_paged(mem) -> bool:
     return isinstance(mem, types.BaseNamedTuple) and getattr(mem, "instance_class", None) is PagedMemory
 
 
-@overload(load_word, inline="always")
+@overload(load_word)
 def _load_word_paged(mem, addr):
     if not _is_paged(mem):
         return None
@@ -54,7 +54,7 @@ def _load_word_paged(mem, addr):
     return impl
 
 
-@overload(store_word, inline="always")
+@overload(store_word)
 def _store_word_paged(mem, addr, value):
     if not _is_paged(mem):
         return None

@@ -163,41 +163,41 @@ def fence():
     """A full memory fence (no-op when not compiled)."""
 
 
-@overload(atomic_cas, inline="always")
+@overload(atomic_cas)
 def _ov_cas(arr, i, expected, new):
     if _check(arr, i):
         return lambda arr, i, expected, new: _cas_intr(arr, i, expected, new)
     return None
 
 
-@overload(atomic_xchg, inline="always")
+@overload(atomic_xchg)
 def _ov_xchg(arr, i, new):
     if _check(arr, i):
         return lambda arr, i, new: _xchg_intr(arr, i, new)
     return None
 
 
-@overload(atomic_add, inline="always")
+@overload(atomic_add)
 def _ov_add(arr, i, delta):
     if _check(arr, i):
         return lambda arr, i, delta: _add_intr(arr, i, delta)
     return None
 
 
-@overload(atomic_load, inline="always")
+@overload(atomic_load)
 def _ov_load(arr, i):
     if _check(arr, i):
         return lambda arr, i: _load_intr(arr, i)
     return None
 
 
-@overload(atomic_store, inline="always")
+@overload(atomic_store)
 def _ov_store(arr, i, value):
     if _check(arr, i):
         return lambda arr, i, value: _store_intr(arr, i, value)
     return None
 
 
-@overload(fence, inline="always")
+@overload(fence)
 def _ov_fence():
     return lambda: _fence_intr()

@@ -1,0 +1,114 @@
+"""Readable views of a process's page table and of the frame table.
+
+`page_table_rows` / `frame_table_rows` return plain lists of dicts (for tests
+and scripts); `page_table` / `frame_table` render them as rich Tables.  They read
+the live arrays without the machine lock: a snapshot that may be a little stale
+while other threads run.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from vm32.kernel.layout import (
+    FF_KERNEL,
+    FF_PINNED,
+    FF_TABLE,
+    FREE,
+    FT_FLAGS,
+    FT_OWNER,
+    FT_PTE,
+    FT_SLOT,
+    FT_VPN,
+    KERNEL,
+    KERNEL_BASE,
+    P_COLS,
+    P_PGDIR,
+)
+from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_P, describe_flags, pte_slot
+
+
+def page_table_rows(proc) -> list[dict]:
+    """One dict per non-empty user PTE of `proc`: va, vpn, pte, frame, flags, where."""
+    ms = proc.machine.ms
+    words = ms.words
+    pgdir = int(ms.procs[proc.pid * P_COLS + P_PGDIR])
+    rows = []
+    for i in range(KERNEL_BASE >> PDX_SHIFT):
+        pde = int(words[(pgdir >> 2) + i])
+        if not pde & PTE_P:
+            continue
+        table = (pde >> 12) << 12
+        for j in range(1024):
+            pte = int(words[(table >> 2) + j])
+            if pte == 0:
+                continue
+            vpn = (i << 10) | j
+            frame = (pte >> 12) if pte & PTE_P else None
+            slot = pte_slot(pte)
+            if frame is not None:
+                s = int(ms.ft[frame, FT_SLOT])
+                where = f"frame {frame}" + (f" (copy in swap slot {s})" if s >= 0 else "")
+            elif slot >= 0:
+                where = f"swap slot {slot} (sectors {8 * slot}-{8 * slot + 7})"
+            else:
+                where = "not loaded"
+            rows.append(dict(va=vpn << 12, vpn=vpn, pte=pte, frame=frame, slot=slot, flags=describe_flags(pte), where=where))
+    return rows
+
+
+def page_table(proc) -> Table:
+    """`proc`'s page table as a rich Table."""
+    t = Table(title=f"page table of process {proc.pid}")
+    for col in ("virtual page", "PTE", "frame", "flags", "where"):
+        t.add_column(col)
+    for r in page_table_rows(proc):
+        t.add_row(f"{r['va']:#010x}", f"{r['pte']:#010x}", "-" if r["frame"] is None else str(r["frame"]), r["flags"], r["where"])
+    return t
+
+
+def frame_table_rows(machine) -> list[dict]:
+    """One dict per frame: frame, owner, kind, va, pinned, accessed, dirty, slot."""
+    ms = machine.ms
+    rows = []
+    for f in range(machine.frames):
+        owner, flags = int(ms.ft[f, FT_OWNER]), int(ms.ft[f, FT_FLAGS])
+        vpn, pte_pa, slot = int(ms.ft[f, FT_VPN]), int(ms.ft[f, FT_PTE]), int(ms.ft[f, FT_SLOT])
+        if owner == FREE:
+            kind = "free"
+        elif owner == KERNEL:
+            kind = "kernel page table" if flags & FF_TABLE else "kernel memory"
+        elif flags & FF_TABLE:
+            kind = "page directory" if vpn < 0 else "page table"
+        else:
+            kind = "page"
+        pte = int(ms.words[pte_pa >> 2]) if (pte_pa >= 0 and kind == "page") else 0
+        rows.append(
+            dict(
+                frame=f,
+                owner="kernel" if owner == KERNEL else ("-" if owner == FREE else owner),
+                kind=kind,
+                va=(vpn << 12) if (kind in ("page", "kernel memory") and vpn >= 0) else None,
+                pinned=bool(flags & FF_PINNED),
+                accessed=bool(pte & PTE_A),
+                dirty=bool(pte & PTE_D),
+                slot=slot,
+                kernel=bool(flags & FF_KERNEL),
+            )
+        )
+    return rows
+
+
+def frame_table(machine, limit: int | None = None) -> Table:
+    """The frame table as a rich Table (first `limit` frames if given)."""
+    t = Table(title=f"frame table ({machine.frames} frames, policy {machine.policy})")
+    for col in ("frame", "owner", "kind", "virtual page", "pinned", "A", "D", "swap slot"):
+        t.add_column(col)
+    rows = frame_table_rows(machine)
+    for r in rows[:limit] if limit else rows:
+        t.add_row(
+            str(r["frame"]), str(r["owner"]), r["kind"], "-" if r["va"] is None else f"{r['va']:#010x}",
+            "yes" if r["pinned"] else "", "A" if r["accessed"] else "", "D" if r["dirty"] else "",
+            "-" if r["slot"] < 0 else str(r["slot"]),
+        )
+    return t
