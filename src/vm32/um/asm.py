@@ -275,7 +275,7 @@ def _emit(stmt: _Statement, symbols: dict[str, int], src: _Source) -> list[int]:
         _count(stmt, 2, src)
         value = _value(ops[1], symbols, src)
         if not 0 <= value <= isa.IMM_MASK:
-            raise src.error(f"loadimm value {value} out of range 0..{isa.IMM_MASK:#x} "
+            raise src.error(f"loadimm value {value} ({value:#x}) out of range 0..{isa.IMM_MASK:#x} "
                             "(25 bits); use li32 for larger values")
         return [isa.encode_imm(_register(ops[0], src), value)]
     if name in isa.OPCODES:
