@@ -439,3 +439,28 @@ def test_sandmark_output_is_exact(backend, um_corpus):
     expected = (um_corpus / "sandmark.expected").read_bytes()
     result = run_program(program, backend=backend)
     assert result.output == expected
+
+
+def test_output_is_flushed_before_waiting_for_input(backend):
+    # An interactive program's prompt must reach stdout before the machine reads.
+    from io import BytesIO
+
+    out = BytesIO()
+
+    class Keyboard:
+        """A stdin that records what stdout held when each read came."""
+
+        def __init__(self):
+            self.seen = []
+
+        def read1(self, n):
+            self.seen.append(out.getvalue())
+            return b"y" if len(self.seen) == 1 else b""
+
+    keyboard = Keyboard()
+    program = assemble("li r1, '?'\nout r1\nin r2\nout r2\nin r2\nhalt")
+    with UniversalMachine(program, backend=backend, stdin=keyboard, stdout=out,
+                          memory_size=1 << 24) as um:
+        um.run()
+    assert keyboard.seen[0] == b"?"
+    assert out.getvalue() == b"?y"
