@@ -48,14 +48,14 @@ def store_word(mem, addr, value):
     mem[addr >> 2] = value
 
 
-@overload(load_word, inline="always")
+@overload(load_word)
 def _load_word_flat(mem, addr):
     if isinstance(mem, types.Array):
         return lambda mem, addr: mem[addr >> 2]
     return None
 
 
-@overload(store_word, inline="always")
+@overload(store_word)
 def _store_word_flat(mem, addr, value):
     if isinstance(mem, types.Array):
 

@@ -66,8 +66,6 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     st[ST_OUT_LEN].  Changes regs, st, outbuf and the space.
     """
     r = regs
-    code = code_of(space)
-    ncode = np.uint64(code.shape[0])
     pc = np.uint64(st[ST_PC])
     icount = st[ST_ICOUNT]
     limit = icount + budget
@@ -81,116 +79,126 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     live = st[ST_LIVE]
     peak = st[ST_PEAK_LIVE]
     fault = 0
-    while True:
-        if pc >= ncode:
-            fault = S.PC_OUT_OF_RANGE
-            break
-        w = code[pc]
-        pc += np.uint64(1)
-        icount += 1
-        op = w >> np.uint32(28)
-        if op == LOADIMM:
-            r[(w >> np.uint32(25)) & np.uint32(7)] = w & np.uint32(0x1FFFFFF)
-            continue
-        a = (w >> np.uint32(6)) & np.uint32(7)
-        b = (w >> np.uint32(3)) & np.uint32(7)
-        c = w & np.uint32(7)
-        if op == CMOV:
-            if r[c] != 0:
-                r[a] = r[b]
-        elif op == LOAD:
-            sid = r[b]
-            off = np.uint64(r[c])
-            if sid == 0:
-                if off >= ncode:
-                    fault = S.INDEX_OUT_OF_BOUNDS
-                    break
-                r[a] = code[off]
-            else:
-                fault = seg_check(space, sid, off)
-                if fault != 0:
-                    break
-                r[a] = seg_get(space, sid, off)
-        elif op == STORE:
-            sid = r[a]
-            off = np.uint64(r[b])
-            if sid == 0:
-                if off >= ncode:
-                    fault = S.INDEX_OUT_OF_BOUNDS
-                    break
-                code[off] = r[c]
-            else:
-                fault = seg_check(space, sid, off)
-                if fault != 0:
-                    break
-                seg_set(space, sid, off, r[c])
-        elif op == ADD:
-            r[a] = (np.uint64(r[b]) + np.uint64(r[c])) & WORD
-        elif op == MUL:
-            r[a] = (np.uint64(r[b]) * np.uint64(r[c])) & WORD
-        elif op == DIV:
-            if r[c] == 0:
-                fault = S.DIVIDE_BY_ZERO
+    reload = True
+    while reload:
+        # `code` is assigned here only, never inside the instruction loop, so
+        # the loop carries no array variable for numba to reference-count.
+        code = code_of(space)
+        ncode = np.uint64(code.shape[0])
+        reload = False
+        while True:
+            if pc >= ncode:
+                fault = S.PC_OUT_OF_RANGE
                 break
-            r[a] = np.uint64(r[b]) // np.uint64(r[c])
-        elif op == NAND:
-            r[a] = ~(np.uint64(r[b]) & np.uint64(r[c])) & WORD
-        elif op == LOADPROG:
-            sid = r[b]
-            if sid != 0:
-                fault = seg_load_program(space, sid)
+            w = code[pc]
+            pc += np.uint64(1)
+            icount += 1
+            op = w >> np.uint32(28)
+            if op == LOADIMM:
+                r[(w >> np.uint32(25)) & np.uint32(7)] = w & np.uint32(0x1FFFFFF)
+                continue
+            a = (w >> np.uint32(6)) & np.uint32(7)
+            b = (w >> np.uint32(3)) & np.uint32(7)
+            c = w & np.uint32(7)
+            if op == CMOV:
+                if r[c] != 0:
+                    r[a] = r[b]
+            elif op == LOAD:
+                sid = r[b]
+                off = np.uint64(r[c])
+                if sid == 0:
+                    if off >= ncode:
+                        fault = S.INDEX_OUT_OF_BOUNDS
+                        break
+                    r[a] = code[off]
+                else:
+                    fault = seg_check(space, sid, off)
+                    if fault != 0:
+                        break
+                    r[a] = seg_get(space, sid, off)
+            elif op == STORE:
+                sid = r[a]
+                off = np.uint64(r[b])
+                if sid == 0:
+                    if off >= ncode:
+                        fault = S.INDEX_OUT_OF_BOUNDS
+                        break
+                    code[off] = r[c]
+                else:
+                    fault = seg_check(space, sid, off)
+                    if fault != 0:
+                        break
+                    seg_set(space, sid, off, r[c])
+            elif op == ADD:
+                r[a] = (np.uint64(r[b]) + np.uint64(r[c])) & WORD
+            elif op == MUL:
+                r[a] = (np.uint64(r[b]) * np.uint64(r[c])) & WORD
+            elif op == DIV:
+                if r[c] == 0:
+                    fault = S.DIVIDE_BY_ZERO
+                    break
+                r[a] = np.uint64(r[b]) // np.uint64(r[c])
+            elif op == NAND:
+                r[a] = ~(np.uint64(r[b]) & np.uint64(r[c])) & WORD
+            elif op == LOADPROG:
+                sid = r[b]
+                if sid != 0:
+                    fault = seg_load_program(space, sid)
+                    if fault != 0:
+                        break
+                    st[ST_LOADPROGS] += 1
+                    reload = True
+                pc = np.uint64(r[c])
+                if icount >= limit:
+                    _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
+                    return S.BUDGET
+                if reload:
+                    break
+            elif op == MAP:
+                sid = seg_map(space, r[c])
+                if sid == 0:
+                    fault = S.OUT_OF_MEMORY
+                    break
+                r[b] = sid
+                maps += 1
+                live += 1
+                if live > peak:
+                    peak = live
+            elif op == UNMAP:
+                sid = r[c]
+                if sid == 0:
+                    fault = S.UNMAP_ZERO
+                    break
+                fault = seg_unmap(space, sid)
                 if fault != 0:
                     break
-                code = code_of(space)
-                ncode = np.uint64(code.shape[0])
-                st[ST_LOADPROGS] += 1
-            pc = np.uint64(r[c])
-            if icount >= limit:
+                unmaps += 1
+                live -= 1
+            elif op == OUT:
+                if r[c] > 255:
+                    fault = S.OUTPUT_TOO_LARGE
+                    break
+                if out_len >= out_cap:
+                    _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
+                    return S.OUTPUT_FULL
+                outbuf[out_len] = r[c]
+                out_len += 1
+            elif op == IN:
+                if in_pos < in_len:
+                    r[c] = inbuf[in_pos]
+                    in_pos += 1
+                elif in_eof != 0:
+                    r[c] = WORD
+                else:
+                    _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
+                    return S.NEED_INPUT
+            elif op == HALT:
                 _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
-                return S.BUDGET
-        elif op == MAP:
-            sid = seg_map(space, r[c])
-            if sid == 0:
-                fault = S.OUT_OF_MEMORY
-                break
-            r[b] = sid
-            maps += 1
-            live += 1
-            if live > peak:
-                peak = live
-        elif op == UNMAP:
-            sid = r[c]
-            if sid == 0:
-                fault = S.UNMAP_ZERO
-                break
-            fault = seg_unmap(space, sid)
-            if fault != 0:
-                break
-            unmaps += 1
-            live -= 1
-        elif op == OUT:
-            if r[c] > 255:
-                fault = S.OUTPUT_TOO_LARGE
-                break
-            if out_len >= out_cap:
-                _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
-                return S.OUTPUT_FULL
-            outbuf[out_len] = r[c]
-            out_len += 1
-        elif op == IN:
-            if in_pos < in_len:
-                r[c] = inbuf[in_pos]
-                in_pos += 1
-            elif in_eof != 0:
-                r[c] = WORD
+                return S.HALTED
             else:
-                _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
-                return S.NEED_INPUT
-        elif op == HALT:
-            _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
-            return S.HALTED
-        else:
-            fault = S.INVALID_INSTRUCTION
+                fault = S.INVALID_INSTRUCTION
+                break
+        if fault != 0:
             break
     # A fault: leave pc at the failing instruction, which did not complete.
     if fault != S.PC_OUT_OF_RANGE:

@@ -4,7 +4,7 @@ The interpreter (`vm32.um.kernel.um_run`) is written once against the eight
 operations below.  Each backend is a namedtuple type (`FlatSpace`,
 `ClassicSpace`, ...) and registers an implementation of every operation with
 `register`; numba picks the implementation from the space's type at compile
-time and inlines it, so each backend gets its own specialised machine code from
+time and LLVM inlines it, so each backend gets its own specialised machine code from
 one interpreter source.  Without the JIT (NUMBA_DISABLE_JIT=1) the same
 implementations are called through a dict.
 
@@ -22,24 +22,44 @@ Segment 0 (the running program) is handled by the interpreter itself through
     seg_live(space)                 -> number of active segments besides segment 0
 """
 
+import inspect
+
 from numba import types
+from numba.core.registry import CPUDispatcher as Dispatcher
 from numba.extending import overload
 
 _IMPLS: dict[tuple[str, type], object] = {}
 
 
 def register(space_class: type, **impls) -> None:
-    """Register `space_class`'s implementations of the operations named as keywords."""
+    """Register `space_class`'s implementations of the operations named as keywords.
+
+    An implementation is a plain function (compiled in its caller's context) or
+    a numba dispatcher such as a `vm32.jit.inline_kernel` (hot leaf operations
+    compiled without reference counting).
+    """
     for name, fn in impls.items():
         if name not in _OPERATIONS:
             raise ValueError(f"register: {name} is not a segment-space operation")
         _IMPLS[name, space_class] = fn
 
 
+def _as_overload_impl(fn, stub):
+    """@overload must return a Python function with the stub's parameter names:
+    wrap a dispatcher in a forwarding function."""
+    if not isinstance(fn, Dispatcher):
+        return fn
+    params = ", ".join(inspect.signature(stub).parameters)
+    namespace = {"fn": fn}
+    exec(f"def forward({params}):\n    return fn({params})\n", namespace)
+    return namespace["forward"]
+
+
 def _impl_for(name: str, space_type):
     """The implementation of `name` for numba type `space_type`, or None (no match)."""
     if isinstance(space_type, types.BaseNamedTuple):
-        return _IMPLS.get((name, space_type.instance_class))
+        fn = _IMPLS.get((name, space_type.instance_class))
+        return None if fn is None else _as_overload_impl(fn, globals()[name])
     return None
 
 
@@ -91,7 +111,6 @@ _OPERATIONS = (
 
 def _install_overloads() -> None:
     """Teach numba each operation: dispatch on the space's namedtuple class."""
-    small = {"code_of", "seg_check", "seg_get", "seg_set", "seg_live"}
     for name in _OPERATIONS:
         stub = globals()[name]
 
@@ -99,8 +118,8 @@ def _install_overloads() -> None:
             return _impl_for(_name, space)
 
         # numba wants the typer's parameters to match the stub's.
-        typer.__signature__ = __import__("inspect").signature(stub)
-        overload(stub, inline="always" if name in small else "never")(typer)
+        typer.__signature__ = inspect.signature(stub)
+        overload(stub)(typer)  # no IR inlining: see vm32.jit
 
 
 _install_overloads()

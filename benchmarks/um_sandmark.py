@@ -1,0 +1,99 @@
+"""Sandmark on every UM backend, and on the C reference UM, in one run.
+
+    .venv/bin/python benchmarks/um_sandmark.py [--corpus ../shared/um] [--backends flat,classic]
+
+Prints each wall time (numba cache warmed first, so compile time is not
+counted), checks every output against sandmark.expected, and prints the ratios
+flat/um_ref and classic/flat.  The C reference (`../shared/anchors/um_ref.c`)
+is built with `cc -O2` when a C compiler is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"
+
+
+def build_um_ref(shared: Path, workdir: Path) -> Path | None:
+    """Compile the C reference UM with cc -O2; None when no compiler is present."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = workdir / "um_ref"
+    subprocess.run([cc, "-O2", "-o", str(exe), str(shared / "anchors" / "um_ref.c")], check=True)
+    return exe
+
+
+def time_command(cmd: list[str], expected: bytes) -> float:
+    """Run `cmd`, check its stdout equals `expected`, return its wall time."""
+    start = time.perf_counter()
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=True).stdout
+    elapsed = time.perf_counter() - start
+    if out != expected:
+        raise SystemExit(f"{cmd[0]}: output differs from sandmark.expected")
+    return elapsed
+
+
+def time_backend(program: Path, backend: str, expected: bytes) -> tuple[float, dict]:
+    """Run sandmark in-process on `backend` (cache already warm); return wall time, stats."""
+    from vm32.um.machine import run_program
+
+    start = time.perf_counter()
+    result = run_program(program, stdin=b"", backend=backend)
+    elapsed = time.perf_counter() - start
+    if result.output != expected:
+        raise SystemExit(f"{backend}: output differs from sandmark.expected")
+    return elapsed, result.stats
+
+
+def warm_up(backends: list[str]) -> None:
+    """Compile (or load from cache) every backend's kernel on a tiny program."""
+    from vm32.um.isa import HALT, encode
+    from vm32.um.machine import run_program
+
+    for backend in backends:
+        run_program(bytes.fromhex(f"{encode(HALT):08x}"), backend=backend)
+
+
+def main() -> None:
+    """Run the benchmark and print its table and ratios."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=os.environ.get("VM32_UM_CORPUS", SHARED / "um"), type=Path)
+    ap.add_argument("--backends", default="flat,classic")
+    ap.add_argument("--no-ref", action="store_true", help="skip the C reference")
+    args = ap.parse_args()
+    program = args.corpus / "sandmark.umz"
+    expected = (args.corpus / "sandmark.expected").read_bytes()
+    backends = [b for b in args.backends.split(",") if b]
+
+    warm_up(backends)
+    times: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = None if args.no_ref else build_um_ref(args.corpus.parent, Path(tmp))
+        if exe is not None:
+            times["um_ref"] = time_command([str(exe), str(program)], expected)
+            print(f"um_ref (cc -O2)   {times['um_ref']:7.2f} s", flush=True)
+    for backend in backends:
+        times[backend], stats = time_backend(program, backend, expected)
+        print(f"{backend:<17} {times[backend]:7.2f} s   "
+              f"{stats['instructions'] / times[backend] / 1e6:6.0f} M UM instructions/s", flush=True)
+    print()
+    if "flat" in times and "um_ref" in times:
+        print(f"flat / um_ref     {times['flat'] / times['um_ref']:.3f}   (target <= 0.5)")
+    if "classic" in times and "flat" in times:
+        print(f"classic / flat    {times['classic'] / times['flat']:.2f}    (target >= 1.8)")
+    print("outputs identical to sandmark.expected: yes")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent / "src"))
+    main()
