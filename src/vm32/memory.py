@@ -24,6 +24,8 @@ for its own memory type, and numba picks the right one at compile time.
 from __future__ import annotations
 
 import mmap
+import operator
+import re
 
 import numpy as np
 from numba import types
@@ -66,17 +68,25 @@ def _store_word_flat(mem, addr, value):
     return None
 
 
+_SIZE_RE = re.compile(r"(0X[0-9A-F_]+|[0-9][0-9_]*)\s*(?:([KMG])(?:I?B)?|B)?")
+_SIZE_SCALE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
 def parse_size(text: str | int) -> int:
-    """Parse a memory size such as ``4096``, ``64K``, ``16M``, ``4G`` or ``4GiB`` into bytes."""
-    if isinstance(text, int):
-        return text
-    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(s[-1:], 1)
-    digits = s[:-1] if scale != 1 else s
-    try:
-        return int(digits, 0) * scale
-    except ValueError:
-        raise InvalidArgument(f"cannot read {text!r} as a size (examples: 4096, 64K, 16M, 4G)") from None
+    """Parse a memory size such as ``4096``, ``0x1000``, ``64K``, ``16M``, ``4G`` or ``4GiB`` into bytes.
+
+    An int is returned unchanged (check_size judges it); text that is not a
+    number with an optional K/M/G (KiB, MB...) suffix is an InvalidArgument.
+    """
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        return int(text)
+    # A regular expression, not suffix stripping: "0x1000B" is a hex number, not 0x1000 bytes.
+    match = _SIZE_RE.fullmatch(str(text).strip().upper())
+    if match is None:
+        raise InvalidArgument(f"cannot read {text!r} as a size (examples: 4096, 64K, 16M, 4G)")
+    number, unit = match.groups()
+    value = int(number[2:], 16) if number.startswith("0X") else int(number, 10)
+    return value * _SIZE_SCALE.get(unit, 1)
 
 
 def check_size(size: int) -> int:
@@ -88,6 +98,14 @@ def check_size(size: int) -> int:
             f"memory size {size} must be a multiple of {PAGE_SIZE} between {PAGE_SIZE} and 4 GiB"
         )
     return int(size)
+
+
+def _as_int(value, what: str) -> int:
+    """`value` as a Python int; InvalidArgument if it is not an integer (a float, a string...)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidArgument(f"{what} must be an integer, not {value!r}") from None
 
 
 class PhysicalMemory:
@@ -111,11 +129,15 @@ class PhysicalMemory:
 
     def frame_address(self, pfn: int) -> int:
         """Physical address of the first byte of frame `pfn`."""
+        pfn = _as_int(pfn, "frame number")
         if not 0 <= pfn < self.frames:
             raise InvalidArgument(f"frame {pfn} is outside memory of {self.frames} frames")
         return pfn << PAGE_SHIFT
 
-    def _check_range(self, addr: int, n: int) -> None:
+    def _check_range(self, addr: int, n: int) -> tuple[int, int]:
+        """Return (addr, n) as Python ints if [addr, addr + n) lies inside memory, else raise."""
+        # Python ints: numpy uint32 sums would wrap and slip past the bound check.
+        addr, n = _as_int(addr, "address"), _as_int(n, "length")
         if n < 0:
             raise InvalidArgument(f"length {n} is negative")
         if not 0 <= addr < ADDRESS_LIMIT:
@@ -124,34 +146,37 @@ class PhysicalMemory:
             raise InvalidArgument(
                 f"range {addr:#x}..{addr + n:#x} lies outside physical memory of {self.size:#x} bytes"
             )
+        return addr, n
 
     def read(self, addr: int, n: int) -> bytes:
         """Return `n` bytes starting at physical address `addr`."""
-        self._check_range(addr, n)
+        addr, n = self._check_range(addr, n)
         return self.bytes[addr : addr + n].tobytes()
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         """Copy `data` to physical memory starting at `addr`."""
         data = bytes(data)
-        self._check_range(addr, len(data))
+        addr, _ = self._check_range(addr, len(data))
         self.bytes[addr : addr + len(data)] = np.frombuffer(data, dtype=np.uint8)
 
     def read_word(self, addr: int) -> int:
         """Return the little-endian 32-bit word at `addr` (a multiple of 4)."""
-        self._check_word(addr)
+        addr = self._check_word(addr)
         return int(self.words[addr >> 2])
 
     def write_word(self, addr: int, value: int) -> None:
         """Store `value` (0 <= value < 2**32) as a little-endian word at `addr`."""
-        self._check_word(addr)
+        addr = self._check_word(addr)
+        value = _as_int(value, "value")
         if not 0 <= value < ADDRESS_LIMIT:
             raise InvalidArgument(f"value {value} does not fit in 32 bits")
         self.words[addr >> 2] = value
 
-    def _check_word(self, addr: int) -> None:
-        self._check_range(addr, 4)
+    def _check_word(self, addr: int) -> int:
+        addr, _ = self._check_range(addr, 4)
         if addr & 3:
             raise InvalidArgument(f"word address {addr:#x} is not a multiple of 4")
+        return addr
 
     def hexdump(self, addr: int, n: int) -> str:
         """Return `n` bytes from `addr` as lines of 16 bytes: address, hex, ASCII."""
