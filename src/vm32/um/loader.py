@@ -28,35 +28,53 @@ def parse_program(data: bytes, name: str = "<program>") -> np.ndarray:
 
 
 def load_program(path: str | os.PathLike) -> np.ndarray:
-    """Read and validate the UM program file at `path`; return its words as uint32."""
+    """Read and validate the UM program file at `path`; return its words as uint32.
+
+    Raises BadProgram if the file is missing, a directory, unreadable, larger
+    than MAX_PROGRAM_BYTES, empty, or not a whole number of words.
+    """
     p = Path(path)
     if p.is_dir():
         raise BadProgram(f"{p}: is a directory, not a UM program file")
+    too_large = BadProgram(f"{p}: larger than the {MAX_PROGRAM_BYTES >> 20} MiB limit of a UM program")
     try:
-        size = p.stat().st_size
+        with p.open("rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_PROGRAM_BYTES:
+                raise too_large
+            # Read at most one byte past the limit: a device such as /dev/zero never
+            # ends, and a pipe's size is unknown until it has been read.
+            data = f.read(MAX_PROGRAM_BYTES + 1)
     except FileNotFoundError:
         raise BadProgram(f"{p}: no such file") from None
     except OSError as e:
-        raise BadProgram(f"{p}: cannot read ({e.strerror})") from None
-    if size > MAX_PROGRAM_BYTES:
-        raise BadProgram(f"{p}: {size} bytes is larger than the {MAX_PROGRAM_BYTES >> 20} MiB limit")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise BadProgram(f"{p}: cannot read ({e.strerror})") from None
+        raise BadProgram(f"{p}: cannot read ({e.strerror or e})") from None
+    except ValueError as e:  # e.g. an embedded NUL byte in the path
+        raise BadProgram(f"{path!r}: not a usable file name ({e})") from None
+    if len(data) > MAX_PROGRAM_BYTES:
+        raise too_large
     return parse_program(data, str(p))
 
 
 def program_words(program: np.ndarray | bytes | bytearray | str | os.PathLike) -> np.ndarray:
-    """Accept words, UM file bytes or a path; return validated program words (uint32)."""
+    """Accept words, UM file bytes or a path; return validated program words (uint32).
+
+    An array must be 1-D, non-empty, of an integer dtype, with every value in
+    0..2**32-1; anything else is a BadProgram.
+    """
     if isinstance(program, np.ndarray):
         if program.ndim != 1 or program.size == 0:
             raise BadProgram("a program must be a non-empty 1-D array of words")
         if program.dtype != np.uint32:
-            if program.min(initial=0) < 0 or program.max(initial=0) > 0xFFFFFFFF:
+            # Only integer dtypes: a float or bool array would be truncated silently.
+            if not np.issubdtype(program.dtype, np.integer):
+                raise BadProgram(f"program words must be integers, not {program.dtype}")
+            if program.min() < 0 or program.max() > 0xFFFFFFFF:
                 raise BadProgram("program words must fit in 32 bits")
             program = program.astype(np.uint32)
         return program
     if isinstance(program, (bytes, bytearray, memoryview)):
         return parse_program(bytes(program))
+    if not isinstance(program, (str, os.PathLike)):
+        raise BadProgram(
+            f"a program is an array of words, UM file bytes or a path, not {type(program).__name__}")
     return load_program(program)
