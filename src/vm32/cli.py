@@ -12,12 +12,13 @@ and exit status 1 (2 for a bad command line); `--debug` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 
 from vm32 import __version__
-from vm32.errors import InvalidArgument, VM32Error
+from vm32.errors import InvalidArgument, UMFault, VM32Error
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -72,7 +73,12 @@ def cmd_um_run(args) -> int:
     """`vm32 um run`: run a program to completion on the chosen backend."""
     from vm32.um.machine import UniversalMachine
 
-    stdin = _open_input(args.input) if args.input else sys.stdin.buffer
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
+        raise InvalidArgument("standard output is closed; redirect it to a file or /dev/null")
+    if args.input:
+        stdin = _open_input(args.input)
+    else:  # a closed stdin (`<&-`) is an empty one: the program sees end of input
+        stdin = sys.stdin.buffer if sys.stdin is not None else b""
     try:
         with UniversalMachine(args.program, backend=args.backend, memory_size=args.memory,
                               stdin=stdin, stdout=sys.stdout.buffer) as um:
@@ -109,11 +115,11 @@ def cmd_um_disasm(args) -> int:
     from vm32.um.disasm import disassemble
     from vm32.um.loader import load_program
 
-    listing = disassemble(load_program(args.program))
+    listing = disassemble(load_program(args.program))  # one line per word, each ending in \n
     if args.output:
-        _write_file(args.output, (listing + "\n").encode())
+        _write_file(args.output, listing.encode())
     else:
-        sys.stdout.write(listing + "\n")
+        sys.stdout.write(listing)
     return 0
 
 
@@ -167,15 +173,51 @@ def main(argv: list[str] | None = None) -> int:
     except VM32Error as e:
         if args.debug:
             raise
-        sys.stdout.flush()
-        print(f"vm32: error: {e}", file=sys.stderr)
+        _flush_stdout()
+        print(f"vm32: error: {_error_text(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("vm32: error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         sys.stderr.close()  # the reader went away: not an error worth a message
         return EXIT_ERROR
+    except OSError as e:  # the console itself failed (e.g. stdout is a full disk)
+        if args.debug:
+            raise
+        _silence_stdout()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"vm32: error: input/output failed: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _error_text(e: VM32Error) -> str:
+    """The message of `e` for the one error line; a UM fault also names its kind."""
+    text = str(e)
+    if isinstance(e, UMFault):
+        text += f" [{e.kind}]"
+    return text
+
+
+def _flush_stdout() -> None:
+    """Flush stdout so program output precedes the error line; ignore a broken stdout."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's exit flush cannot fail again."""
+    try:
+        if sys.stdout is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
