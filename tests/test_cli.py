@@ -459,3 +459,23 @@ def test_reader_goes_away(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_host_refuses_the_memory(capsys, hello, monkeypatch):
+    import vm32.memory as memory_module
+
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(memory_module.mmap, "mmap", refuse)
+    code, _, err = call_main(capsys, "um", "run", hello)
+    assert_one_error(code, err, "smaller memory size")
+
+
+def test_debug_shows_the_exception(hello, tmp_path):
+    from vm32.errors import BadProgram
+
+    with pytest.raises(BadProgram):
+        main(["--debug", "um", "run", str(tmp_path / "missing.um")])
+    r = vm32("--debug", "um", "run", tmp_path / "missing.um")
+    assert r.returncode != 0 and b"Traceback" in r.stderr

@@ -323,3 +323,24 @@ def test_repr_and_close():
     with PhysicalMemory(PAGE_SIZE) as m2:
         m2.write(0, b"x")
     assert m2.bytes is None
+
+
+def test_host_refusal_is_out_of_memory(monkeypatch):
+    import mmap as host_mmap
+
+    import vm32.memory as memory_module
+    from vm32.errors import OutOfMemory
+
+    class Refusing:
+        """Stands in for the mmap module: every mapping fails as under `ulimit -v`."""
+
+        def __getattr__(self, name):
+            return getattr(host_mmap, name)
+
+        @staticmethod
+        def mmap(*args, **kwargs):
+            raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(memory_module, "mmap", Refusing())
+    with pytest.raises(OutOfMemory, match="smaller memory size"):
+        PhysicalMemory()

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _silence_stdout()
         where = f" ({e.filename})" if e.filename else ""
-        print(f"vm32: error: input/output failed: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"vm32: error: system error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_ERROR
 
 

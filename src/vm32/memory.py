@@ -31,7 +31,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from vm32.errors import InvalidArgument
+from vm32.errors import InvalidArgument, OutOfMemory
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT  # 4096
@@ -118,7 +118,13 @@ class PhysicalMemory:
     def __init__(self, size: int | str = DEFAULT_SIZE):
         self.size = check_size(parse_size(size))
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
-        self._map = mmap.mmap(-1, self.size, flags=flags)
+        try:
+            self._map = mmap.mmap(-1, self.size, flags=flags)
+        except OSError as e:  # e.g. a `ulimit -v` below the size: the host refuses the range
+            raise OutOfMemory(
+                f"the host refused {self.size:#x} bytes of address space for emulated memory "
+                f"({e.strerror or e}); choose a smaller memory size"
+            ) from None
         self.bytes = np.frombuffer(self._map, dtype=np.uint8)
         self.words = self.bytes.view("<u4")
 
