@@ -1,0 +1,719 @@
+"""The allocator's compiled core: a two-level segregated fit (TLSF-style) with boundary tags.
+
+Words
+-----
+*range*   the managed bytes [base, limit) of some word memory `mem`; base and limit are
+          multiples of 8, base > 0, so address 0 is never handed out.
+*block*   a run of bytes [p - 4, p - 4 + size) named by its *payload address* p (the
+          address malloc returns). p is a multiple of 8, size is a multiple of 8 (>= 8).
+*header*  the word at p - 4. A live block's header holds the exact nbytes requested,
+          so `heap_size_of` is one load; its size is derived: size = (nbytes + 11) & ~7.
+          A free block's header holds its size.
+*footer*  the last word of a free block (at p + size - 8), a copy of its size, so the block
+          after it can find the start of its free predecessor.
+*top*     the untouched rest of the range above every block (the "wilderness"): payloads
+          from meta[M_TOP] on. The high-water mark meta[M_HIGH] is the largest top ever.
+*granule* 8 bytes; granule g holds payload address base + 8 * g.
+*tags*    one host byte per granule (state[1]): T_LIVE (a live block starts here),
+          T_FREE (a free block starts here), T_PREV_FREE (the block ending just below is free),
+          T_TINY / T_PREV_TINY (that free block is 8 bytes).
+          Tags are host data, never in `mem`, so `heap_is_live` is exact and O(1).
+
+    ... | hdr | payload ...........  | hdr | next | prev | ......... | footer | hdr | ...
+         p-4   p                                 free block                        next p
+
+Layers
+------
+seam      vm32.memory.load_word / store_word: every access to `mem` (headers, footers,
+          links, zeroing, copying) goes through them, so a paged memory can be swapped in.
+classes   size -> (fl, sl): sizes < SMALL (256 bytes) map exactly to one list per 8 bytes;
+          larger sizes to 32 sub-lists per power of two. Bitmaps (meta[M_FL_MAP], one SL map
+          per fl) find the first non-empty list >= a class in O(1) (bit scans).
+lists     doubly linked free lists through the blocks: next at p, prev at p + 4 (0 = none).
+          An 8-byte free block has no room for size, links and footer: its tag says T_TINY
+          (size 8, links at p - 4 and p) and the block above it has T_PREV_TINY.
+blocks    split (malloc takes the front, the rest stays free), merge (free joins the block
+          with free neighbours and with top), so no two free blocks are ever adjacent and
+          no free block touches top.
+kernels   heap_malloc, heap_calloc, heap_free, heap_realloc, heap_is_live, heap_size_of,
+          heap_init, heap_check, heap_walk_stats.
+
+Invariants (checked by heap_check)
+----------------------------------
+    blocks tile [base + 4, top - 4) exactly; every granule that is not a block start
+        has tag 0, and so does every granule at or above top
+    live_bytes == sum of nbytes of live blocks; live_blocks == number of live blocks
+    free_bytes == sum of sizes of free blocks;  free_blocks == their number
+    every free block is in exactly the list of its class; if size > 8, footer == size
+    T_PREV_FREE is set on a block  <=>  the block below it is free
+    no two free blocks are adjacent; the block below top is not free
+    bit (fl, sl) of the bitmaps is set  <=>  list (fl, sl) is non-empty
+
+Waste bound
+-----------
+A live block of nbytes occupies (nbytes + 11) & ~7 bytes: at most nbytes + 11, at most
+2x nbytes for nbytes >= 11 (the 8-byte alignment the contract asks for already costs
+a 1-word block 8 bytes, so the 4-byte header is free there). Free space is always coalesced,
+so external fragmentation is the classic segregated-fit kind: a request of size s >= 256 is
+served from a list whose every block is >= s (class rounded up, at most 1/32 = 3.1%
+above s), and only when every list that surely fits is empty does top grow. So the
+footprint never exceeds peak(live block bytes) + free space that no request could use;
+measured: 1.0x-1.1x on the log-uniform mix (benchmarks/heap_replay.py).
+
+Statuses
+--------
+heap_free returns HEAP_OK, HEAP_INVALID_FREE (not a block start: never allocated, interior
+pointer, out of range, 0, or a freed block that was since merged into a neighbour) or
+HEAP_DOUBLE_FREE (the address starts a free block). heap_realloc returns the new address,
+0 when there is no room (the old block is intact), or -HEAP_INVALID_FREE / -HEAP_DOUBLE_FREE
+for a bad address (nothing changed).
+"""
+
+import numpy as np
+
+from vm32.heap.bits import lsb, msb
+from vm32.jit import inline_kernel, kernel
+from vm32.memory import load_word, store_word
+
+HEAP_OK = 0
+"""heap_free: the block was freed."""
+HEAP_INVALID_FREE = 1
+"""heap_free: the address is not the start of a block."""
+HEAP_DOUBLE_FREE = 2
+"""heap_free: the address is the start of a block that is already free."""
+
+ALIGN = 8  # payload alignment and granule size
+HEADER = 4  # bytes of header before each payload
+
+T_LIVE = 1  # a live block starts here
+T_FREE = 2  # a free block starts here
+T_PREV_FREE = 4  # the block just below is free
+T_TINY = 8  # with T_FREE: the free block is 8 bytes (links at p - 4 and p, no size word)
+T_PREV_TINY = 16  # with T_PREV_FREE: the free block below is 8 bytes
+
+SL_LOG = 5
+SL_COUNT = 1 << SL_LOG  # 32 sub-lists per power of two
+SMALL = SL_COUNT * ALIGN  # 256: sizes below are exact classes (fl 0, sl = size / 8)
+SMALL_LOG = 8  # msb(SMALL)
+FL_COUNT = 26  # sizes up to 2**33 after rounding up
+CLASS_SCAN = 8  # blocks of its own class a large request looks at before growing the heap
+
+# meta (state[0], int64) layout: scalars, then the SL bitmaps, then the list heads
+M_BASE = 0  # first byte of the range
+M_LIMIT = 1  # one past the last byte
+M_SPAN = 2  # limit - base
+M_TOP = 3  # payload address of the wilderness (first payload above every block)
+M_HIGH = 4  # largest M_TOP ever: footprint = M_HIGH - HEADER - base
+M_LIVE_BYTES = 5  # sum of nbytes of live blocks
+M_LIVE_BLOCKS = 6
+M_PEAK_LIVE = 7  # max of M_LIVE_BYTES over time
+M_FREE_BYTES = 8  # sum of sizes of free blocks (top excluded)
+M_FREE_BLOCKS = 9
+M_MALLOCS = 10  # successful malloc + calloc (+ the moves of realloc)
+M_CALLOCS = 11
+M_FREES = 12  # successful frees (+ the moves of realloc)
+M_REALLOCS = 13  # successful reallocs
+M_FAILED = 14  # allocations refused for lack of room
+M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
+M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
+META_SCALARS = 32
+M_SL_MAP = META_SCALARS  # FL_COUNT words: bit sl set <=> list (fl, sl) non-empty
+M_HEADS = M_SL_MAP + FL_COUNT  # FL_COUNT * SL_COUNT list heads (payload address or 0)
+META_WORDS = M_HEADS + FL_COUNT * SL_COUNT
+
+FREED_MARK = 0xDFDFDFDF  # debug mode: the words of a freed payload
+
+
+# ---------------------------------------------------------------- accessors
+
+
+@inline_kernel
+def block_size(nbytes):
+    """Size in bytes of the live block that holds `nbytes` (header included, 8-aligned)."""
+    return (nbytes + (HEADER + ALIGN - 1)) & ~(ALIGN - 1)
+
+
+@inline_kernel
+def granule(meta, p):
+    """Index in the tag map of payload address `p` (must lie in the range)."""
+    return (p - meta[M_BASE]) >> 3
+
+
+@inline_kernel
+def load(mem, addr):
+    """The word at `addr` as an int64 (through the seam)."""
+    return np.int64(load_word(mem, addr))
+
+
+@inline_kernel
+def mapping(size):
+    """The (fl, sl) class of a free block of `size` bytes (>= 8)."""
+    if size < SMALL:
+        return 0, size >> 3
+    m = msb(size)
+    return m - (SMALL_LOG - 1), (size >> (m - SL_LOG)) - SL_COUNT
+
+
+@inline_kernel
+def mapping_search(size):
+    """The smallest class whose every block is >= `size` (size rounded up for big sizes)."""
+    if size >= SMALL:
+        size += (np.int64(1) << (msb(size) - SL_LOG)) - 1
+    return mapping(size)
+
+
+# ---------------------------------------------------------------- free lists
+
+
+@inline_kernel
+def link_at(p, size):
+    """Address of the `next` link of free block `p` (`prev` is 4 bytes above).
+
+    An 8-byte free block has no room for a size word and two links, so it stores its
+    links at p - 4 and p; its size is known from its T_TINY tag instead.
+    """
+    return p - HEADER if size == ALIGN else p
+
+
+@inline_kernel
+def list_push(mem, meta, p, size):
+    """Put free block `p` of `size` bytes at the head of its class's list."""
+    fl, sl = mapping(size)
+    i = M_HEADS + fl * SL_COUNT + sl
+    head = meta[i]
+    link = link_at(p, size)
+    store_word(mem, link, head)
+    store_word(mem, link + 4, 0)
+    if head != 0:
+        store_word(mem, link_at(head, size) + 4, p)
+    meta[i] = p
+    meta[M_SL_MAP + fl] |= np.int64(1) << sl
+    meta[M_FL_MAP] |= np.int64(1) << fl
+
+
+@inline_kernel
+def list_remove(mem, meta, p, size):
+    """Take free block `p` of `size` bytes out of its class's list."""
+    link = link_at(p, size)
+    nxt = load(mem, link)
+    prv = load(mem, link + 4)
+    if nxt != 0:
+        store_word(mem, link_at(nxt, size) + 4, prv)
+    if prv != 0:
+        store_word(mem, link_at(prv, size), nxt)
+        return
+    fl, sl = mapping(size)
+    meta[M_HEADS + fl * SL_COUNT + sl] = nxt
+    if nxt == 0:
+        slmap = meta[M_SL_MAP + fl] & ~(np.int64(1) << sl)
+        meta[M_SL_MAP + fl] = slmap
+        if slmap == 0:
+            meta[M_FL_MAP] &= ~(np.int64(1) << fl)
+
+
+@inline_kernel
+def find_free(meta, size):
+    """A free block of at least `size` bytes from the first non-empty fitting list, or 0."""
+    fl, sl = mapping_search(size)
+    if fl >= FL_COUNT:
+        return 0
+    slmap = meta[M_SL_MAP + fl] & (np.int64(-1) << sl)
+    if slmap == 0:
+        flmap = meta[M_FL_MAP] & (np.int64(-1) << (fl + 1))
+        if flmap == 0:
+            return 0
+        fl = lsb(flmap)
+        slmap = meta[M_SL_MAP + fl]
+    return meta[M_HEADS + fl * SL_COUNT + lsb(slmap)]
+
+
+# ---------------------------------------------------------------- blocks
+
+
+@kernel
+def fill_words(mem, addr, nwords, value):
+    """Store `value` into `nwords` words from `addr` (through the seam)."""
+    for i in range(nwords):
+        store_word(mem, addr + 4 * i, value)
+
+
+@kernel
+def copy_words(mem, dst, src, nwords):
+    """Copy `nwords` words from `src` to `dst` (non-overlapping, through the seam)."""
+    for i in range(nwords):
+        store_word(mem, dst + 4 * i, load_word(mem, src + 4 * i))
+
+
+@inline_kernel
+def free_size(mem, tag, p):
+    """Size of free block `p` whose tag is `tag`."""
+    if tag & T_TINY:
+        return np.int64(ALIGN)
+    return load(mem, p - HEADER)
+
+
+@inline_kernel
+def prev_free_size(mem, tag, p):
+    """Size of the free block just below block `p` whose tag (with T_PREV_FREE) is `tag`."""
+    if tag & T_PREV_TINY:
+        return np.int64(ALIGN)
+    return load(mem, p - 2 * HEADER)  # its footer
+
+
+@inline_kernel
+def set_prev_bits(meta, tags, p, bits):
+    """Set the T_PREV_FREE / T_PREV_TINY bits of block `p`'s tag to `bits`."""
+    g = granule(meta, p)
+    tags[g] = (np.int64(tags[g]) & ~(T_PREV_FREE | T_PREV_TINY)) | bits
+
+
+@inline_kernel
+def make_free(mem, meta, tags, p, size):
+    """Turn [p - 4, p - 4 + size) into one listed free block and tell the block above.
+
+    Requires: the block below is not free, the block above is not free and is not top.
+    """
+    if size == ALIGN:
+        tags[granule(meta, p)] = T_FREE | T_TINY
+        set_prev_bits(meta, tags, p + size, T_PREV_FREE | T_PREV_TINY)
+    else:
+        store_word(mem, p - HEADER, size)
+        store_word(mem, p + size - 2 * HEADER, size)
+        tags[granule(meta, p)] = T_FREE
+        set_prev_bits(meta, tags, p + size, T_PREV_FREE)
+    list_push(mem, meta, p, size)
+    meta[M_FREE_BYTES] += size
+    meta[M_FREE_BLOCKS] += 1
+
+
+@inline_kernel
+def unmake_free(mem, meta, tags, p, size):
+    """Forget free block `p` of `size` bytes (unlinked, tag cleared; the block above is
+    left with stale T_PREV bits for the caller to fix). Undoes make_free."""
+    list_remove(mem, meta, p, size)
+    tags[granule(meta, p)] = 0
+    meta[M_FREE_BYTES] -= size
+    meta[M_FREE_BLOCKS] -= 1
+
+
+@kernel
+def release(mem, meta, tags, p, size):
+    """Make [p - 4, p - 4 + size) free space, merged with the free block or top above it.
+
+    Requires: the block below p is not free; p's tag is rewritten. Changes: top may drop to p.
+    """
+    nxt = p + size
+    if nxt == meta[M_TOP]:
+        meta[M_TOP] = p
+        tags[granule(meta, p)] = 0
+        return
+    t = tags[granule(meta, nxt)]
+    if t & T_FREE:
+        nsize = free_size(mem, t, nxt)
+        unmake_free(mem, meta, tags, nxt, nsize)
+        size += nsize
+    if meta[M_DEBUG] != 0 and size > 16:
+        fill_words(mem, p + 8, (size - 16) >> 2, FREED_MARK)
+    make_free(mem, meta, tags, p, size)
+
+
+@inline_kernel
+def take(mem, meta, tags, p, fsize, size):
+    """Hand out the front `size` bytes of free block `p` (unlinked, `fsize` bytes); keep the rest free."""
+    tags[granule(meta, p)] = T_LIVE
+    rest = fsize - size
+    if rest > 0:
+        make_free(mem, meta, tags, p + size, rest)
+    else:
+        set_prev_bits(meta, tags, p + fsize, 0)
+
+
+@inline_kernel
+def note_alloc(meta, nbytes):
+    """Count one more live block of `nbytes`."""
+    live = meta[M_LIVE_BYTES] + nbytes
+    meta[M_LIVE_BYTES] = live
+    meta[M_LIVE_BLOCKS] += 1
+    meta[M_MALLOCS] += 1
+    if live > meta[M_PEAK_LIVE]:
+        meta[M_PEAK_LIVE] = live
+
+
+# ---------------------------------------------------------------- kernels
+
+
+@kernel
+def heap_init(mem, heap, base, limit):
+    """Set up an empty heap over [base, limit); heap's arrays must be fresh (tags zero).
+
+    Requires base, limit multiples of 8, 0 < base, base + 16 <= limit, both inside mem.
+    """
+    meta = heap[0]
+    meta[:] = 0
+    meta[M_BASE] = base
+    meta[M_LIMIT] = limit
+    meta[M_SPAN] = limit - base
+    meta[M_TOP] = base + ALIGN
+    meta[M_HIGH] = base + ALIGN
+    store_word(mem, base, 0)  # the pad word below the first header
+
+
+@kernel
+def heap_malloc(mem, heap, nbytes):
+    """Address of a new live block of `nbytes` bytes (contents undefined), or 0 if no room.
+
+    Order: the first list that surely fits (O(1)); else the first CLASS_SCAN blocks of
+    the request's own class; else top; else (range full) the whole own class.
+    """
+    meta = heap[0]
+    tags = heap[1]
+    if nbytes < 0 or nbytes > meta[M_SPAN]:
+        meta[M_FAILED] += 1
+        return np.int64(0)
+    size = block_size(np.int64(nbytes))
+    p = find_free(meta, size)
+    if p == 0:
+        p = fit_in_class(mem, meta, size, CLASS_SCAN)
+    if p != 0:
+        carve(mem, meta, tags, p, size)
+    else:
+        p = meta[M_TOP]
+        if p + size <= meta[M_LIMIT]:
+            meta[M_TOP] = p + size
+            if p + size > meta[M_HIGH]:
+                meta[M_HIGH] = p + size
+            tags[granule(meta, p)] = T_LIVE
+        else:
+            p = fit_in_class(mem, meta, size, meta[M_FREE_BLOCKS])
+            if p == 0:
+                meta[M_FAILED] += 1
+                return np.int64(0)
+            carve(mem, meta, tags, p, size)
+    store_word(mem, p - HEADER, nbytes)
+    note_alloc(meta, nbytes)
+    return p
+
+
+@inline_kernel
+def carve(mem, meta, tags, p, size):
+    """Make the front `size` bytes of free block `p` live; the rest stays free."""
+    fsize = free_size(mem, tags[granule(meta, p)], p)
+    unmake_free(mem, meta, tags, p, fsize)
+    take(mem, meta, tags, p, fsize, size)
+
+
+@kernel
+def fit_in_class(mem, meta, size, max_scan):
+    """First block of >= `size` bytes among the first `max_scan` of size's own class, or 0.
+
+    find_free skips the own class of a large size (its blocks may be smaller); this
+    first-fit look keeps such blocks in use instead of growing the heap.
+    """
+    if size < SMALL:
+        return np.int64(0)  # exact classes: find_free has looked already
+    fl, sl = mapping(size)
+    p = meta[M_HEADS + fl * SL_COUNT + sl]
+    while p != 0 and max_scan > 0:
+        if load(mem, p - HEADER) >= size:
+            return p
+        p = load(mem, p)
+        max_scan -= 1
+    return np.int64(0)
+
+
+@kernel
+def heap_calloc(mem, heap, nbytes):
+    """Like heap_malloc, with the first nbytes (rounded up to words) zeroed."""
+    p = heap_malloc(mem, heap, nbytes)
+    if p != 0:
+        fill_words(mem, p, (np.int64(nbytes) + 3) >> 2, 0)
+        heap[0][M_CALLOCS] += 1
+    return p
+
+
+@inline_kernel
+def heap_is_live(heap, addr):
+    """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
+    meta = heap[0]
+    off = np.int64(addr) - meta[M_BASE]
+    if off <= 0 or off >= meta[M_SPAN] or (off & 7) != 0:
+        return False
+    return (heap[1][off >> 3] & T_LIVE) != 0
+
+
+@inline_kernel
+def heap_size_of(mem, heap, addr):
+    """The nbytes requested for live block `addr` (the caller has checked it is live)."""
+    return np.int64(load_word(mem, np.int64(addr) - HEADER))
+
+
+@kernel
+def addr_status(heap, addr):
+    """HEAP_OK if `addr` is live, else HEAP_DOUBLE_FREE or HEAP_INVALID_FREE."""
+    if heap_is_live(heap, addr):
+        return HEAP_OK
+    meta = heap[0]
+    off = np.int64(addr) - meta[M_BASE]
+    if off <= 0 or off >= meta[M_SPAN] or (off & 7) != 0:
+        return HEAP_INVALID_FREE
+    if heap[1][off >> 3] & T_FREE:
+        return HEAP_DOUBLE_FREE
+    return HEAP_INVALID_FREE
+
+
+@kernel
+def heap_free(mem, heap, addr):
+    """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed)."""
+    meta = heap[0]
+    tags = heap[1]
+    if not heap_is_live(heap, addr):
+        return addr_status(heap, addr)
+    p = np.int64(addr)
+    nbytes = load(mem, p - HEADER)
+    size = block_size(nbytes)
+    meta[M_LIVE_BYTES] -= nbytes
+    meta[M_LIVE_BLOCKS] -= 1
+    meta[M_FREES] += 1
+    g = granule(meta, p)
+    t = tags[g]
+    if t & T_PREV_FREE:
+        psize = prev_free_size(mem, t, p)
+        tags[g] = 0
+        p -= psize
+        unmake_free(mem, meta, tags, p, psize)
+        size += psize
+    release(mem, meta, tags, p, size)
+    return HEAP_OK
+
+
+@kernel
+def heap_realloc(mem, heap, addr, nbytes):
+    """Resize live block `addr` to `nbytes`, keeping min(old, new) bytes of contents.
+
+    Returns the (possibly moved) address; 0 if there is no room (the block is intact);
+    -HEAP_INVALID_FREE or -HEAP_DOUBLE_FREE if `addr` is not live (nothing changed).
+    Shrinks and grows in place when the space above allows; otherwise moves.
+    """
+    meta = heap[0]
+    tags = heap[1]
+    if not heap_is_live(heap, addr):
+        return -addr_status(heap, addr)
+    if nbytes < 0 or nbytes > meta[M_SPAN]:
+        meta[M_FAILED] += 1
+        return np.int64(0)
+    p = np.int64(addr)
+    old = load(mem, p - HEADER)
+    osize = block_size(old)
+    size = block_size(np.int64(nbytes))
+    if size > osize and not grow_in_place(mem, meta, tags, p, osize, size):
+        q = heap_malloc(mem, heap, nbytes)
+        if q == 0:
+            return np.int64(0)
+        copy_words(mem, q, p, (min(old, np.int64(nbytes)) + 3) >> 2)
+        heap_free(mem, heap, p)
+        meta[M_REALLOCS] += 1
+        return q
+    if size < osize:
+        release(mem, meta, tags, p + size, osize - size)
+    store_word(mem, p - HEADER, nbytes)
+    live = meta[M_LIVE_BYTES] + np.int64(nbytes) - old
+    meta[M_LIVE_BYTES] = live
+    if live > meta[M_PEAK_LIVE]:
+        meta[M_PEAK_LIVE] = live
+    meta[M_REALLOCS] += 1
+    return p
+
+
+@kernel
+def grow_in_place(mem, meta, tags, p, osize, size):
+    """Extend live block `p` from `osize` to `size` bytes into top or a free block above it.
+
+    Returns False (nothing changed) when the space above is too small.
+    """
+    nxt = p + osize
+    if nxt == meta[M_TOP]:
+        if p + size > meta[M_LIMIT]:
+            return False
+        meta[M_TOP] = p + size
+        if p + size > meta[M_HIGH]:
+            meta[M_HIGH] = p + size
+        return True
+    t = tags[granule(meta, nxt)]
+    if (t & T_FREE) == 0:
+        return False
+    nsize = free_size(mem, t, nxt)
+    if osize + nsize < size:
+        return False
+    unmake_free(mem, meta, tags, nxt, nsize)
+    rest = osize + nsize - size
+    if rest > 0:
+        make_free(mem, meta, tags, p + size, rest)
+    else:
+        set_prev_bits(meta, tags, p + size, 0)
+    return True
+
+
+# ---------------------------------------------------------------- check and stats
+
+# heap_check finding codes (translated to text by vm32.heap.Heap.check)
+C_TAG_BEYOND_TOP = 1
+C_BAD_TAG = 2
+C_BLOCK_OUT_OF_RANGE = 3
+C_BAD_SIZE = 4
+C_BAD_FOOTER = 5
+C_PREV_FREE_WRONG = 6
+C_ADJACENT_FREE = 7
+C_FREE_BELOW_TOP = 8
+C_INTERIOR_TAG = 9
+C_LIVE_BYTES = 10
+C_LIVE_BLOCKS = 11
+C_FREE_BYTES = 12
+C_FREE_BLOCKS = 13
+C_LIST_NOT_FREE = 14
+C_LIST_WRONG_CLASS = 15
+C_LIST_BAD_PREV = 16
+C_LIST_COUNT = 17
+C_BITMAP = 18
+C_TOP = 19
+C_LIST_CYCLE = 20
+
+
+@kernel
+def heap_check(mem, heap, out):
+    """Walk every block and list; write up to len(out) findings (code, address, value) to out.
+
+    Returns the number of findings (0: healthy); may exceed len(out), extra ones are dropped.
+    """
+    meta = heap[0]
+    tags = heap[1]
+    n = 0
+    base = meta[M_BASE]
+    top = meta[M_TOP]
+    if top < base + ALIGN or top > meta[M_LIMIT] or top > meta[M_HIGH] or (top - base) & 7:
+        return add_finding(out, 0, C_TOP, top, meta[M_HIGH])
+    for g in range(granule(meta, top), min(granule(meta, meta[M_HIGH]) + 1, tags.shape[0])):
+        if tags[g] != 0:
+            n = add_finding(out, n, C_TAG_BEYOND_TOP, base + 8 * g, tags[g])
+    live_bytes = 0
+    live_blocks = 0
+    free_bytes = 0
+    free_blocks = 0
+    prev_free = False
+    prev_tiny = False
+    p = base + ALIGN
+    while p < top:
+        t = np.int64(tags[granule(meta, p)])
+        if (
+            (t & (T_LIVE | T_FREE)) == 0 or (t & T_LIVE and t & T_FREE) or t & ~31
+            or (t & T_TINY and not t & T_FREE) or (t & T_PREV_TINY and not t & T_PREV_FREE)
+        ):
+            return add_finding(out, n, C_BAD_TAG, p, t)
+        if ((t & T_PREV_FREE) != 0) != prev_free or ((t & T_PREV_TINY) != 0) != prev_tiny:
+            n = add_finding(out, n, C_PREV_FREE_WRONG, p, t)
+        if t & T_LIVE:
+            nbytes = load(mem, p - HEADER)
+            size = block_size(nbytes)
+            live_bytes += nbytes
+            live_blocks += 1
+            prev_free = False
+            prev_tiny = False
+        else:
+            size = free_size(mem, t, p)
+            if size < ALIGN or size & 7 or (size == ALIGN and not t & T_TINY):
+                return add_finding(out, n, C_BAD_SIZE, p, size)
+            if size > ALIGN and p + size <= top and load(mem, p + size - 2 * HEADER) != size:
+                n = add_finding(out, n, C_BAD_FOOTER, p, load(mem, p + size - 2 * HEADER))
+            if prev_free:
+                n = add_finding(out, n, C_ADJACENT_FREE, p, size)
+            free_bytes += size
+            free_blocks += 1
+            prev_free = True
+            prev_tiny = size == ALIGN
+        if p + size > top:
+            return add_finding(out, n, C_BLOCK_OUT_OF_RANGE, p, size)
+        for gi in range(granule(meta, p) + 1, granule(meta, p + size)):
+            if tags[gi] != 0:
+                n = add_finding(out, n, C_INTERIOR_TAG, base + 8 * gi, tags[gi])
+        p += size
+    if prev_free:
+        n = add_finding(out, n, C_FREE_BELOW_TOP, top, 0)
+    if live_bytes != meta[M_LIVE_BYTES]:
+        n = add_finding(out, n, C_LIVE_BYTES, live_bytes, meta[M_LIVE_BYTES])
+    if live_blocks != meta[M_LIVE_BLOCKS]:
+        n = add_finding(out, n, C_LIVE_BLOCKS, live_blocks, meta[M_LIVE_BLOCKS])
+    if free_bytes != meta[M_FREE_BYTES]:
+        n = add_finding(out, n, C_FREE_BYTES, free_bytes, meta[M_FREE_BYTES])
+    if free_blocks != meta[M_FREE_BLOCKS]:
+        n = add_finding(out, n, C_FREE_BLOCKS, free_blocks, meta[M_FREE_BLOCKS])
+    return check_lists(mem, meta, tags, out, n, free_blocks)
+
+
+@kernel
+def check_lists(mem, meta, tags, out, n, listed):
+    """Second half of heap_check: every list and bitmap bit; `listed` free blocks expected."""
+    found = 0
+    for fl in range(FL_COUNT):
+        for sl in range(SL_COUNT):
+            head = meta[M_HEADS + fl * SL_COUNT + sl]
+            bit = (meta[M_SL_MAP + fl] >> sl) & 1
+            if (head != 0) != (bit != 0):
+                n = add_finding(out, n, C_BITMAP, fl * SL_COUNT + sl, bit)
+            p = head
+            prv = 0
+            while p != 0:
+                if not in_range(meta, p) or (tags[granule(meta, p)] & T_FREE) == 0:
+                    n = add_finding(out, n, C_LIST_NOT_FREE, p, fl * SL_COUNT + sl)
+                    break
+                size = free_size(mem, tags[granule(meta, p)], p)
+                cfl, csl = mapping(size)
+                if cfl != fl or csl != sl:
+                    n = add_finding(out, n, C_LIST_WRONG_CLASS, p, fl * SL_COUNT + sl)
+                    break
+                link = link_at(p, size)
+                if load(mem, link + 4) != prv:
+                    n = add_finding(out, n, C_LIST_BAD_PREV, p, load(mem, link + 4))
+                found += 1
+                if found > listed:
+                    return add_finding(out, n, C_LIST_CYCLE, p, listed)
+                prv = p
+                p = load(mem, link)
+        if ((meta[M_FL_MAP] >> fl) & 1) != (meta[M_SL_MAP + fl] != 0):
+            n = add_finding(out, n, C_BITMAP, -fl - 1, meta[M_FL_MAP])
+    if found != listed:
+        n = add_finding(out, n, C_LIST_COUNT, found, listed)
+    return n
+
+
+@inline_kernel
+def in_range(meta, p):
+    """True iff `p` is an 8-aligned payload address inside the range."""
+    off = p - meta[M_BASE]
+    return off > 0 and off < meta[M_SPAN] and (off & 7) == 0
+
+
+@kernel
+def add_finding(out, n, code, addr, value):
+    """Record finding number `n` if out has room; return n + 1."""
+    if n < out.shape[0]:
+        out[n, 0] = code
+        out[n, 1] = addr
+        out[n, 2] = value
+    return n + 1
+
+
+@kernel
+def heap_largest_free(mem, heap):
+    """Size in bytes (header included) of the largest free block, the room in top included."""
+    meta = heap[0]
+    best = meta[M_LIMIT] - meta[M_TOP]
+    flmap = meta[M_FL_MAP]
+    if flmap == 0:
+        return best
+    fl = msb(flmap)
+    sl = msb(meta[M_SL_MAP + fl])
+    p = meta[M_HEADS + fl * SL_COUNT + sl]
+    while p != 0:
+        size = free_size(mem, heap[1][granule(meta, p)], p)
+        best = max(best, size)
+        p = load(mem, link_at(p, size))
+    return best
