@@ -10,14 +10,19 @@ from numba import njit
 kernel = njit(cache=True, nogil=True)
 """Decorator for hot-path functions: ``@kernel def f(...)``."""
 
-inline_kernel = njit(cache=True, nogil=True, _nrt=False)
+leaf_kernel = njit(cache=True, nogil=True, _nrt=False)
 """For small leaf functions on hot paths (accessors, checks): LLVM inlines them.
 
 They are compiled without numba's reference counting (`_nrt=False`), so they
 may not allocate or return arrays.  Why: a function that receives a tuple of
 arrays increfs every array on entry and decrefs it on every return path;
 after inlining LLVM cannot pair them up across branches, and the UM paid about
-eight atomic operations per load/store (measured: 4-5x slower).
+eight atomic operations per load/store (measured: 3.5x slower on sandmark).
+"""
+
+inline_kernel = kernel
+"""Small helpers that may allocate: same options as `kernel` (LLVM inlines small
+callees by itself).
 
 numba's own IR-level inlining (``inline="always"``) is avoided on purpose: on
 numba 0.68 it miscompiled the UM kernel (wrong results, with an

@@ -17,7 +17,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from vm32.jit import inline_kernel
+from vm32.jit import leaf_kernel
 from vm32.heap import Heap, heap_calloc, heap_free, heap_is_live, heap_malloc, heap_size_of
 from vm32.memory import PAGE_SIZE, PhysicalMemory
 from vm32.um import space as sp
@@ -42,7 +42,7 @@ def new_flat_space(program: np.ndarray, memory: PhysicalMemory) -> tuple[FlatSpa
     return FlatSpace(memory.words, heap.state, meta), heap
 
 
-@inline_kernel
+@leaf_kernel
 def _is_segment(space, sid):
     """True iff `sid` is an active segment other than segment 0."""
     return np.int64(sid) != space.meta[CODE] and heap_is_live(space.heap, np.int64(sid))
@@ -54,7 +54,7 @@ def _code_of(space):
     return space.mem[w0 : w0 + (heap_size_of(space.mem, space.heap, base) >> 2)]
 
 
-@inline_kernel
+@leaf_kernel
 def _seg_check(space, sid, off):
     if not _is_segment(space, sid):
         return S.INACTIVE_ARRAY
@@ -63,12 +63,12 @@ def _seg_check(space, sid, off):
     return 0
 
 
-@inline_kernel
+@leaf_kernel
 def _seg_get(space, sid, off):
     return space.mem[np.uint64(sid >> 2) + off]
 
 
-@inline_kernel
+@leaf_kernel
 def _seg_set(space, sid, off, value):
     space.mem[np.uint64(sid >> 2) + off] = value
 

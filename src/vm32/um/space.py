@@ -35,7 +35,7 @@ def register(space_class: type, **impls) -> None:
     """Register `space_class`'s implementations of the operations named as keywords.
 
     An implementation is a plain function (compiled in its caller's context) or
-    a numba dispatcher such as a `vm32.jit.inline_kernel` (hot leaf operations
+    a numba dispatcher such as a `vm32.jit.leaf_kernel` (hot leaf operations
     compiled without reference counting).
     """
     for name, fn in impls.items():
