@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from vm32 import __version__
-from vm32.errors import InvalidArgument, UMFault, VM32Error
+from vm32.errors import InvalidArgument, VM32Error
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         _flush_stdout()
-        print(f"vm32: error: {_error_text(e)}", file=sys.stderr)
+        print(f"vm32: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("vm32: error: interrupted", file=sys.stderr)
@@ -190,14 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         print(f"vm32: error: system error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_ERROR
-
-
-def _error_text(e: VM32Error) -> str:
-    """The message of `e` for the one error line; a UM fault also names its kind."""
-    text = str(e)
-    if isinstance(e, UMFault):
-        text += f" [{e.kind}]"
-    return text
 
 
 def _flush_stdout() -> None:

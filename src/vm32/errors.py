@@ -34,7 +34,7 @@ class UMFault(VM32Error):
         text = f"UM fault at pc={pc:#x} (instruction {instruction:#010x}): {reason}"
         if detail:
             text += f" ({detail})"
-        super().__init__(text)
+        super().__init__(f"{text} [{kind}]")
 
 
 class MemoryFault(VM32Error):

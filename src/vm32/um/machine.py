@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from vm32.errors import InvalidArgument, UMFault
-from vm32.memory import DEFAULT_SIZE, PhysicalMemory, check_size, parse_size
+from vm32.memory import DEFAULT_SIZE, PAGE_SIZE, PhysicalMemory, check_size, parse_size
 from vm32.um import status as S
 from vm32.um.classic import ClassicSpace, new_classic_space
 from vm32.um.flat import CODE, new_flat_space
@@ -61,6 +61,11 @@ class UniversalMachine:
         self.backend = backend
         self.memory_size = check_size(parse_size(memory_size))
         if backend == "flat":
+            if self.memory_size < 2 * PAGE_SIZE:
+                raise InvalidArgument(
+                    "the flat backend needs at least 8K of memory (page 0 stays unused, so that "
+                    "no segment has id 0)"
+                )
             self.memory = PhysicalMemory(self.memory_size)
             self.space, self.heap = new_flat_space(words, self.memory)
         else:
