@@ -11,8 +11,10 @@ Two faces:
 
 ``mem`` is the word memory (a uint32 numpy array indexed by ``addr >> 2`` for flat
 memory); the allocator touches it only through `vm32.memory.load_word/store_word`.
-``state`` is a tuple ``(meta, tags)``: meta int64 (counters, bitmaps, list heads),
-tags one uint8 per 8-byte granule of the range (live / free / prev-free bits).
+``state`` is ONE int64 numpy array: counters, bitmaps and list heads, then the tag
+map (one byte per 8-byte granule of the range: live / free / prev-free bits). One array,
+not a tuple: taking an array out of a tuple inside a numba loop costs a reference-count
+update (~4 ns here), which the UM's per-access `heap_is_live` cannot afford.
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ _CHECK_MESSAGES = {
 }
 
 
-def new_state(base: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh, zeroed state arrays ``(meta, tags)`` for a heap over [base, limit)."""
-    meta = np.zeros(core.META_WORDS, dtype=np.int64)
-    tags = np.zeros(((limit - base) >> 3) + 1, dtype=np.uint8)  # lazily committed by the host
-    return meta, tags
+def new_state(base: int, limit: int) -> np.ndarray:
+    """A fresh, zeroed int64 state array for a heap over [base, limit) (before heap_init).
+
+    Its tag map takes one byte per 8 bytes of range (512 MiB for 4 GiB); np.zeros gets
+    it from the host lazily, so only the part under the heap's footprint is committed.
+    """
+    return np.zeros(core.state_words(base, limit), dtype=np.int64)
 
 
 def _int(value, what: str) -> int:
@@ -109,7 +113,7 @@ class Heap:
         self.limit = limit
         self.state = new_state(base, limit)
         heap_init(self.mem, self.state, np.int64(base), np.int64(limit))
-        self.state[0][core.M_DEBUG] = int(debug)
+        self.state[core.M_DEBUG] = int(debug)
 
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")
@@ -178,7 +182,7 @@ class Heap:
     @property
     def live_bytes(self) -> int:
         """Sum of the requested sizes of live blocks."""
-        return int(self.state[0][core.M_LIVE_BYTES])
+        return int(self.state[core.M_LIVE_BYTES])
 
     def stats(self) -> dict[str, int]:
         """Counters and sizes; footprint = high-water extent of the heap above base, in bytes.
@@ -186,7 +190,7 @@ class Heap:
         peak_live_bytes counts requested bytes only (no headers, no alignment).
         largest_free is the largest free block including its 4-byte header (top counted).
         """
-        m = self.state[0]
+        m = self.state
         return {
             "base": self.base,
             "limit": self.limit,

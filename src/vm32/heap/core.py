@@ -12,9 +12,10 @@ Words
 *footer*  the last word of a free block (at p + size - 8), a copy of its size, so the block
           after it can find the start of its free predecessor.
 *top*     the untouched rest of the range above every block (the "wilderness"): payloads
-          from meta[M_TOP] on. The high-water mark meta[M_HIGH] is the largest top ever.
+          from heap[M_TOP] on. The high-water mark heap[M_HIGH] is the largest top ever.
 *granule* 8 bytes; granule g holds payload address base + 8 * g.
-*tags*    one host byte per granule (state[1]): T_LIVE (a live block starts here),
+*tags*    one host byte per granule, packed 8 to a word at the end of the state array
+          (state[M_TAGS + (off >> 6)] >> (off & 56), off = p - base): T_LIVE (a live block starts here),
           T_FREE (a free block starts here), T_PREV_FREE (the block ending just below is free),
           T_TINY / T_PREV_TINY (that free block is 8 bytes).
           Tags are host data, never in `mem`, so `heap_is_live` is exact and O(1).
@@ -27,7 +28,7 @@ Layers
 seam      vm32.memory.load_word / store_word: every access to `mem` (headers, footers,
           links, zeroing, copying) goes through them, so a paged memory can be swapped in.
 classes   size -> (fl, sl): sizes < SMALL (256 bytes) map exactly to one list per 8 bytes;
-          larger sizes to 32 sub-lists per power of two. Bitmaps (meta[M_FL_MAP], one SL map
+          larger sizes to 32 sub-lists per power of two. Bitmaps (heap[M_FL_MAP], one SL map
           per fl) find the first non-empty list >= a class in O(1) (bit scans).
 lists     doubly linked free lists through the blocks: next at p, prev at p + 4 (0 = none).
           An 8-byte free block has no room for size, links and footer: its tag says T_TINY
@@ -98,7 +99,7 @@ SMALL_LOG = 8  # msb(SMALL)
 FL_COUNT = 26  # sizes up to 2**33 after rounding up
 CLASS_SCAN = 8  # blocks of its own class a large request looks at before growing the heap
 
-# meta (state[0], int64) layout: scalars, then the SL bitmaps, then the list heads
+# state (one int64 array, called heap in the code) layout: scalars, SL bitmaps, list heads, tags
 M_BASE = 0  # first byte of the range
 M_LIMIT = 1  # one past the last byte
 M_SPAN = 2  # limit - base
@@ -119,7 +120,13 @@ M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
 META_SCALARS = 32
 M_SL_MAP = META_SCALARS  # FL_COUNT words: bit sl set <=> list (fl, sl) non-empty
 M_HEADS = M_SL_MAP + FL_COUNT  # FL_COUNT * SL_COUNT list heads (payload address or 0)
-META_WORDS = M_HEADS + FL_COUNT * SL_COUNT
+M_TAGS = M_HEADS + FL_COUNT * SL_COUNT  # the tag map: 8 one-byte tags per word (low byte first)
+META_WORDS = M_TAGS  # words before the tag map
+
+
+def state_words(base, limit):
+    """Length of the int64 state array of a heap over [base, limit)."""
+    return M_TAGS + ((limit - base) >> 6) + 2
 
 FREED_MARK = 0xDFDFDFDF  # debug mode: the words of a freed payload
 
@@ -134,9 +141,19 @@ def block_size(nbytes):
 
 
 @inline_kernel
-def granule(meta, p):
-    """Index in the tag map of payload address `p` (must lie in the range)."""
-    return (p - meta[M_BASE]) >> 3
+def tag_of(heap, p):
+    """The tag of payload address `p` (an 8-aligned address in the range or at top)."""
+    off = p - heap[M_BASE]
+    return (heap[M_TAGS + (off >> 6)] >> (off & 56)) & 0xFF
+
+
+@inline_kernel
+def set_tag(heap, p, tag):
+    """Set the tag of payload address `p` to `tag` (0..255)."""
+    off = p - heap[M_BASE]
+    i = M_TAGS + (off >> 6)
+    shift = off & 56
+    heap[i] = (heap[i] & ~(np.int64(0xFF) << shift)) | (np.int64(tag) << shift)
 
 
 @inline_kernel
@@ -176,23 +193,23 @@ def link_at(p, size):
 
 
 @inline_kernel
-def list_push(mem, meta, p, size):
+def list_push(mem, heap, p, size):
     """Put free block `p` of `size` bytes at the head of its class's list."""
     fl, sl = mapping(size)
     i = M_HEADS + fl * SL_COUNT + sl
-    head = meta[i]
+    head = heap[i]
     link = link_at(p, size)
     store_word(mem, link, head)
     store_word(mem, link + 4, 0)
     if head != 0:
         store_word(mem, link_at(head, size) + 4, p)
-    meta[i] = p
-    meta[M_SL_MAP + fl] |= np.int64(1) << sl
-    meta[M_FL_MAP] |= np.int64(1) << fl
+    heap[i] = p
+    heap[M_SL_MAP + fl] |= np.int64(1) << sl
+    heap[M_FL_MAP] |= np.int64(1) << fl
 
 
 @inline_kernel
-def list_remove(mem, meta, p, size):
+def list_remove(mem, heap, p, size):
     """Take free block `p` of `size` bytes out of its class's list."""
     link = link_at(p, size)
     nxt = load(mem, link)
@@ -203,28 +220,28 @@ def list_remove(mem, meta, p, size):
         store_word(mem, link_at(prv, size), nxt)
         return
     fl, sl = mapping(size)
-    meta[M_HEADS + fl * SL_COUNT + sl] = nxt
+    heap[M_HEADS + fl * SL_COUNT + sl] = nxt
     if nxt == 0:
-        slmap = meta[M_SL_MAP + fl] & ~(np.int64(1) << sl)
-        meta[M_SL_MAP + fl] = slmap
+        slmap = heap[M_SL_MAP + fl] & ~(np.int64(1) << sl)
+        heap[M_SL_MAP + fl] = slmap
         if slmap == 0:
-            meta[M_FL_MAP] &= ~(np.int64(1) << fl)
+            heap[M_FL_MAP] &= ~(np.int64(1) << fl)
 
 
 @inline_kernel
-def find_free(meta, size):
+def find_free(heap, size):
     """A free block of at least `size` bytes from the first non-empty fitting list, or 0."""
     fl, sl = mapping_search(size)
     if fl >= FL_COUNT:
         return 0
-    slmap = meta[M_SL_MAP + fl] & (np.int64(-1) << sl)
+    slmap = heap[M_SL_MAP + fl] & (np.int64(-1) << sl)
     if slmap == 0:
-        flmap = meta[M_FL_MAP] & (np.int64(-1) << (fl + 1))
+        flmap = heap[M_FL_MAP] & (np.int64(-1) << (fl + 1))
         if flmap == 0:
             return 0
         fl = lsb(flmap)
-        slmap = meta[M_SL_MAP + fl]
-    return meta[M_HEADS + fl * SL_COUNT + lsb(slmap)]
+        slmap = heap[M_SL_MAP + fl]
+    return heap[M_HEADS + fl * SL_COUNT + lsb(slmap)]
 
 
 # ---------------------------------------------------------------- blocks
@@ -261,82 +278,81 @@ def prev_free_size(mem, tag, p):
 
 
 @inline_kernel
-def set_prev_bits(meta, tags, p, bits):
+def set_prev_bits(heap, p, bits):
     """Set the T_PREV_FREE / T_PREV_TINY bits of block `p`'s tag to `bits`."""
-    g = granule(meta, p)
-    tags[g] = (np.int64(tags[g]) & ~(T_PREV_FREE | T_PREV_TINY)) | bits
+    set_tag(heap, p, (tag_of(heap, p) & ~(T_PREV_FREE | T_PREV_TINY)) | bits)
 
 
 @inline_kernel
-def make_free(mem, meta, tags, p, size):
+def make_free(mem, heap, p, size):
     """Turn [p - 4, p - 4 + size) into one listed free block and tell the block above.
 
     Requires: the block below is not free, the block above is not free and is not top.
     """
     if size == ALIGN:
-        tags[granule(meta, p)] = T_FREE | T_TINY
-        set_prev_bits(meta, tags, p + size, T_PREV_FREE | T_PREV_TINY)
+        set_tag(heap, p, T_FREE | T_TINY)
+        set_prev_bits(heap, p + size, T_PREV_FREE | T_PREV_TINY)
     else:
         store_word(mem, p - HEADER, size)
         store_word(mem, p + size - 2 * HEADER, size)
-        tags[granule(meta, p)] = T_FREE
-        set_prev_bits(meta, tags, p + size, T_PREV_FREE)
-    list_push(mem, meta, p, size)
-    meta[M_FREE_BYTES] += size
-    meta[M_FREE_BLOCKS] += 1
+        set_tag(heap, p, T_FREE)
+        set_prev_bits(heap, p + size, T_PREV_FREE)
+    list_push(mem, heap, p, size)
+    heap[M_FREE_BYTES] += size
+    heap[M_FREE_BLOCKS] += 1
 
 
 @inline_kernel
-def unmake_free(mem, meta, tags, p, size):
+def unmake_free(mem, heap, p, size):
     """Forget free block `p` of `size` bytes (unlinked, tag cleared; the block above is
     left with stale T_PREV bits for the caller to fix). Undoes make_free."""
-    list_remove(mem, meta, p, size)
-    tags[granule(meta, p)] = 0
-    meta[M_FREE_BYTES] -= size
-    meta[M_FREE_BLOCKS] -= 1
+    list_remove(mem, heap, p, size)
+    set_tag(heap, p, 0)
+    heap[M_FREE_BYTES] -= size
+    heap[M_FREE_BLOCKS] -= 1
 
 
 @kernel
-def release(mem, meta, tags, p, size):
+def release(mem, heap, p, size):
     """Make [p - 4, p - 4 + size) free space, merged with the free block or top above it.
 
     Requires: the block below p is not free; p's tag is rewritten. Changes: top may drop to p.
     """
     nxt = p + size
-    if nxt == meta[M_TOP]:
-        meta[M_TOP] = p
-        tags[granule(meta, p)] = 0
+    if nxt == heap[M_TOP]:
+        heap[M_TOP] = p
+        set_tag(heap, p, 0)
         return
-    t = tags[granule(meta, nxt)]
+    t = tag_of(heap, nxt)
     if t & T_FREE:
         nsize = free_size(mem, t, nxt)
-        unmake_free(mem, meta, tags, nxt, nsize)
+        unmake_free(mem, heap, nxt, nsize)
         size += nsize
-    if meta[M_DEBUG] != 0 and size > 16:
+    if heap[M_DEBUG] != 0 and size > 16:
         fill_words(mem, p + 8, (size - 16) >> 2, FREED_MARK)
-    make_free(mem, meta, tags, p, size)
+    make_free(mem, heap, p, size)
 
 
 @inline_kernel
-def take(mem, meta, tags, p, fsize, size):
+def take(mem, heap, p, fsize, size):
     """Hand out the front `size` bytes of free block `p` (unlinked, `fsize` bytes); keep the rest free."""
-    tags[granule(meta, p)] = T_LIVE
+    set_tag(heap, p, T_LIVE)
     rest = fsize - size
     if rest > 0:
-        make_free(mem, meta, tags, p + size, rest)
+        make_free(mem, heap, p + size, rest)
     else:
-        set_prev_bits(meta, tags, p + fsize, 0)
+        set_prev_bits(heap, p + fsize, 0)
 
 
 @inline_kernel
-def note_alloc(meta, nbytes):
+def note_alloc(heap, nbytes):
     """Count one more live block of `nbytes`."""
-    live = meta[M_LIVE_BYTES] + nbytes
-    meta[M_LIVE_BYTES] = live
-    meta[M_LIVE_BLOCKS] += 1
-    meta[M_MALLOCS] += 1
-    if live > meta[M_PEAK_LIVE]:
-        meta[M_PEAK_LIVE] = live
+    live = heap[M_LIVE_BYTES] + nbytes
+    heap[M_LIVE_BYTES] = live
+    heap[M_LIVE_BLOCKS] += 1
+    heap[M_MALLOCS] += 1
+    if live > heap[M_PEAK_LIVE]:
+        heap[M_PEAK_LIVE] = live
 
 
 # ---------------------------------------------------------------- kernels
@@ -344,17 +360,16 @@ def note_alloc(meta, nbytes):
 
 @kernel
 def heap_init(mem, heap, base, limit):
-    """Set up an empty heap over [base, limit); heap's arrays must be fresh (tags zero).
+    """Set up an empty heap over [base, limit); the state array must be fresh (tags zero).
 
     Requires base, limit multiples of 8, 0 < base, base + 16 <= limit, both inside mem.
     """
-    meta = heap[0]
-    meta[:] = 0
-    meta[M_BASE] = base
-    meta[M_LIMIT] = limit
-    meta[M_SPAN] = limit - base
-    meta[M_TOP] = base + ALIGN
-    meta[M_HIGH] = base + ALIGN
+    heap[:META_WORDS] = 0
+    heap[M_BASE] = base
+    heap[M_LIMIT] = limit
+    heap[M_SPAN] = limit - base
+    heap[M_TOP] = base + ALIGN
+    heap[M_HIGH] = base + ALIGN
     store_word(mem, base, 0)  # the pad word below the first header
 
 
@@ -365,45 +380,43 @@ def heap_malloc(mem, heap, nbytes):
     Order: the first list that surely fits (O(1)); else the first CLASS_SCAN blocks of
     the request's own class; else top; else (range full) the whole own class.
     """
-    meta = heap[0]
-    tags = heap[1]
-    if nbytes < 0 or nbytes > meta[M_SPAN]:
-        meta[M_FAILED] += 1
+    if nbytes < 0 or nbytes > heap[M_SPAN]:
+        heap[M_FAILED] += 1
         return np.int64(0)
     size = block_size(np.int64(nbytes))
-    p = find_free(meta, size)
+    p = find_free(heap, size)
     if p == 0:
-        p = fit_in_class(mem, meta, size, CLASS_SCAN)
+        p = fit_in_class(mem, heap, size, CLASS_SCAN)
     if p != 0:
-        carve(mem, meta, tags, p, size)
+        carve(mem, heap, p, size)
     else:
-        p = meta[M_TOP]
-        if p + size <= meta[M_LIMIT]:
-            meta[M_TOP] = p + size
-            if p + size > meta[M_HIGH]:
-                meta[M_HIGH] = p + size
-            tags[granule(meta, p)] = T_LIVE
+        p = heap[M_TOP]
+        if p + size <= heap[M_LIMIT]:
+            heap[M_TOP] = p + size
+            if p + size > heap[M_HIGH]:
+                heap[M_HIGH] = p + size
+            set_tag(heap, p, T_LIVE)
         else:
-            p = fit_in_class(mem, meta, size, meta[M_FREE_BLOCKS])
+            p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
             if p == 0:
-                meta[M_FAILED] += 1
+                heap[M_FAILED] += 1
                 return np.int64(0)
-            carve(mem, meta, tags, p, size)
+            carve(mem, heap, p, size)
     store_word(mem, p - HEADER, nbytes)
-    note_alloc(meta, nbytes)
+    note_alloc(heap, nbytes)
     return p
 
 
 @inline_kernel
-def carve(mem, meta, tags, p, size):
+def carve(mem, heap, p, size):
     """Make the front `size` bytes of free block `p` live; the rest stays free."""
-    fsize = free_size(mem, tags[granule(meta, p)], p)
-    unmake_free(mem, meta, tags, p, fsize)
-    take(mem, meta, tags, p, fsize, size)
+    fsize = free_size(mem, tag_of(heap, p), p)
+    unmake_free(mem, heap, p, fsize)
+    take(mem, heap, p, fsize, size)
 
 
 @kernel
-def fit_in_class(mem, meta, size, max_scan):
+def fit_in_class(mem, heap, size, max_scan):
     """First block of >= `size` bytes among the first `max_scan` of size's own class, or 0.
 
     find_free skips the own class of a large size (its blocks may be smaller); this
@@ -412,7 +425,7 @@ def fit_in_class(mem, meta, size, max_scan):
     if size < SMALL:
         return np.int64(0)  # exact classes: find_free has looked already
     fl, sl = mapping(size)
-    p = meta[M_HEADS + fl * SL_COUNT + sl]
+    p = heap[M_HEADS + fl * SL_COUNT + sl]
     while p != 0 and max_scan > 0:
         if load(mem, p - HEADER) >= size:
             return p
@@ -427,18 +440,17 @@ def heap_calloc(mem, heap, nbytes):
     p = heap_malloc(mem, heap, nbytes)
     if p != 0:
         fill_words(mem, p, (np.int64(nbytes) + 3) >> 2, 0)
-        heap[0][M_CALLOCS] += 1
+        heap[M_CALLOCS] += 1
     return p
 
 
 @inline_kernel
 def heap_is_live(heap, addr):
     """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
-    meta = heap[0]
-    off = np.int64(addr) - meta[M_BASE]
-    if off <= 0 or off >= meta[M_SPAN] or (off & 7) != 0:
+    off = np.int64(addr) - heap[M_BASE]
+    if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
         return False
-    return (heap[1][off >> 3] & T_LIVE) != 0
+    return ((heap[M_TAGS + (off >> 6)] >> (off & 56)) & T_LIVE) != 0
 
 
 @inline_kernel
@@ -452,11 +464,10 @@ def addr_status(heap, addr):
     """HEAP_OK if `addr` is live, else HEAP_DOUBLE_FREE or HEAP_INVALID_FREE."""
     if heap_is_live(heap, addr):
         return HEAP_OK
-    meta = heap[0]
-    off = np.int64(addr) - meta[M_BASE]
-    if off <= 0 or off >= meta[M_SPAN] or (off & 7) != 0:
+    off = np.int64(addr) - heap[M_BASE]
+    if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
         return HEAP_INVALID_FREE
-    if heap[1][off >> 3] & T_FREE:
+    if tag_of(heap, np.int64(addr)) & T_FREE:
         return HEAP_DOUBLE_FREE
     return HEAP_INVALID_FREE
 
@@ -464,25 +475,22 @@ def addr_status(heap, addr):
 @kernel
 def heap_free(mem, heap, addr):
     """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed)."""
-    meta = heap[0]
-    tags = heap[1]
     if not heap_is_live(heap, addr):
         return addr_status(heap, addr)
     p = np.int64(addr)
     nbytes = load(mem, p - HEADER)
     size = block_size(nbytes)
-    meta[M_LIVE_BYTES] -= nbytes
-    meta[M_LIVE_BLOCKS] -= 1
-    meta[M_FREES] += 1
-    g = granule(meta, p)
-    t = tags[g]
+    heap[M_LIVE_BYTES] -= nbytes
+    heap[M_LIVE_BLOCKS] -= 1
+    heap[M_FREES] += 1
+    t = tag_of(heap, p)
     if t & T_PREV_FREE:
         psize = prev_free_size(mem, t, p)
-        tags[g] = 0
+        set_tag(heap, p, 0)
         p -= psize
-        unmake_free(mem, meta, tags, p, psize)
+        unmake_free(mem, heap, p, psize)
         size += psize
-    release(mem, meta, tags, p, size)
+    release(mem, heap, p, size)
     return HEAP_OK
 
 
@@ -494,62 +502,60 @@ def heap_realloc(mem, heap, addr, nbytes):
     -HEAP_INVALID_FREE or -HEAP_DOUBLE_FREE if `addr` is not live (nothing changed).
     Shrinks and grows in place when the space above allows; otherwise moves.
     """
-    meta = heap[0]
-    tags = heap[1]
     if not heap_is_live(heap, addr):
         return -addr_status(heap, addr)
-    if nbytes < 0 or nbytes > meta[M_SPAN]:
-        meta[M_FAILED] += 1
+    if nbytes < 0 or nbytes > heap[M_SPAN]:
+        heap[M_FAILED] += 1
         return np.int64(0)
     p = np.int64(addr)
     old = load(mem, p - HEADER)
     osize = block_size(old)
     size = block_size(np.int64(nbytes))
-    if size > osize and not grow_in_place(mem, meta, tags, p, osize, size):
+    if size > osize and not grow_in_place(mem, heap, p, osize, size):
         q = heap_malloc(mem, heap, nbytes)
         if q == 0:
             return np.int64(0)
         copy_words(mem, q, p, (min(old, np.int64(nbytes)) + 3) >> 2)
         heap_free(mem, heap, p)
-        meta[M_REALLOCS] += 1
+        heap[M_REALLOCS] += 1
         return q
     if size < osize:
-        release(mem, meta, tags, p + size, osize - size)
+        release(mem, heap, p + size, osize - size)
     store_word(mem, p - HEADER, nbytes)
-    live = meta[M_LIVE_BYTES] + np.int64(nbytes) - old
-    meta[M_LIVE_BYTES] = live
-    if live > meta[M_PEAK_LIVE]:
-        meta[M_PEAK_LIVE] = live
-    meta[M_REALLOCS] += 1
+    live = heap[M_LIVE_BYTES] + np.int64(nbytes) - old
+    heap[M_LIVE_BYTES] = live
+    if live > heap[M_PEAK_LIVE]:
+        heap[M_PEAK_LIVE] = live
+    heap[M_REALLOCS] += 1
     return p
 
 
 @kernel
-def grow_in_place(mem, meta, tags, p, osize, size):
+def grow_in_place(mem, heap, p, osize, size):
     """Extend live block `p` from `osize` to `size` bytes into top or a free block above it.
 
     Returns False (nothing changed) when the space above is too small.
     """
     nxt = p + osize
-    if nxt == meta[M_TOP]:
-        if p + size > meta[M_LIMIT]:
+    if nxt == heap[M_TOP]:
+        if p + size > heap[M_LIMIT]:
             return False
-        meta[M_TOP] = p + size
-        if p + size > meta[M_HIGH]:
-            meta[M_HIGH] = p + size
+        heap[M_TOP] = p + size
+        if p + size > heap[M_HIGH]:
+            heap[M_HIGH] = p + size
         return True
-    t = tags[granule(meta, nxt)]
+    t = tag_of(heap, nxt)
     if (t & T_FREE) == 0:
         return False
     nsize = free_size(mem, t, nxt)
     if osize + nsize < size:
         return False
-    unmake_free(mem, meta, tags, nxt, nsize)
+    unmake_free(mem, heap, nxt, nsize)
     rest = osize + nsize - size
     if rest > 0:
-        make_free(mem, meta, tags, p + size, rest)
+        make_free(mem, heap, p + size, rest)
     else:
-        set_prev_bits(meta, tags, p + size, 0)
+        set_prev_bits(heap, p + size, 0)
     return True
 
 
@@ -584,16 +590,14 @@ def heap_check(mem, heap, out):
 
     Returns the number of findings (0: healthy); may exceed len(out), extra ones are dropped.
     """
-    meta = heap[0]
-    tags = heap[1]
     n = 0
-    base = meta[M_BASE]
-    top = meta[M_TOP]
-    if top < base + ALIGN or top > meta[M_LIMIT] or top > meta[M_HIGH] or (top - base) & 7:
-        return add_finding(out, 0, C_TOP, top, meta[M_HIGH])
-    for g in range(granule(meta, top), min(granule(meta, meta[M_HIGH]) + 1, tags.shape[0])):
-        if tags[g] != 0:
-            n = add_finding(out, n, C_TAG_BEYOND_TOP, base + 8 * g, tags[g])
+    base = heap[M_BASE]
+    top = heap[M_TOP]
+    if top < base + ALIGN or top > heap[M_LIMIT] or top > heap[M_HIGH] or (top - base) & 7:
+        return add_finding(out, 0, C_TOP, top, heap[M_HIGH])
+    for a in range(top, heap[M_HIGH] + ALIGN, ALIGN):
+        if tag_of(heap, a) != 0:
+            n = add_finding(out, n, C_TAG_BEYOND_TOP, a, tag_of(heap, a))
     live_bytes = 0
     live_blocks = 0
     free_bytes = 0
@@ -602,7 +606,7 @@ def heap_check(mem, heap, out):
     prev_tiny = False
     p = base + ALIGN
     while p < top:
-        t = np.int64(tags[granule(meta, p)])
+        t = np.int64(tag_of(heap, p))
         if (
             (t & (T_LIVE | T_FREE)) == 0 or (t & T_LIVE and t & T_FREE) or t & ~31
             or (t & T_TINY and not t & T_FREE) or (t & T_PREV_TINY and not t & T_PREV_FREE)
@@ -631,40 +635,40 @@ def heap_check(mem, heap, out):
             prev_tiny = size == ALIGN
         if p + size > top:
             return add_finding(out, n, C_BLOCK_OUT_OF_RANGE, p, size)
-        for gi in range(granule(meta, p) + 1, granule(meta, p + size)):
-            if tags[gi] != 0:
-                n = add_finding(out, n, C_INTERIOR_TAG, base + 8 * gi, tags[gi])
+        for a in range(p + ALIGN, p + size, ALIGN):
+            if tag_of(heap, a) != 0:
+                n = add_finding(out, n, C_INTERIOR_TAG, a, tag_of(heap, a))
         p += size
     if prev_free:
         n = add_finding(out, n, C_FREE_BELOW_TOP, top, 0)
-    if live_bytes != meta[M_LIVE_BYTES]:
-        n = add_finding(out, n, C_LIVE_BYTES, live_bytes, meta[M_LIVE_BYTES])
-    if live_blocks != meta[M_LIVE_BLOCKS]:
-        n = add_finding(out, n, C_LIVE_BLOCKS, live_blocks, meta[M_LIVE_BLOCKS])
-    if free_bytes != meta[M_FREE_BYTES]:
-        n = add_finding(out, n, C_FREE_BYTES, free_bytes, meta[M_FREE_BYTES])
-    if free_blocks != meta[M_FREE_BLOCKS]:
-        n = add_finding(out, n, C_FREE_BLOCKS, free_blocks, meta[M_FREE_BLOCKS])
-    return check_lists(mem, meta, tags, out, n, free_blocks)
+    if live_bytes != heap[M_LIVE_BYTES]:
+        n = add_finding(out, n, C_LIVE_BYTES, live_bytes, heap[M_LIVE_BYTES])
+    if live_blocks != heap[M_LIVE_BLOCKS]:
+        n = add_finding(out, n, C_LIVE_BLOCKS, live_blocks, heap[M_LIVE_BLOCKS])
+    if free_bytes != heap[M_FREE_BYTES]:
+        n = add_finding(out, n, C_FREE_BYTES, free_bytes, heap[M_FREE_BYTES])
+    if free_blocks != heap[M_FREE_BLOCKS]:
+        n = add_finding(out, n, C_FREE_BLOCKS, free_blocks, heap[M_FREE_BLOCKS])
+    return check_lists(mem, heap, out, n, free_blocks)
 
 
 @kernel
-def check_lists(mem, meta, tags, out, n, listed):
+def check_lists(mem, heap, out, n, listed):
     """Second half of heap_check: every list and bitmap bit; `listed` free blocks expected."""
     found = 0
     for fl in range(FL_COUNT):
         for sl in range(SL_COUNT):
-            head = meta[M_HEADS + fl * SL_COUNT + sl]
-            bit = (meta[M_SL_MAP + fl] >> sl) & 1
+            head = heap[M_HEADS + fl * SL_COUNT + sl]
+            bit = (heap[M_SL_MAP + fl] >> sl) & 1
             if (head != 0) != (bit != 0):
                 n = add_finding(out, n, C_BITMAP, fl * SL_COUNT + sl, bit)
             p = head
             prv = 0
             while p != 0:
-                if not in_range(meta, p) or (tags[granule(meta, p)] & T_FREE) == 0:
+                if not in_range(heap, p) or (tag_of(heap, p) & T_FREE) == 0:
                     n = add_finding(out, n, C_LIST_NOT_FREE, p, fl * SL_COUNT + sl)
                     break
-                size = free_size(mem, tags[granule(meta, p)], p)
+                size = free_size(mem, tag_of(heap, p), p)
                 cfl, csl = mapping(size)
                 if cfl != fl or csl != sl:
                     n = add_finding(out, n, C_LIST_WRONG_CLASS, p, fl * SL_COUNT + sl)
@@ -677,18 +681,18 @@ def check_lists(mem, meta, tags, out, n, listed):
                     return add_finding(out, n, C_LIST_CYCLE, p, listed)
                 prv = p
                 p = load(mem, link)
-        if ((meta[M_FL_MAP] >> fl) & 1) != (meta[M_SL_MAP + fl] != 0):
-            n = add_finding(out, n, C_BITMAP, -fl - 1, meta[M_FL_MAP])
+        if ((heap[M_FL_MAP] >> fl) & 1) != (heap[M_SL_MAP + fl] != 0):
+            n = add_finding(out, n, C_BITMAP, -fl - 1, heap[M_FL_MAP])
     if found != listed:
         n = add_finding(out, n, C_LIST_COUNT, found, listed)
     return n
 
 
 @inline_kernel
-def in_range(meta, p):
+def in_range(heap, p):
     """True iff `p` is an 8-aligned payload address inside the range."""
-    off = p - meta[M_BASE]
-    return off > 0 and off < meta[M_SPAN] and (off & 7) == 0
+    off = p - heap[M_BASE]
+    return off > 0 and off < heap[M_SPAN] and (off & 7) == 0
 
 
 @kernel
@@ -704,16 +708,15 @@ def add_finding(out, n, code, addr, value):
 @kernel
 def heap_largest_free(mem, heap):
     """Size in bytes (header included) of the largest free block, the room in top included."""
-    meta = heap[0]
-    best = meta[M_LIMIT] - meta[M_TOP]
-    flmap = meta[M_FL_MAP]
+    best = heap[M_LIMIT] - heap[M_TOP]
+    flmap = heap[M_FL_MAP]
     if flmap == 0:
         return best
     fl = msb(flmap)
-    sl = msb(meta[M_SL_MAP + fl])
-    p = meta[M_HEADS + fl * SL_COUNT + sl]
+    sl = msb(heap[M_SL_MAP + fl])
+    p = heap[M_HEADS + fl * SL_COUNT + sl]
     while p != 0:
-        size = free_size(mem, heap[1][granule(meta, p)], p)
+        size = free_size(mem, tag_of(heap, p), p)
         best = max(best, size)
         p = load(mem, link_at(p, size))
     return best

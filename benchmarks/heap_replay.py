@@ -1,0 +1,184 @@
+"""Replay allocation traces through vm32.heap inside one compiled loop; print ns/op and footprint.
+
+Traces:
+  sandmark   the UM's map/unmap sequence of sandmark.umz: ev[i] >= 0 maps a segment of
+             ev[i] words (handle i), ev[i] < 0 unmaps handle -ev[i]-1. Read from
+             benchmarks/out/sandmark_allocs.npy if present, else recorded with
+             vm32.um.machine.record_allocations (slow: runs sandmark) only with --record.
+  tiny       a synthetic stand-in: 1..19-word segments, mostly short-lived (LIFO-ish).
+  mix        sizes log-uniform over 1..65535 words; alloc or free of a random live block 50/50.
+
+footprint/peak = (highest heap extent - base) / (max over time of the requested bytes of
+live blocks); headers and alignment count in the footprint, not in peak live.
+
+    .venv/bin/python benchmarks/heap_replay.py [--ops 10000000] [--tiny-ops N] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vm32.heap import Heap, heap_free, heap_malloc
+from vm32.jit import kernel
+from vm32.memory import PhysicalMemory
+
+OUT = Path(__file__).parent / "out"
+SANDMARK_EVENTS = OUT / "sandmark_allocs.npy"
+SANDMARK = Path(os.environ.get("VM32_UM_CORPUS", Path(__file__).parents[2] / "shared" / "um")) / "sandmark.umz"
+BASE = 4096
+
+
+@kernel
+def replay_events(mem, heap, ev, addrs):
+    """Replay map/unmap events (see module doc); returns the number of failed operations."""
+    failed = 0
+    for i in range(ev.shape[0]):
+        e = ev[i]
+        if e >= 0:
+            a = heap_malloc(mem, heap, e * 4)
+            addrs[i] = a
+            if a == 0:
+                failed += 1
+        else:
+            if heap_free(mem, heap, addrs[-e - 1]) != 0:
+                failed += 1
+    return failed
+
+
+@kernel
+def replay_mix(mem, heap, words, coin, pick, live):
+    """Alloc (words[i] words) or free live[pick[i] % n] as coin[i] says; returns failures."""
+    n = 0
+    failed = 0
+    for i in range(words.shape[0]):
+        if coin[i] or n == 0:
+            a = heap_malloc(mem, heap, words[i] * 4)
+            if a == 0:
+                failed += 1
+            else:
+                live[n] = a
+                n += 1
+        else:
+            j = pick[i] % n
+            if heap_free(mem, heap, live[j]) != 0:
+                failed += 1
+            n -= 1
+            live[j] = live[n]
+    return failed
+
+
+def tiny_trace(ops: int, seed: int = 1) -> np.ndarray:
+    """A sandmark-like event list: tiny segments, most freed soon after, a few long-lived."""
+    rng = np.random.default_rng(seed)
+    sizes = np.minimum(rng.geometric(0.25, ops), 19)
+    ev = np.empty(ops, dtype=np.int64)
+    live: list[int] = []
+    for i in range(ops):
+        if live and rng.random() < 0.5:
+            k = len(live) - 1 - min(int(rng.geometric(0.3)) - 1, len(live) - 1)  # mostly recent
+            ev[i] = -live[k] - 1
+            live[k] = live[-1]
+            live.pop()
+        else:
+            ev[i] = sizes[i]
+            live.append(i)
+    return ev
+
+
+def run_events(ev: np.ndarray, mem: PhysicalMemory) -> dict:
+    """Replay events on a fresh heap over `mem`; wall time of the compiled loop only."""
+    heap = Heap(mem, BASE, mem.size)
+    addrs = np.zeros(ev.shape[0], dtype=np.int64)
+    replay_events(mem.words, heap.state, ev[:2].copy(), addrs)  # compile outside the timing
+    heap = Heap(mem, BASE, mem.size)
+    t = time.perf_counter()
+    failed = replay_events(mem.words, heap.state, ev, addrs)
+    return summary(heap, time.perf_counter() - t, ev.shape[0], failed)
+
+
+def run_mix(ops: int, mem: PhysicalMemory, seed: int = 1) -> dict:
+    """The synthetic log-uniform mix of `ops` operations."""
+    rng = np.random.default_rng(seed)
+    words = np.exp(rng.uniform(0, np.log(65536), ops)).astype(np.int64).clip(1, 65535)
+    coin = rng.random(ops) < 0.5
+    pick = rng.integers(0, 1 << 62, ops)
+    live = np.zeros(ops, dtype=np.int64)
+    heap = Heap(mem, BASE, mem.size)
+    replay_mix(mem.words, heap.state, words[:2], coin[:2], pick[:2], live)
+    heap = Heap(mem, BASE, mem.size)
+    t = time.perf_counter()
+    failed = replay_mix(mem.words, heap.state, words, coin, pick, live)
+    return summary(heap, time.perf_counter() - t, ops, failed)
+
+
+def summary(heap: Heap, seconds: float, ops: int, failed: int) -> dict:
+    s = heap.stats()
+    problems = heap.check(5) if s["footprint"] < (1 << 28) else []  # full walk only when cheap
+    return {
+        "ops": ops,
+        "ns_per_op": 1e9 * seconds / ops,
+        "footprint": s["footprint"],
+        "peak_live": s["peak_live_bytes"],
+        "ratio": s["footprint"] / max(1, s["peak_live_bytes"]),
+        "failed": failed,
+        "check": "ok" if not problems else problems[0],
+    }
+
+
+def sandmark_events(record: bool, max_events: int) -> np.ndarray | None:
+    """The cached sandmark events, or freshly recorded ones if `record`, else None."""
+    if SANDMARK_EVENTS.exists():
+        return np.load(SANDMARK_EVENTS)
+    if not record:
+        return None
+    from vm32.um.machine import record_allocations
+
+    ev = np.asarray(record_allocations(str(SANDMARK), max_events), dtype=np.int64)
+    OUT.mkdir(exist_ok=True)
+    np.save(SANDMARK_EVENTS, ev)
+    return ev
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the replays and print one table row per trace."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ops", type=int, default=10_000_000, help="operations of the synthetic mix")
+    ap.add_argument("--tiny-ops", type=int, default=2_000_000, help="events of the synthetic tiny trace")
+    ap.add_argument("--max-events", type=int, default=200_000_000, help="sandmark events to record")
+    ap.add_argument("--record", action="store_true", help="record the sandmark trace if not cached (slow)")
+    ap.add_argument("--only", choices=["sandmark", "tiny", "mix"], action="append", help="run only these")
+    args = ap.parse_args(argv)
+    print(f"# heap_replay: ops={args.ops} tiny_ops={args.tiny_ops} record={args.record} events={SANDMARK_EVENTS}")
+    only = set(args.only or ["sandmark", "tiny", "mix"])
+    rows = []
+    with PhysicalMemory() as mem:
+        if "sandmark" in only:
+            ev = sandmark_events(args.record, args.max_events)
+            if ev is None:
+                print(f"# sandmark: skipped ({SANDMARK_EVENTS} missing; --record to make it)")
+            else:
+                rows.append(("sandmark", run_events(ev, mem), 10.0, 1.6))
+        if "tiny" in only:
+            rows.append(("tiny", run_events(tiny_trace(args.tiny_ops), mem), 10.0, 1.6))
+        if "mix" in only:
+            rows.append(("mix", run_mix(args.ops, mem), 60.0, 1.2))
+    print(f"{'trace':<9} {'ops':>11} {'ns/op':>7} {'target':>6} {'footprint':>12} {'peak live':>12} "
+          f"{'ratio':>6} {'target':>6} {'failed':>6}  check")
+    ok = True
+    for name, r, ns_target, ratio_target in rows:
+        good = r["ns_per_op"] <= ns_target and r["ratio"] <= ratio_target and r["failed"] == 0 and r["check"] == "ok"
+        ok &= good
+        print(f"{name:<9} {r['ops']:>11} {r['ns_per_op']:>7.1f} {ns_target:>6.0f} {r['footprint']:>12} "
+              f"{r['peak_live']:>12} {r['ratio']:>6.3f} {ratio_target:>6.2f} {r['failed']:>6}  {r['check']}")
+    print(f"# summary: {'all targets met' if ok else 'some targets missed'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
