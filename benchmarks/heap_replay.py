@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vm32.heap import Heap, heap_free, heap_malloc
-from vm32.jit import kernel
+from vm32.jit import leaf_kernel as kernel
 from vm32.memory import PhysicalMemory
 
 OUT = Path(__file__).parent / "out"

@@ -73,7 +73,7 @@ for a bad address (nothing changed).
 import numpy as np
 
 from vm32.heap.bits import lsb, msb
-from vm32.jit import inline_kernel, kernel
+from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
 
 HEAP_OK = 0
@@ -134,20 +134,20 @@ FREED_MARK = 0xDFDFDFDF  # debug mode: the words of a freed payload
 # ---------------------------------------------------------------- accessors
 
 
-@inline_kernel
+@leaf_kernel
 def block_size(nbytes):
     """Size in bytes of the live block that holds `nbytes` (header included, 8-aligned)."""
     return (nbytes + (HEADER + ALIGN - 1)) & ~(ALIGN - 1)
 
 
-@inline_kernel
+@leaf_kernel
 def tag_of(heap, p):
     """The tag of payload address `p` (an 8-aligned address in the range or at top)."""
     off = p - heap[M_BASE]
     return (heap[M_TAGS + (off >> 6)] >> (off & 56)) & 0xFF
 
 
-@inline_kernel
+@leaf_kernel
 def set_tag(heap, p, tag):
     """Set the tag of payload address `p` to `tag` (0..255)."""
     off = p - heap[M_BASE]
@@ -156,13 +156,13 @@ def set_tag(heap, p, tag):
     heap[i] = (heap[i] & ~(np.int64(0xFF) << shift)) | (np.int64(tag) << shift)
 
 
-@inline_kernel
+@leaf_kernel
 def load(mem, addr):
     """The word at `addr` as an int64 (through the seam)."""
     return np.int64(load_word(mem, addr))
 
 
-@inline_kernel
+@leaf_kernel
 def mapping(size):
     """The (fl, sl) class of a free block of `size` bytes (>= 8)."""
     if size < SMALL:
@@ -171,7 +171,7 @@ def mapping(size):
     return m - (SMALL_LOG - 1), (size >> (m - SL_LOG)) - SL_COUNT
 
 
-@inline_kernel
+@leaf_kernel
 def mapping_search(size):
     """The smallest class whose every block is >= `size` (size rounded up for big sizes)."""
     if size >= SMALL:
@@ -182,7 +182,7 @@ def mapping_search(size):
 # ---------------------------------------------------------------- free lists
 
 
-@inline_kernel
+@leaf_kernel
 def link_at(p, size):
     """Address of the `next` link of free block `p` (`prev` is 4 bytes above).
 
@@ -192,7 +192,7 @@ def link_at(p, size):
     return p - HEADER if size == ALIGN else p
 
 
-@inline_kernel
+@leaf_kernel
 def list_push(mem, heap, p, size):
     """Put free block `p` of `size` bytes at the head of its class's list."""
     fl, sl = mapping(size)
@@ -208,7 +208,7 @@ def list_push(mem, heap, p, size):
     heap[M_FL_MAP] |= np.int64(1) << fl
 
 
-@inline_kernel
+@leaf_kernel
 def list_remove(mem, heap, p, size):
     """Take free block `p` of `size` bytes out of its class's list."""
     link = link_at(p, size)
@@ -228,7 +228,7 @@ def list_remove(mem, heap, p, size):
             heap[M_FL_MAP] &= ~(np.int64(1) << fl)
 
 
-@inline_kernel
+@leaf_kernel
 def find_free(heap, size):
     """A free block of at least `size` bytes from the first non-empty fitting list, or 0."""
     fl, sl = mapping_search(size)
@@ -247,21 +247,21 @@ def find_free(heap, size):
 # ---------------------------------------------------------------- blocks
 
 
-@kernel
+@leaf_kernel
 def fill_words(mem, addr, nwords, value):
     """Store `value` into `nwords` words from `addr` (through the seam)."""
     for i in range(nwords):
         store_word(mem, addr + 4 * i, value)
 
 
-@kernel
+@leaf_kernel
 def copy_words(mem, dst, src, nwords):
     """Copy `nwords` words from `src` to `dst` (non-overlapping, through the seam)."""
     for i in range(nwords):
         store_word(mem, dst + 4 * i, load_word(mem, src + 4 * i))
 
 
-@inline_kernel
+@leaf_kernel
 def free_size(mem, tag, p):
     """Size of free block `p` whose tag is `tag`."""
     if tag & T_TINY:
@@ -269,7 +269,7 @@ def free_size(mem, tag, p):
     return load(mem, p - HEADER)
 
 
-@inline_kernel
+@leaf_kernel
 def prev_free_size(mem, tag, p):
     """Size of the free block just below block `p` whose tag (with T_PREV_FREE) is `tag`."""
     if tag & T_PREV_TINY:
@@ -277,13 +277,13 @@ def prev_free_size(mem, tag, p):
     return load(mem, p - 2 * HEADER)  # its footer
 
 
-@inline_kernel
+@leaf_kernel
 def set_prev_bits(heap, p, bits):
     """Set the T_PREV_FREE / T_PREV_TINY bits of block `p`'s tag to `bits`."""
     set_tag(heap, p, (tag_of(heap, p) & ~(T_PREV_FREE | T_PREV_TINY)) | bits)
 
 
-@inline_kernel
+@leaf_kernel
 def make_free(mem, heap, p, size):
     """Turn [p - 4, p - 4 + size) into one listed free block and tell the block above.
 
@@ -302,7 +302,7 @@ def make_free(mem, heap, p, size):
     heap[M_FREE_BLOCKS] += 1
 
 
-@inline_kernel
+@leaf_kernel
 def unmake_free(mem, heap, p, size):
     """Forget free block `p` of `size` bytes (unlinked, tag cleared; the block above is
     left with stale T_PREV bits for the caller to fix). Undoes make_free."""
@@ -312,7 +312,7 @@ def unmake_free(mem, heap, p, size):
     heap[M_FREE_BLOCKS] -= 1
 
 
-@kernel
+@leaf_kernel
 def release(mem, heap, p, size):
     """Make [p - 4, p - 4 + size) free space, merged with the free block or top above it.
 
@@ -333,7 +333,7 @@ def release(mem, heap, p, size):
     make_free(mem, heap, p, size)
 
 
-@inline_kernel
+@leaf_kernel
 def take(mem, heap, p, fsize, size):
     """Hand out the front `size` bytes of free block `p` (unlinked, `fsize` bytes); keep the rest free."""
     set_tag(heap, p, T_LIVE)
@@ -344,7 +344,7 @@ def take(mem, heap, p, fsize, size):
         set_prev_bits(heap, p + fsize, 0)
 
 
-@inline_kernel
+@leaf_kernel
 def note_alloc(heap, nbytes):
     """Count one more live block of `nbytes`."""
     live = heap[M_LIVE_BYTES] + nbytes
@@ -358,13 +358,14 @@ def note_alloc(heap, nbytes):
 # ---------------------------------------------------------------- kernels
 
 
-@kernel
+@leaf_kernel
 def heap_init(mem, heap, base, limit):
     """Set up an empty heap over [base, limit); the state array must be fresh (tags zero).
 
     Requires base, limit multiples of 8, 0 < base, base + 16 <= limit, both inside mem.
     """
-    heap[:META_WORDS] = 0
+    for i in range(META_WORDS):
+        heap[i] = 0
     heap[M_BASE] = base
     heap[M_LIMIT] = limit
     heap[M_SPAN] = limit - base
@@ -373,7 +374,7 @@ def heap_init(mem, heap, base, limit):
     store_word(mem, base, 0)  # the pad word below the first header
 
 
-@kernel
+@leaf_kernel
 def heap_malloc(mem, heap, nbytes):
     """Address of a new live block of `nbytes` bytes (contents undefined), or 0 if no room.
 
@@ -385,7 +386,7 @@ def heap_malloc(mem, heap, nbytes):
         return np.int64(0)
     size = block_size(np.int64(nbytes))
     p = find_free(heap, size)
-    if p == 0:
+    if p == 0 and size >= SMALL:
         p = fit_in_class(mem, heap, size, CLASS_SCAN)
     if p != 0:
         carve(mem, heap, p, size)
@@ -397,17 +398,27 @@ def heap_malloc(mem, heap, nbytes):
                 heap[M_HIGH] = p + size
             set_tag(heap, p, T_LIVE)
         else:
-            p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
-            if p == 0:
-                heap[M_FAILED] += 1
-                return np.int64(0)
-            carve(mem, heap, p, size)
+            return malloc_last_resort(mem, heap, nbytes)
     store_word(mem, p - HEADER, nbytes)
     note_alloc(heap, nbytes)
     return p
 
 
-@inline_kernel
+@leaf_kernel
+def malloc_last_resort(mem, heap, nbytes):
+    """heap_malloc when no list surely fits and top is too small: first fit in the own class."""
+    size = block_size(np.int64(nbytes))
+    p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
+    if p == 0:
+        heap[M_FAILED] += 1
+        return np.int64(0)
+    carve(mem, heap, p, size)
+    store_word(mem, p - HEADER, nbytes)
+    note_alloc(heap, nbytes)
+    return p
+
+
+@leaf_kernel
 def carve(mem, heap, p, size):
     """Make the front `size` bytes of free block `p` live; the rest stays free."""
     fsize = free_size(mem, tag_of(heap, p), p)
@@ -415,7 +426,7 @@ def carve(mem, heap, p, size):
     take(mem, heap, p, fsize, size)
 
 
-@kernel
+@leaf_kernel
 def fit_in_class(mem, heap, size, max_scan):
     """First block of >= `size` bytes among the first `max_scan` of size's own class, or 0.
 
@@ -434,7 +445,7 @@ def fit_in_class(mem, heap, size, max_scan):
     return np.int64(0)
 
 
-@kernel
+@leaf_kernel
 def heap_calloc(mem, heap, nbytes):
     """Like heap_malloc, with the first nbytes (rounded up to words) zeroed."""
     p = heap_malloc(mem, heap, nbytes)
@@ -444,7 +455,7 @@ def heap_calloc(mem, heap, nbytes):
     return p
 
 
-@inline_kernel
+@leaf_kernel
 def heap_is_live(heap, addr):
     """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
     off = np.int64(addr) - heap[M_BASE]
@@ -453,13 +464,13 @@ def heap_is_live(heap, addr):
     return ((heap[M_TAGS + (off >> 6)] >> (off & 56)) & T_LIVE) != 0
 
 
-@inline_kernel
+@leaf_kernel
 def heap_size_of(mem, heap, addr):
     """The nbytes requested for live block `addr` (the caller has checked it is live)."""
     return np.int64(load_word(mem, np.int64(addr) - HEADER))
 
 
-@kernel
+@leaf_kernel
 def addr_status(heap, addr):
     """HEAP_OK if `addr` is live, else HEAP_DOUBLE_FREE or HEAP_INVALID_FREE."""
     if heap_is_live(heap, addr):
@@ -472,7 +483,7 @@ def addr_status(heap, addr):
     return HEAP_INVALID_FREE
 
 
-@kernel
+@leaf_kernel
 def heap_free(mem, heap, addr):
     """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed)."""
     if not heap_is_live(heap, addr):
@@ -494,7 +505,7 @@ def heap_free(mem, heap, addr):
     return HEAP_OK
 
 
-@kernel
+@leaf_kernel
 def heap_realloc(mem, heap, addr, nbytes):
     """Resize live block `addr` to `nbytes`, keeping min(old, new) bytes of contents.
 
@@ -530,7 +541,7 @@ def heap_realloc(mem, heap, addr, nbytes):
     return p
 
 
-@kernel
+@leaf_kernel
 def grow_in_place(mem, heap, p, osize, size):
     """Extend live block `p` from `osize` to `size` bytes into top or a free block above it.
 
@@ -584,7 +595,7 @@ C_TOP = 19
 C_LIST_CYCLE = 20
 
 
-@kernel
+@leaf_kernel
 def heap_check(mem, heap, out):
     """Walk every block and list; write up to len(out) findings (code, address, value) to out.
 
@@ -652,7 +663,7 @@ def heap_check(mem, heap, out):
     return check_lists(mem, heap, out, n, free_blocks)
 
 
-@kernel
+@leaf_kernel
 def check_lists(mem, heap, out, n, listed):
     """Second half of heap_check: every list and bitmap bit; `listed` free blocks expected."""
     found = 0
@@ -688,14 +699,14 @@ def check_lists(mem, heap, out, n, listed):
     return n
 
 
-@inline_kernel
+@leaf_kernel
 def in_range(heap, p):
     """True iff `p` is an 8-aligned payload address inside the range."""
     off = p - heap[M_BASE]
     return off > 0 and off < heap[M_SPAN] and (off & 7) == 0
 
 
-@kernel
+@leaf_kernel
 def add_finding(out, n, code, addr, value):
     """Record finding number `n` if out has room; return n + 1."""
     if n < out.shape[0]:
@@ -705,7 +716,7 @@ def add_finding(out, n, code, addr, value):
     return n + 1
 
 
-@kernel
+@leaf_kernel
 def heap_largest_free(mem, heap):
     """Size in bytes (header included) of the largest free block, the room in top included."""
     best = heap[M_LIMIT] - heap[M_TOP]
