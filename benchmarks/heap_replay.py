@@ -53,7 +53,7 @@ def replay_events(mem, heap, ev, addrs):
 
 @kernel
 def replay_mix(mem, heap, words, coin, pick, live):
-    """Alloc (words[i] words) or free live[pick[i] % n] as coin[i] says; returns failures."""
+    """Alloc (words[i] words) or free live[j] (j = pick[i] * n >> 32) as coin[i] says; returns failures."""
     n = 0
     failed = 0
     for i in range(words.shape[0]):
@@ -65,7 +65,7 @@ def replay_mix(mem, heap, words, coin, pick, live):
                 live[n] = a
                 n += 1
         else:
-            j = pick[i] % n
+            j = (pick[i] * n) >> 32  # uniform in [0, n) without a division
             if heap_free(mem, heap, live[j]) != 0:
                 failed += 1
             n -= 1
@@ -107,7 +107,7 @@ def run_mix(ops: int, mem: PhysicalMemory, seed: int = 1) -> dict:
     rng = np.random.default_rng(seed)
     words = np.exp(rng.uniform(0, np.log(65536), ops)).astype(np.int64).clip(1, 65535)
     coin = rng.random(ops) < 0.5
-    pick = rng.integers(0, 1 << 62, ops)
+    pick = rng.integers(0, 1 << 32, ops, dtype=np.int64)
     live = np.zeros(ops, dtype=np.int64)
     heap = Heap(mem, BASE, mem.size)
     replay_mix(mem.words, heap.state, words[:2], coin[:2], pick[:2], live)

@@ -50,9 +50,9 @@ __all__ = [
 
 _CHECK_MESSAGES = {
     core.C_TAG_BEYOND_TOP: "granule at {a:#x} above top has tag {v}",
-    core.C_BAD_TAG: "block at {a:#x} has tag {v}: neither live nor free (or both)",
+    core.C_BAD_TAG: "block at {a:#x} has tag {v}: not exactly one of live, free, cached",
     core.C_BLOCK_OUT_OF_RANGE: "block at {a:#x} of {v} bytes runs past top",
-    core.C_BAD_SIZE: "free block at {a:#x} has size {v}: not a multiple of 8 >= 8",
+    core.C_BAD_SIZE: "free or cached block at {a:#x} has a bad size {v}",
     core.C_BAD_FOOTER: "free block at {a:#x} has footer {v} != its size",
     core.C_PREV_FREE_WRONG: "block at {a:#x}: prev-free bit (tag {v}) disagrees with the block below",
     core.C_ADJACENT_FREE: "free block at {a:#x} ({v} bytes) follows another free block",
@@ -63,12 +63,15 @@ _CHECK_MESSAGES = {
     core.C_FREE_BYTES: "free blocks hold {a} bytes but the counter says {v}",
     core.C_FREE_BLOCKS: "{a} free blocks but the counter says {v}",
     core.C_LIST_NOT_FREE: "list {v} holds {a:#x}, which is not a free block in range",
-    core.C_LIST_WRONG_CLASS: "free block {a:#x} is in list {v}, not the list of its size class",
+    core.C_LIST_WRONG_CLASS: "block {a:#x} is in list {v} (negative: quick cache -{v}), not the one of its size",
     core.C_LIST_BAD_PREV: "free block {a:#x} has prev link {v:#x}, not its predecessor in the list",
     core.C_LIST_COUNT: "lists hold {a} blocks but the walk found {v} free blocks",
     core.C_BITMAP: "bitmap bit for list {a} (negative: first level -{a}-1) is wrong (bitmap {v})",
     core.C_TOP: "top {a:#x} is outside the range or above the high-water mark {v:#x}",
-    core.C_LIST_CYCLE: "lists hold more blocks than the {v} free ones (cycle?) at {a:#x}",
+    core.C_LIST_CYCLE: "lists or caches hold more blocks than the {v} found by the walk (cycle?) at {a:#x}",
+    core.C_CACHE_BYTES: "cached blocks hold {a} bytes but the counter says {v}",
+    core.C_CACHE_NOT_CACHED: "quick cache {v} holds {a:#x}, which is not a cached block in range",
+    core.C_CACHE_COUNT: "quick caches hold {a} blocks but the walk found {v} cached blocks (or the counter differs)",
 }
 
 
@@ -93,9 +96,13 @@ class Heap:
     base and limit are multiples of 8 with 0 < base, base + 16 <= limit <= memory size.
     Attributes `mem` (the word array) and `state` are what the kernels take.
     `debug=True` fills freed payloads with FREED_MARK (0xDFDFDFDF) words.
+    `cache=False` turns off the quick caches (freed blocks <= 256 bytes kept whole for
+    reuse by the same size; debug mode turns them off too).
     """
 
-    def __init__(self, memory: PhysicalMemory | np.ndarray, base: int, limit: int, *, debug: bool = False):
+    def __init__(
+        self, memory: PhysicalMemory | np.ndarray, base: int, limit: int, *, debug: bool = False, cache: bool = True
+    ):
         words = memory.words if isinstance(memory, PhysicalMemory) else memory
         if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
             raise InvalidArgument("heap memory must be a PhysicalMemory or a 1-d uint32 numpy array")
@@ -114,6 +121,8 @@ class Heap:
         self.state = new_state(base, limit)
         heap_init(self.mem, self.state, np.int64(base), np.int64(limit))
         self.state[core.M_DEBUG] = int(debug)
+        if debug or not cache:
+            self.state[core.M_CACHE_BASE] = -(1 << 62)  # debug: cached blocks would escape the fill
 
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")
@@ -201,6 +210,8 @@ class Heap:
             "top": int(m[core.M_TOP] - core.HEADER),
             "free_bytes": int(m[core.M_FREE_BYTES]),
             "free_blocks": int(m[core.M_FREE_BLOCKS]),
+            "cached_bytes": int(m[core.M_CACHE_BYTES]),
+            "cached_blocks": int(m[core.M_CACHE_BLOCKS]),
             "largest_free": int(heap_largest_free(self.mem, self.state)),
             "mallocs": int(m[core.M_MALLOCS]),
             "callocs": int(m[core.M_CALLOCS]),

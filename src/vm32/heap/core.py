@@ -91,12 +91,16 @@ T_FREE = 2  # a free block starts here
 T_PREV_FREE = 4  # the block just below is free
 T_TINY = 8  # with T_FREE: the free block is 8 bytes (links at p - 4 and p, no size word)
 T_PREV_TINY = 16  # with T_PREV_FREE: the free block below is 8 bytes
+T_CACHED = 32  # a block in a quick cache starts here (freed, not yet merged)
 
 SL_LOG = 5
 SL_COUNT = 1 << SL_LOG  # 32 sub-lists per power of two
 SMALL = SL_COUNT * ALIGN  # 256: sizes below are exact classes (fl 0, sl = size / 8)
 SMALL_LOG = 8  # msb(SMALL)
 FL_COUNT = 26  # sizes up to 2**33 after rounding up
+CACHE_MAX = 256  # blocks up to this size go through the quick caches
+CACHE_CLASSES = CACHE_MAX // ALIGN + 1
+CACHE_BASE = 64 * 1024  # default M_CACHE_BASE
 CLASS_SCAN = 8  # blocks of its own class a large request looks at before growing the heap
 
 # state (one int64 array, called heap in the code) layout: scalars, SL bitmaps, list heads, tags
@@ -117,8 +121,12 @@ M_REALLOCS = 13  # successful reallocs
 M_FAILED = 14  # allocations refused for lack of room
 M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
 M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
+M_CACHE_BYTES = 17  # bytes of blocks in the quick caches
+M_CACHE_BLOCKS = 18
+M_CACHE_BASE = 19  # the caches may hold M_CACHE_BASE + live_bytes / 8 bytes (< 0: off)
 META_SCALARS = 32
-M_SL_MAP = META_SCALARS  # FL_COUNT words: bit sl set <=> list (fl, sl) non-empty
+M_CACHE = META_SCALARS  # CACHE_CLASSES heads of the quick caches, by block size / 8
+M_SL_MAP = M_CACHE + CACHE_CLASSES  # FL_COUNT words: bit sl set <=> list (fl, sl) non-empty
 M_HEADS = M_SL_MAP + FL_COUNT  # FL_COUNT * SL_COUNT list heads (payload address or 0)
 M_TAGS = M_HEADS + FL_COUNT * SL_COUNT  # the tag map: 8 one-byte tags per word (low byte first)
 META_WORDS = M_TAGS  # words before the tag map
@@ -371,6 +379,7 @@ def heap_init(mem, heap, base, limit):
     heap[M_SPAN] = limit - base
     heap[M_TOP] = base + ALIGN
     heap[M_HIGH] = base + ALIGN
+    heap[M_CACHE_BASE] = CACHE_BASE
     store_word(mem, base, 0)  # the pad word below the first header
 
 
@@ -385,6 +394,16 @@ def heap_malloc(mem, heap, nbytes):
         heap[M_FAILED] += 1
         return np.int64(0)
     size = block_size(np.int64(nbytes))
+    if size <= CACHE_MAX:
+        p = heap[M_CACHE + (size >> 3)]
+        if p != 0:  # fast path: reuse a cached block of exactly this size
+            heap[M_CACHE + (size >> 3)] = load(mem, p)
+            heap[M_CACHE_BYTES] -= size
+            heap[M_CACHE_BLOCKS] -= 1
+            set_tag(heap, p, tag_of(heap, p) ^ (T_CACHED | T_LIVE))
+            store_word(mem, p - HEADER, nbytes)
+            note_alloc(heap, nbytes)
+            return p
     p = find_free(heap, size)
     if p == 0 and size >= SMALL:
         p = fit_in_class(mem, heap, size, CLASS_SCAN)
@@ -406,8 +425,25 @@ def heap_malloc(mem, heap, nbytes):
 
 @leaf_kernel
 def malloc_last_resort(mem, heap, nbytes):
-    """heap_malloc when no list surely fits and top is too small: first fit in the own class."""
+    """heap_malloc when no list surely fits and top is too small: empty the quick caches
+    (merging their blocks), then the first list that fits, top, or first fit in the own class."""
     size = block_size(np.int64(nbytes))
+    if heap[M_CACHE_BLOCKS] != 0:
+        cache_flush(mem, heap)
+        p = find_free(heap, size)
+        if p != 0:
+            carve(mem, heap, p, size)
+            store_word(mem, p - HEADER, nbytes)
+            note_alloc(heap, nbytes)
+            return p
+        p = heap[M_TOP]
+        if p + size <= heap[M_LIMIT]:
+            heap[M_TOP] = p + size
+            heap[M_HIGH] = max(heap[M_HIGH], p + size)
+            set_tag(heap, p, T_LIVE)
+            store_word(mem, p - HEADER, nbytes)
+            note_alloc(heap, nbytes)
+            return p
     p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
     if p == 0:
         heap[M_FAILED] += 1
@@ -478,7 +514,7 @@ def addr_status(heap, addr):
     off = np.int64(addr) - heap[M_BASE]
     if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
         return HEAP_INVALID_FREE
-    if tag_of(heap, np.int64(addr)) & T_FREE:
+    if tag_of(heap, np.int64(addr)) & (T_FREE | T_CACHED):
         return HEAP_DOUBLE_FREE
     return HEAP_INVALID_FREE
 
@@ -491,9 +527,27 @@ def heap_free(mem, heap, addr):
     p = np.int64(addr)
     nbytes = load(mem, p - HEADER)
     size = block_size(nbytes)
-    heap[M_LIVE_BYTES] -= nbytes
+    live = heap[M_LIVE_BYTES] - nbytes
+    heap[M_LIVE_BYTES] = live
     heap[M_LIVE_BLOCKS] -= 1
     heap[M_FREES] += 1
+    if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_BASE] + (live >> 3):
+        # fast path: keep the block whole in the cache of its size, unmerged
+        i = M_CACHE + (size >> 3)
+        store_word(mem, p, heap[i])
+        heap[i] = p
+        heap[M_CACHE_BYTES] += size
+        heap[M_CACHE_BLOCKS] += 1
+        set_tag(heap, p, tag_of(heap, p) ^ (T_LIVE | T_CACHED))
+        return HEAP_OK
+    free_block(mem, heap, p, size)
+    return HEAP_OK
+
+
+@leaf_kernel
+def free_block(mem, heap, p, size):
+    """Turn block `p` of `size` bytes (live or cached; accounted for) into free space, merged
+    with its free neighbours and top."""
     t = tag_of(heap, p)
     if t & T_PREV_FREE:
         psize = prev_free_size(mem, t, p)
@@ -502,7 +556,20 @@ def heap_free(mem, heap, addr):
         unmake_free(mem, heap, p, psize)
         size += psize
     release(mem, heap, p, size)
-    return HEAP_OK
+
+
+@leaf_kernel
+def cache_flush(mem, heap):
+    """Empty the quick caches: every cached block becomes free space, merged."""
+    for c in range(CACHE_CLASSES):
+        p = heap[M_CACHE + c]
+        heap[M_CACHE + c] = 0
+        while p != 0:
+            nxt = load(mem, p)
+            free_block(mem, heap, p, np.int64(c) << 3)
+            p = nxt
+    heap[M_CACHE_BYTES] = 0
+    heap[M_CACHE_BLOCKS] = 0
 
 
 @leaf_kernel
@@ -593,6 +660,9 @@ C_LIST_COUNT = 17
 C_BITMAP = 18
 C_TOP = 19
 C_LIST_CYCLE = 20
+C_CACHE_BYTES = 21
+C_CACHE_NOT_CACHED = 22
+C_CACHE_COUNT = 23
 
 
 @leaf_kernel
@@ -613,23 +683,32 @@ def heap_check(mem, heap, out):
     live_blocks = 0
     free_bytes = 0
     free_blocks = 0
+    cached_bytes = 0
+    cached_blocks = 0
     prev_free = False
     prev_tiny = False
     p = base + ALIGN
     while p < top:
         t = np.int64(tag_of(heap, p))
+        kinds = (t & T_LIVE) + ((t & T_FREE) >> 1) + ((t & T_CACHED) >> 5)
         if (
-            (t & (T_LIVE | T_FREE)) == 0 or (t & T_LIVE and t & T_FREE) or t & ~31
+            kinds != 1 or t & ~63
             or (t & T_TINY and not t & T_FREE) or (t & T_PREV_TINY and not t & T_PREV_FREE)
         ):
             return add_finding(out, n, C_BAD_TAG, p, t)
         if ((t & T_PREV_FREE) != 0) != prev_free or ((t & T_PREV_TINY) != 0) != prev_tiny:
             n = add_finding(out, n, C_PREV_FREE_WRONG, p, t)
-        if t & T_LIVE:
+        if t & (T_LIVE | T_CACHED):
             nbytes = load(mem, p - HEADER)
             size = block_size(nbytes)
-            live_bytes += nbytes
-            live_blocks += 1
+            if t & T_LIVE:
+                live_bytes += nbytes
+                live_blocks += 1
+            else:
+                cached_bytes += size
+                cached_blocks += 1
+                if size > CACHE_MAX:
+                    n = add_finding(out, n, C_BAD_SIZE, p, size)
             prev_free = False
             prev_tiny = False
         else:
@@ -660,7 +739,31 @@ def heap_check(mem, heap, out):
         n = add_finding(out, n, C_FREE_BYTES, free_bytes, heap[M_FREE_BYTES])
     if free_blocks != heap[M_FREE_BLOCKS]:
         n = add_finding(out, n, C_FREE_BLOCKS, free_blocks, heap[M_FREE_BLOCKS])
+    if cached_bytes != heap[M_CACHE_BYTES]:
+        n = add_finding(out, n, C_CACHE_BYTES, cached_bytes, heap[M_CACHE_BYTES])
+    n = check_caches(mem, heap, out, n, cached_blocks)
     return check_lists(mem, heap, out, n, free_blocks)
+
+
+@leaf_kernel
+def check_caches(mem, heap, out, n, cached):
+    """Third part of heap_check: every quick cache; `cached` cached blocks expected."""
+    found = 0
+    for c in range(CACHE_CLASSES):
+        p = heap[M_CACHE + c]
+        while p != 0:
+            if not in_range(heap, p) or (tag_of(heap, p) & T_CACHED) == 0:
+                n = add_finding(out, n, C_CACHE_NOT_CACHED, p, c)
+                break
+            if block_size(load(mem, p - HEADER)) != c << 3:
+                n = add_finding(out, n, C_LIST_WRONG_CLASS, p, -c)
+            found += 1
+            if found > cached:
+                return add_finding(out, n, C_LIST_CYCLE, p, cached)
+            p = load(mem, p)
+    if found != cached or found != heap[M_CACHE_BLOCKS]:
+        n = add_finding(out, n, C_CACHE_COUNT, found, cached)
+    return n
 
 
 @leaf_kernel
