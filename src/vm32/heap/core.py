@@ -110,7 +110,7 @@ M_SPAN = 2  # limit - base
 M_TOP = 3  # payload address of the wilderness (first payload above every block)
 M_HIGH = 4  # largest M_TOP ever: footprint = M_HIGH - HEADER - base
 M_LIVE_BYTES = 5  # sum of nbytes of live blocks
-M_LIVE_BLOCKS = 6
+M_UNUSED_6 = 6  # live blocks = M_MALLOCS - M_FREES (one counter fewer on the fast paths)
 M_PEAK_LIVE = 7  # max of M_LIVE_BYTES over time
 M_FREE_BYTES = 8  # sum of sizes of free blocks (top excluded)
 M_FREE_BLOCKS = 9
@@ -122,7 +122,7 @@ M_FAILED = 14  # allocations refused for lack of room
 M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
 M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
 M_CACHE_BYTES = 17  # bytes of blocks in the quick caches
-M_CACHE_BLOCKS = 18
+M_UNUSED_18 = 18
 M_CACHE_BASE = 19  # the caches may hold M_CACHE_BASE + live_bytes / 8 bytes (< 0: off)
 META_SCALARS = 32
 M_CACHE = META_SCALARS  # CACHE_CLASSES heads of the quick caches, by block size / 8
@@ -152,22 +152,38 @@ def block_size(nbytes):
 def tag_of(heap, p):
     """The tag of payload address `p` (an 8-aligned address in the range or at top)."""
     off = p - heap[M_BASE]
-    return (heap[M_TAGS + (off >> 6)] >> (off & 56)) & 0xFF
+    return (heap[np.uint64(M_TAGS + (off >> 6))] >> (off & 56)) & 0xFF
+
+
+@leaf_kernel
+def flip_tag(heap, p, bits):
+    """Toggle `bits` in the tag of payload address `p`."""
+    off = p - heap[M_BASE]
+    heap[np.uint64(M_TAGS + (off >> 6))] ^= np.int64(bits) << (off & 56)
 
 
 @leaf_kernel
 def set_tag(heap, p, tag):
     """Set the tag of payload address `p` to `tag` (0..255)."""
     off = p - heap[M_BASE]
-    i = M_TAGS + (off >> 6)
+    i = np.uint64(M_TAGS + (off >> 6))
     shift = off & 56
     heap[i] = (heap[i] & ~(np.int64(0xFF) << shift)) | (np.int64(tag) << shift)
 
 
 @leaf_kernel
 def load(mem, addr):
-    """The word at `addr` as an int64 (through the seam)."""
-    return np.int64(load_word(mem, addr))
+    """The word at `addr` (>= 0) as an int64, through the seam.
+
+    Addresses go to the seam as uint64: numba then skips its negative-index fix-up.
+    """
+    return np.int64(load_word(mem, np.uint64(addr)))
+
+
+@leaf_kernel
+def store(mem, addr, value):
+    """Store `value` (truncated to 32 bits) at `addr` (>= 0), through the seam."""
+    store_word(mem, np.uint64(addr), value)
 
 
 @leaf_kernel
@@ -207,10 +223,10 @@ def list_push(mem, heap, p, size):
     i = M_HEADS + fl * SL_COUNT + sl
     head = heap[i]
     link = link_at(p, size)
-    store_word(mem, link, head)
-    store_word(mem, link + 4, 0)
+    store(mem, link, head)
+    store(mem, link + 4, 0)
     if head != 0:
-        store_word(mem, link_at(head, size) + 4, p)
+        store(mem, link_at(head, size) + 4, p)
     heap[i] = p
     heap[M_SL_MAP + fl] |= np.int64(1) << sl
     heap[M_FL_MAP] |= np.int64(1) << fl
@@ -223,9 +239,9 @@ def list_remove(mem, heap, p, size):
     nxt = load(mem, link)
     prv = load(mem, link + 4)
     if nxt != 0:
-        store_word(mem, link_at(nxt, size) + 4, prv)
+        store(mem, link_at(nxt, size) + 4, prv)
     if prv != 0:
-        store_word(mem, link_at(prv, size), nxt)
+        store(mem, link_at(prv, size), nxt)
         return
     fl, sl = mapping(size)
     heap[M_HEADS + fl * SL_COUNT + sl] = nxt
@@ -259,14 +275,14 @@ def find_free(heap, size):
 def fill_words(mem, addr, nwords, value):
     """Store `value` into `nwords` words from `addr` (through the seam)."""
     for i in range(nwords):
-        store_word(mem, addr + 4 * i, value)
+        store(mem, addr + 4 * i, value)
 
 
 @leaf_kernel
 def copy_words(mem, dst, src, nwords):
     """Copy `nwords` words from `src` to `dst` (non-overlapping, through the seam)."""
     for i in range(nwords):
-        store_word(mem, dst + 4 * i, load_word(mem, src + 4 * i))
+        store(mem, dst + 4 * i, load(mem, src + 4 * i))
 
 
 @leaf_kernel
@@ -301,8 +317,8 @@ def make_free(mem, heap, p, size):
         set_tag(heap, p, T_FREE | T_TINY)
         set_prev_bits(heap, p + size, T_PREV_FREE | T_PREV_TINY)
     else:
-        store_word(mem, p - HEADER, size)
-        store_word(mem, p + size - 2 * HEADER, size)
+        store(mem, p - HEADER, size)
+        store(mem, p + size - 2 * HEADER, size)
         set_tag(heap, p, T_FREE)
         set_prev_bits(heap, p + size, T_PREV_FREE)
     list_push(mem, heap, p, size)
@@ -357,7 +373,6 @@ def note_alloc(heap, nbytes):
     """Count one more live block of `nbytes`."""
     live = heap[M_LIVE_BYTES] + nbytes
     heap[M_LIVE_BYTES] = live
-    heap[M_LIVE_BLOCKS] += 1
     heap[M_MALLOCS] += 1
     if live > heap[M_PEAK_LIVE]:
         heap[M_PEAK_LIVE] = live
@@ -380,30 +395,38 @@ def heap_init(mem, heap, base, limit):
     heap[M_TOP] = base + ALIGN
     heap[M_HIGH] = base + ALIGN
     heap[M_CACHE_BASE] = CACHE_BASE
-    store_word(mem, base, 0)  # the pad word below the first header
+    store(mem, base, 0)  # the pad word below the first header
 
 
 @leaf_kernel
 def heap_malloc(mem, heap, nbytes):
     """Address of a new live block of `nbytes` bytes (contents undefined), or 0 if no room.
 
-    Order: the first list that surely fits (O(1)); else the first CLASS_SCAN blocks of
-    the request's own class; else top; else (range full) the whole own class.
+    Order: a cached block of exactly the size (this short function, which LLVM inlines
+    into callers); else malloc_general.
     """
+    size = block_size(np.int64(nbytes))
+    if np.uint64(size) <= CACHE_MAX and nbytes >= 0:
+        i = np.uint64(M_CACHE + (size >> 3))
+        p = heap[i]
+        if p != 0:
+            heap[i] = load(mem, p)
+            heap[M_CACHE_BYTES] -= size
+            flip_tag(heap, p, T_CACHED | T_LIVE)
+            store(mem, p - HEADER, nbytes)
+            note_alloc(heap, nbytes)
+            return p
+    return malloc_general(mem, heap, nbytes)
+
+
+@leaf_kernel
+def malloc_general(mem, heap, nbytes):
+    """heap_malloc without a cached block: the first list that surely fits (O(1)); else the
+    first CLASS_SCAN blocks of the request's own class; else top; else malloc_last_resort."""
     if nbytes < 0 or nbytes > heap[M_SPAN]:
         heap[M_FAILED] += 1
         return np.int64(0)
     size = block_size(np.int64(nbytes))
-    if size <= CACHE_MAX:
-        p = heap[M_CACHE + (size >> 3)]
-        if p != 0:  # fast path: reuse a cached block of exactly this size
-            heap[M_CACHE + (size >> 3)] = load(mem, p)
-            heap[M_CACHE_BYTES] -= size
-            heap[M_CACHE_BLOCKS] -= 1
-            set_tag(heap, p, tag_of(heap, p) ^ (T_CACHED | T_LIVE))
-            store_word(mem, p - HEADER, nbytes)
-            note_alloc(heap, nbytes)
-            return p
     p = find_free(heap, size)
     if p == 0 and size >= SMALL:
         p = fit_in_class(mem, heap, size, CLASS_SCAN)
@@ -418,7 +441,7 @@ def heap_malloc(mem, heap, nbytes):
             set_tag(heap, p, T_LIVE)
         else:
             return malloc_last_resort(mem, heap, nbytes)
-    store_word(mem, p - HEADER, nbytes)
+    store(mem, p - HEADER, nbytes)
     note_alloc(heap, nbytes)
     return p
 
@@ -428,12 +451,12 @@ def malloc_last_resort(mem, heap, nbytes):
     """heap_malloc when no list surely fits and top is too small: empty the quick caches
     (merging their blocks), then the first list that fits, top, or first fit in the own class."""
     size = block_size(np.int64(nbytes))
-    if heap[M_CACHE_BLOCKS] != 0:
+    if heap[M_CACHE_BYTES] != 0:
         cache_flush(mem, heap)
         p = find_free(heap, size)
         if p != 0:
             carve(mem, heap, p, size)
-            store_word(mem, p - HEADER, nbytes)
+            store(mem, p - HEADER, nbytes)
             note_alloc(heap, nbytes)
             return p
         p = heap[M_TOP]
@@ -441,7 +464,7 @@ def malloc_last_resort(mem, heap, nbytes):
             heap[M_TOP] = p + size
             heap[M_HIGH] = max(heap[M_HIGH], p + size)
             set_tag(heap, p, T_LIVE)
-            store_word(mem, p - HEADER, nbytes)
+            store(mem, p - HEADER, nbytes)
             note_alloc(heap, nbytes)
             return p
     p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
@@ -449,7 +472,7 @@ def malloc_last_resort(mem, heap, nbytes):
         heap[M_FAILED] += 1
         return np.int64(0)
     carve(mem, heap, p, size)
-    store_word(mem, p - HEADER, nbytes)
+    store(mem, p - HEADER, nbytes)
     note_alloc(heap, nbytes)
     return p
 
@@ -497,13 +520,13 @@ def heap_is_live(heap, addr):
     off = np.int64(addr) - heap[M_BASE]
     if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
         return False
-    return ((heap[M_TAGS + (off >> 6)] >> (off & 56)) & T_LIVE) != 0
+    return ((heap[np.uint64(M_TAGS + (off >> 6))] >> (off & 56)) & T_LIVE) != 0
 
 
 @leaf_kernel
 def heap_size_of(mem, heap, addr):
     """The nbytes requested for live block `addr` (the caller has checked it is live)."""
-    return np.int64(load_word(mem, np.int64(addr) - HEADER))
+    return np.int64(load_word(mem, np.uint64(np.int64(addr) - HEADER)))
 
 
 @leaf_kernel
@@ -521,7 +544,11 @@ def addr_status(heap, addr):
 
 @leaf_kernel
 def heap_free(mem, heap, addr):
-    """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed)."""
+    """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed).
+
+    A block <= CACHE_MAX bytes goes whole into the quick cache of its size while the caches
+    hold less than M_CACHE_BASE + live_bytes / 8 (short path, inlined); else free_block merges it.
+    """
     if not heap_is_live(heap, addr):
         return addr_status(heap, addr)
     p = np.int64(addr)
@@ -529,16 +556,13 @@ def heap_free(mem, heap, addr):
     size = block_size(nbytes)
     live = heap[M_LIVE_BYTES] - nbytes
     heap[M_LIVE_BYTES] = live
-    heap[M_LIVE_BLOCKS] -= 1
     heap[M_FREES] += 1
     if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_BASE] + (live >> 3):
-        # fast path: keep the block whole in the cache of its size, unmerged
-        i = M_CACHE + (size >> 3)
-        store_word(mem, p, heap[i])
+        i = np.uint64(M_CACHE + (size >> 3))
+        store(mem, p, heap[i])
         heap[i] = p
         heap[M_CACHE_BYTES] += size
-        heap[M_CACHE_BLOCKS] += 1
-        set_tag(heap, p, tag_of(heap, p) ^ (T_LIVE | T_CACHED))
+        flip_tag(heap, p, T_LIVE | T_CACHED)
         return HEAP_OK
     free_block(mem, heap, p, size)
     return HEAP_OK
@@ -569,7 +593,6 @@ def cache_flush(mem, heap):
             free_block(mem, heap, p, np.int64(c) << 3)
             p = nxt
     heap[M_CACHE_BYTES] = 0
-    heap[M_CACHE_BLOCKS] = 0
 
 
 @leaf_kernel
@@ -599,7 +622,7 @@ def heap_realloc(mem, heap, addr, nbytes):
         return q
     if size < osize:
         release(mem, heap, p + size, osize - size)
-    store_word(mem, p - HEADER, nbytes)
+    store(mem, p - HEADER, nbytes)
     live = heap[M_LIVE_BYTES] + np.int64(nbytes) - old
     heap[M_LIVE_BYTES] = live
     if live > heap[M_PEAK_LIVE]:
@@ -733,8 +756,8 @@ def heap_check(mem, heap, out):
         n = add_finding(out, n, C_FREE_BELOW_TOP, top, 0)
     if live_bytes != heap[M_LIVE_BYTES]:
         n = add_finding(out, n, C_LIVE_BYTES, live_bytes, heap[M_LIVE_BYTES])
-    if live_blocks != heap[M_LIVE_BLOCKS]:
-        n = add_finding(out, n, C_LIVE_BLOCKS, live_blocks, heap[M_LIVE_BLOCKS])
+    if live_blocks != heap[M_MALLOCS] - heap[M_FREES]:
+        n = add_finding(out, n, C_LIVE_BLOCKS, live_blocks, heap[M_MALLOCS] - heap[M_FREES])
     if free_bytes != heap[M_FREE_BYTES]:
         n = add_finding(out, n, C_FREE_BYTES, free_bytes, heap[M_FREE_BYTES])
     if free_blocks != heap[M_FREE_BLOCKS]:
@@ -761,7 +784,7 @@ def check_caches(mem, heap, out, n, cached):
             if found > cached:
                 return add_finding(out, n, C_LIST_CYCLE, p, cached)
             p = load(mem, p)
-    if found != cached or found != heap[M_CACHE_BLOCKS]:
+    if found != cached:
         n = add_finding(out, n, C_CACHE_COUNT, found, cached)
     return n
 
@@ -817,6 +840,18 @@ def add_finding(out, n, code, addr, value):
         out[n, 1] = addr
         out[n, 2] = value
     return n + 1
+
+
+@leaf_kernel
+def heap_cached_blocks(mem, heap):
+    """Number of blocks in the quick caches (walks them)."""
+    n = 0
+    for c in range(CACHE_CLASSES):
+        p = heap[M_CACHE + c]
+        while p != 0:
+            n += 1
+            p = load(mem, p)
+    return n
 
 
 @leaf_kernel
