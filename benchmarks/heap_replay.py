@@ -91,30 +91,36 @@ def tiny_trace(ops: int, seed: int = 1) -> np.ndarray:
     return ev
 
 
-def run_events(ev: np.ndarray, mem: PhysicalMemory) -> dict:
-    """Replay events on a fresh heap over `mem`; wall time of the compiled loop only."""
-    heap = Heap(mem, BASE, mem.size)
+def run_events(ev: np.ndarray, mem: PhysicalMemory, repeat: int = 1) -> dict:
+    """Replay events on a fresh heap over `mem`; best wall time of the compiled loop only."""
     addrs = np.zeros(ev.shape[0], dtype=np.int64)
-    replay_events(mem.words, heap.state, ev[:2].copy(), addrs)  # compile outside the timing
-    heap = Heap(mem, BASE, mem.size)
-    t = time.perf_counter()
-    failed = replay_events(mem.words, heap.state, ev, addrs)
-    return summary(heap, time.perf_counter() - t, ev.shape[0], failed)
+    replay_events(mem.words, Heap(mem, BASE, mem.size).state, ev[:2].copy(), addrs)  # compile
+    best = None
+    for _ in range(repeat):
+        heap = Heap(mem, BASE, mem.size)
+        t = time.perf_counter()
+        failed = replay_events(mem.words, heap.state, ev, addrs)
+        r = summary(heap, time.perf_counter() - t, ev.shape[0], failed)
+        best = r if best is None or r["ns_per_op"] < best["ns_per_op"] else best
+    return best
 
 
-def run_mix(ops: int, mem: PhysicalMemory, seed: int = 1) -> dict:
-    """The synthetic log-uniform mix of `ops` operations."""
+def run_mix(ops: int, mem: PhysicalMemory, seed: int = 1, repeat: int = 1) -> dict:
+    """The synthetic log-uniform mix of `ops` operations (best of `repeat` runs)."""
     rng = np.random.default_rng(seed)
     words = np.exp(rng.uniform(0, np.log(65536), ops)).astype(np.int64).clip(1, 65535)
     coin = rng.random(ops) < 0.5
     pick = rng.integers(0, 1 << 32, ops, dtype=np.int64)
     live = np.zeros(ops, dtype=np.int64)
-    heap = Heap(mem, BASE, mem.size)
-    replay_mix(mem.words, heap.state, words[:2], coin[:2], pick[:2], live)
-    heap = Heap(mem, BASE, mem.size)
-    t = time.perf_counter()
-    failed = replay_mix(mem.words, heap.state, words, coin, pick, live)
-    return summary(heap, time.perf_counter() - t, ops, failed)
+    replay_mix(mem.words, Heap(mem, BASE, mem.size).state, words[:2], coin[:2], pick[:2], live)
+    best = None
+    for _ in range(repeat):
+        heap = Heap(mem, BASE, mem.size)
+        t = time.perf_counter()
+        failed = replay_mix(mem.words, heap.state, words, coin, pick, live)
+        r = summary(heap, time.perf_counter() - t, ops, failed)
+        best = r if best is None or r["ns_per_op"] < best["ns_per_op"] else best
+    return best
 
 
 def summary(heap: Heap, seconds: float, ops: int, failed: int) -> dict:
@@ -152,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny-ops", type=int, default=2_000_000, help="events of the synthetic tiny trace")
     ap.add_argument("--max-events", type=int, default=200_000_000, help="sandmark events to record")
     ap.add_argument("--record", action="store_true", help="record the sandmark trace if not cached (slow)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per trace; the fastest is reported")
     ap.add_argument("--only", choices=["sandmark", "tiny", "mix"], action="append", help="run only these")
     args = ap.parse_args(argv)
-    print(f"# heap_replay: ops={args.ops} tiny_ops={args.tiny_ops} record={args.record} events={SANDMARK_EVENTS}")
+    print(f"# heap_replay: ops={args.ops} tiny_ops={args.tiny_ops} repeat={args.repeat} record={args.record} "
+          f"events={SANDMARK_EVENTS}")
     only = set(args.only or ["sandmark", "tiny", "mix"])
     rows = []
     with PhysicalMemory() as mem:
@@ -163,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             if ev is None:
                 print(f"# sandmark: skipped ({SANDMARK_EVENTS} missing; --record to make it)")
             else:
-                rows.append(("sandmark", run_events(ev, mem), 10.0, 1.6))
+                rows.append(("sandmark", run_events(ev, mem, args.repeat), 10.0, 1.6))
         if "tiny" in only:
-            rows.append(("tiny", run_events(tiny_trace(args.tiny_ops), mem), 10.0, 1.6))
+            rows.append(("tiny", run_events(tiny_trace(args.tiny_ops), mem, args.repeat), 10.0, 1.6))
         if "mix" in only:
-            rows.append(("mix", run_mix(args.ops, mem), 60.0, 1.2))
+            rows.append(("mix", run_mix(args.ops, mem, repeat=args.repeat), 60.0, 1.2))
     print(f"{'trace':<9} {'ops':>11} {'ns/op':>7} {'target':>6} {'footprint':>12} {'peak live':>12} "
           f"{'ratio':>6} {'target':>6} {'failed':>6}  check")
     ok = True

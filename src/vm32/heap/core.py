@@ -71,10 +71,16 @@ for a bad address (nothing changed).
 """
 
 import numpy as np
+from numba import njit
 
 from vm32.heap.bits import lsb, msb
 from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
+
+_inline_helper = njit(cache=True, nogil=True, _nrt=False, inline="always")
+# numba-IR inlining for the few big helpers on the general malloc/free paths: a call
+# between kernels passes each array as 7 words on the stack, and LLVM does not inline
+# callees this size, so the call chain malloc -> carve -> make_free cost more than the work.
 
 HEAP_OK = 0
 """heap_free: the block was freed."""
@@ -307,7 +313,7 @@ def set_prev_bits(heap, p, bits):
     set_tag(heap, p, (tag_of(heap, p) & ~(T_PREV_FREE | T_PREV_TINY)) | bits)
 
 
-@leaf_kernel
+@_inline_helper
 def make_free(mem, heap, p, size):
     """Turn [p - 4, p - 4 + size) into one listed free block and tell the block above.
 
@@ -336,7 +342,7 @@ def unmake_free(mem, heap, p, size):
     heap[M_FREE_BLOCKS] -= 1
 
 
-@leaf_kernel
+@_inline_helper
 def release(mem, heap, p, size):
     """Make [p - 4, p - 4 + size) free space, merged with the free block or top above it.
 
@@ -477,7 +483,7 @@ def malloc_last_resort(mem, heap, nbytes):
     return p
 
 
-@leaf_kernel
+@_inline_helper
 def carve(mem, heap, p, size):
     """Make the front `size` bytes of free block `p` live; the rest stays free."""
     fsize = free_size(mem, tag_of(heap, p), p)
