@@ -574,7 +574,7 @@ def heap_free(mem, heap, addr):
     return HEAP_OK
 
 
-@leaf_kernel
+@_inline_helper
 def free_block(mem, heap, p, size):
     """Turn block `p` of `size` bytes (live or cached; accounted for) into free space, merged
     with its free neighbours and top."""
