@@ -17,14 +17,21 @@ Words
 *tags*    one host byte per granule, packed 8 to a word at the end of the state array
           (state[M_TAGS + (off >> 6)] >> (off & 56), off = p - base): T_LIVE (a live block starts here),
           T_FREE (a free block starts here), T_PREV_FREE (the block ending just below is free),
-          T_TINY / T_PREV_TINY (that free block is 8 bytes).
-          Tags are host data, never in `mem`, so `heap_is_live` is exact and O(1).
+          T_TINY / T_PREV_TINY (that free block is 8 bytes), T_CACHED (a block in a quick
+          cache starts here). Tags are host data, never in `mem`, so `heap_is_live` is
+          exact and O(1): a range check and one shift of one word.
+*cache*   a quick cache: a LIFO list (link at p) of freed blocks of one size <= CACHE_MAX
+          (256 bytes), kept whole and unmerged; to its neighbours a cached block looks live.
 
     ... | hdr | payload ...........  | hdr | next | prev | ......... | footer | hdr | ...
          p-4   p                                 free block                        next p
 
 Layers
 ------
+fast      heap_malloc pops a cached block of exactly the size; heap_free pushes a block
+          <= 256 bytes while the caches hold <= M_CACHE_BASE (64 KiB) + live_bytes / 8.
+          Both are a few dozen instructions, small enough for LLVM to inline into the
+          caller's loop; everything else goes to malloc_general / free_block (one call).
 seam      vm32.memory.load_word / store_word: every access to `mem` (headers, footers,
           links, zeroing, copying) goes through them, so a paged memory can be swapped in.
 classes   size -> (fl, sl): sizes < SMALL (256 bytes) map exactly to one list per 8 bytes;
@@ -36,15 +43,21 @@ lists     doubly linked free lists through the blocks: next at p, prev at p + 4 
 blocks    split (malloc takes the front, the rest stays free), merge (free joins the block
           with free neighbours and with top), so no two free blocks are ever adjacent and
           no free block touches top.
+general   malloc_general: first non-empty list that surely fits (O(1)), else the first
+          CLASS_SCAN (8) blocks of the request's own class, else top; when top is full,
+          malloc_last_resort empties the caches (merging their blocks) and tries again.
+          free_block: merge with the free neighbours (or top), list the result.
 kernels   heap_malloc, heap_calloc, heap_free, heap_realloc, heap_is_live, heap_size_of,
-          heap_init, heap_check, heap_walk_stats.
+          heap_init, heap_check, heap_cached_blocks, heap_largest_free.
 
 Invariants (checked by heap_check)
 ----------------------------------
     blocks tile [base + 4, top - 4) exactly; every granule that is not a block start
         has tag 0, and so does every granule at or above top
-    live_bytes == sum of nbytes of live blocks; live_blocks == number of live blocks
+    every block is exactly one of live, free, cached (tag)
+    live_bytes == sum of nbytes of live blocks; mallocs - frees == number of live blocks
     free_bytes == sum of sizes of free blocks;  free_blocks == their number
+    cache_bytes == sum of sizes of cached blocks; each is in the cache of its size
     every free block is in exactly the list of its class; if size > 8, footer == size
     T_PREV_FREE is set on a block  <=>  the block below it is free
     no two free blocks are adjacent; the block below top is not free
@@ -52,14 +65,20 @@ Invariants (checked by heap_check)
 
 Waste bound
 -----------
-A live block of nbytes occupies (nbytes + 11) & ~7 bytes: at most nbytes + 11, at most
-2x nbytes for nbytes >= 11 (the 8-byte alignment the contract asks for already costs
-a 1-word block 8 bytes, so the 4-byte header is free there). Free space is always coalesced,
-so external fragmentation is the classic segregated-fit kind: a request of size s >= 256 is
-served from a list whose every block is >= s (class rounded up, at most 1/32 = 3.1%
-above s), and only when every list that surely fits is empty does top grow. So the
-footprint never exceeds peak(live block bytes) + free space that no request could use;
-measured: 1.0x-1.1x on the log-uniform mix (benchmarks/heap_replay.py).
+Internal: a live block of nbytes occupies (nbytes + 11) & ~7 bytes: at most nbytes + 11,
+at most 2x nbytes for nbytes >= 11 (the 8-byte alignment the contract asks for already
+costs a 1-word block 8 bytes, so the 4-byte header is free there).
+Caches: never more than M_CACHE_BASE + live_bytes / 8 bytes (64 KiB + 12.5%) at the time of
+each free; they are emptied into the free lists before the heap gives up on a request.
+External: free space is always coalesced; a request of size s >= 256 is served from a list
+whose every block is >= s (class rounded up, at most 1/32 = 3.1% above s) or else from
+the first 8 blocks of its own class, and only then does top grow. So
+    footprint <= peak(live block bytes + cache bytes) + free space no request could use,
+and the last term is the classic segregated-fit fragmentation (no worst-case constant:
+an adversary can always pin small live blocks between free holes).
+Measured (benchmarks/heap_replay.py): 1.10x peak live on the log-uniform mix (10M ops),
+1.45x on the synthetic tiny trace (1.37x without caches: 1..4-word blocks pay the header
+and the 8-byte alignment; its peak live is only 20 KB).
 
 Statuses
 --------
