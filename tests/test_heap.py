@@ -280,3 +280,30 @@ def test_kernels_without_jit():
     out = subprocess.run([sys.executable, "-c", PURE_PYTHON], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "3"]
+
+
+def test_quick_cache_reuse_double_free_and_flush():
+    h = new_heap(limit=BASE + 8192)
+    small = [h.malloc(20) for _ in range(100)]  # 24-byte blocks: 2400 bytes
+    a = small[10]
+    h.free(a)
+    assert h.stats()["cached_blocks"] == 1 and not h.is_live(a)
+    with pytest.raises(DoubleFree):
+        h.free(a)
+    assert h.malloc(17) == a  # same block size: the cached block comes back
+    for b in small:
+        h.free(b)
+    assert h.stats()["cached_blocks"] > 0 and h.check() == []
+    big = h.malloc(8192 - 64)  # needs the cached blocks merged back into top
+    assert h.is_live(big) and h.stats()["cached_blocks"] == 0 and h.check() == []
+
+
+def test_stats_counts():
+    h = new_heap()
+    a = h.calloc(10)
+    b = h.malloc(300)
+    b = h.realloc(b, 5000)
+    h.free(a)
+    s = h.stats()
+    assert (s["live_blocks"], s["live_bytes"], s["callocs"], s["reallocs"]) == (1, 5000, 1, 1)
+    assert s["peak_live_bytes"] >= 5000 and s["footprint"] >= 5000 and s["largest_free"] > 0
