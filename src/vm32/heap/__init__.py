@@ -15,6 +15,15 @@ memory); the allocator touches it only through `vm32.memory.load_word/store_word
 map (one byte per 8-byte granule of the range: live / free / prev-free bits). One array,
 not a tuple: taking an array out of a tuple inside a numba loop costs a reference-count
 update (~4 ns here), which the UM's per-access `heap_is_live` cannot afford.
+
+Kernel contract (all int64 in and out):
+    heap_malloc(mem, state, nbytes) / heap_calloc(...)  -> address, 0 if no room
+    heap_free(mem, state, addr)          -> HEAP_OK, HEAP_INVALID_FREE or HEAP_DOUBLE_FREE
+    heap_realloc(mem, state, addr, n)    -> address; 0 if no room (block intact);
+                                            -HEAP_INVALID_FREE / -HEAP_DOUBLE_FREE if addr is bad
+    heap_is_live(state, addr) -> bool    exact, O(1), safe for any int64 addr
+    heap_size_of(mem, state, addr)       nbytes of a live block (one load; caller checked liveness)
+A freed block <= 256 bytes may sit in a quick cache: not live, DoubleFree if freed again.
 """
 
 from __future__ import annotations
