@@ -4,7 +4,7 @@ Traces:
   sandmark   the UM's map/unmap sequence of sandmark.umz: ev[i] >= 0 maps a segment of
              ev[i] words (handle i), ev[i] < 0 unmaps handle -ev[i]-1. Read from
              benchmarks/out/sandmark_allocs.npy if present, else recorded with
-             vm32.um.machine.record_allocations (slow: runs sandmark) only with --record.
+             vm32.um.recording.record_allocations (slow: runs sandmark) only with --record.
   tiny       a synthetic stand-in: 1..19-word segments, mostly short-lived (LIFO-ish).
   mix        sizes log-uniform over 1..65535 words; alloc or free of a random live block 50/50.
 
@@ -143,7 +143,7 @@ def sandmark_events(record: bool, max_events: int) -> np.ndarray | None:
         return np.load(SANDMARK_EVENTS)
     if not record:
         return None
-    from vm32.um.machine import record_allocations
+    from vm32.um.recording import record_allocations
 
     ev = np.asarray(record_allocations(str(SANDMARK), max_events), dtype=np.int64)
     OUT.mkdir(exist_ok=True)
