@@ -44,6 +44,7 @@ from vm32.kernel.layout import (
     KV_KFRAMES,
     KV_KPT,
     KV_LRU,
+    KV_NCPU,
     KV_NFRAMES,
     OK,
     P_COLS,
@@ -360,6 +361,9 @@ def proc_setup_locked(ms, cpu, pid):
 def proc_teardown_locked(ms, cpu, pid):
     """Free every frame and swap slot of process `pid` (which no CPU may be running)."""
     shootdown(ms, cpu, pid, -1, True)
+    for c in range(ms.kv[KV_NCPU]):  # a CPU that last ran pid must reload CR3 on its next entry
+        if ms.cpus[c * CPU_STRIDE + C_PID] == pid:
+            atomic_store(ms.cpus, c * CPU_STRIDE + C_PID, -1)
     pgdir = ms.procs[pid * P_COLS + P_PGDIR]
     for i in range(KERNEL_BASE >> PDX_SHIFT):
         pde = np.int64(ms.words[(pgdir >> 2) + i])
