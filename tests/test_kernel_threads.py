@@ -1,0 +1,98 @@
+"""Concurrency: several host threads, each a CPU with its own TLB, on one machine with
+few frames.  No write may be lost and no CPU may use a translation after its frame
+was given to someone else."""
+
+import threading
+
+from vm32.kernel import Machine
+
+PAGES = 24
+
+
+def _run_threads(targets):
+    errors = []
+
+    def wrap(fn):
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=wrap, args=(fn,)) for fn in targets]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a thread hung"
+    assert not errors, errors
+
+
+def test_processes_on_separate_cpus_lose_no_write():
+    with Machine(frames=20, swap="4M", policy="clock", tlb_entries=8, cpus=4) as m:
+        procs = [m.spawn(None, heap_size=PAGES * 4096) for _ in range(3)]
+        bad = []
+
+        def worker(p, k):
+            def run():
+                for rnd in range(12):
+                    seed = 100 * k + rnd
+                    p.fill_pattern(p.heap_base, PAGES * 1024, seed)
+                    bad.append(p.check_pattern(p.heap_base, PAGES * 1024, seed))
+
+            return run
+
+        _run_threads([worker(p, k) for k, p in enumerate(procs)])
+        assert sum(bad) == 0
+        assert m.stats()["page_outs"] > 0
+
+
+def test_one_process_on_two_cpus_shootdown():
+    """Two CPUs run the same process on disjoint halves; each evicts pages the other has cached."""
+    with Machine(frames=14, swap="4M", policy="fifo", tlb_entries=16, cpus=3) as m:
+        p = m.spawn(None, heap_size=2 * PAGES * 4096)
+        bad = []
+
+        def half(k):
+            base = p.heap_base + k * PAGES * 4096
+
+            def run():
+                for rnd in range(15):
+                    p.fill_pattern(base, PAGES * 1024, 7 * rnd + k)
+                    bad.append(p.check_pattern(base, PAGES * 1024, 7 * rnd + k))
+                    for i in range(0, PAGES, 3):  # single-word writes keep both TLBs busy
+                        p.store_u32(base + 4096 * i + 8, rnd)
+                        if p.load_u32(base + 4096 * i + 8) != rnd:
+                            bad.append(1)
+
+            return run
+
+        _run_threads([half(0), half(1)])
+        assert sum(bad) == 0
+        s = p.stats()
+        assert s["tlb_hits"] + s["tlb_misses"] == s["accesses"]
+
+
+def test_no_stale_tlb_read_after_eviction():
+    """CPU 1 caches page X, CPU 0 evicts X and reuses its frame; CPU 1 must read X's data."""
+    with Machine(frames=10, swap="1M", policy="fifo", tlb_entries=64, cpus=2) as m:
+        a = m.spawn(None, heap_size=4096)
+        b = m.spawn(None, heap_size=32 * 4096)
+        go, done = threading.Event(), threading.Event()
+        seen = []
+
+        def cpu1():
+            a.store_u32(a.heap_base, 0x1234)
+            assert a.load_u32(a.heap_base) == 0x1234  # now in CPU 1's TLB
+            done.set()
+            go.wait(30)
+            seen.append(a.load_u32(a.heap_base))
+
+        t = threading.Thread(target=cpu1)
+        t.start()
+        done.wait(30)
+        for i in range(32):  # CPU 0 (this thread) thrashes: a's page is evicted, its frame reused
+            b.store_u32(b.heap_base + 4096 * i, 0xBAD0000 + i)
+        assert a.stats()["evictions"] == 1
+        go.set()
+        t.join(30)
+        assert seen == [0x1234]
