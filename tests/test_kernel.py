@@ -275,3 +275,36 @@ def test_bad_process_arguments(machine, tmp_path):
         p.read(-1, 4)
     with pytest.raises(InvalidArgument):
         p.read(0xFFFFFFFF, 4)
+
+
+def test_load_store_word_seam_on_paged_memory(machine):
+    """Another kernel reaches a process's memory through vm32.memory.load_word/store_word."""
+    import numba
+
+    from vm32.kernel.access import CTX_ACCESSES, CTX_SIZE, CTX_STATUS, PagedMemory
+    from vm32.kernel.sync import cpu_enter, cpu_leave
+    from vm32.memory import load_word, store_word
+
+    @numba.njit
+    def fill_and_sum(mem, base, n):
+        s = 0
+        for i in range(n):
+            store_word(mem, base + 4 * i, i)
+        for i in range(n):
+            s += load_word(mem, base + 4 * i)
+        return s
+
+    p = machine.spawn(None, heap_size=20 * 4096)
+    cpu = machine.cpu()
+    ctx = np.zeros(CTX_SIZE, dtype=np.int64)
+    ctx[0], ctx[1], ctx[2] = cpu, p.pid, 1
+    mem = PagedMemory(machine.ms, ctx)
+    assert cpu_enter(machine.ms, cpu, p.pid) == 0
+    total = fill_and_sum(mem, p.heap_base, 20 * 1024)
+    cpu_leave(machine.ms, cpu, ctx[CTX_ACCESSES])
+    assert total == sum(range(20 * 1024)) and ctx[CTX_STATUS] == 0
+    assert p.load_u32(p.heap_base + 4 * 5000) == 5000
+    cpu_enter(machine.ms, cpu, p.pid)
+    fill_and_sum(mem, 0x10, 1)  # unmapped: the status slot reports it
+    cpu_leave(machine.ms, cpu, 0)
+    assert ctx[CTX_STATUS] == -4

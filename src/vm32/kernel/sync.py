@@ -65,7 +65,7 @@ from vm32.kernel.layout import (
     ST_COLS,
     ST_DEAD,
 )
-from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store
+from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
 from vm32.mmu.tlb import tlb_flush, tlb_invalidate
 
 
@@ -96,9 +96,13 @@ def cpu_poll(ms, cpu):
 @kernel
 def machine_lock(ms, cpu):
     """Take the machine lock for CPU `cpu` (-1: a host thread without a CPU), polling meanwhile."""
+    spins = 0
     while atomic_cas(ms.kv, KV_LOCK, 0, cpu + 2) != 0:
         if cpu >= 0:
             cpu_poll(ms, cpu)
+        spins += 1
+        if spins > 64:  # the holder may be descheduled (more threads than host cores)
+            cpu_yield()
 
 
 @kernel
@@ -142,8 +146,11 @@ def shootdown(ms, cpu, pid, vpn, flush_all):
         if not flush_all and atomic_load(ms.cpus, base + C_PID) != pid:
             continue  # its TLB describes another process; switching to pid flushes it
         _post(ms, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
+        spins = 0
         while atomic_load(ms.cpus, base + C_BUSY) and atomic_load(ms.cpus, base + C_REQ) != REQ_NONE:
-            pass
+            spins += 1
+            if spins > 64:
+                cpu_yield()
 
 
 @kernel

@@ -201,3 +201,28 @@ def _ov_store(arr, i, value):
 @overload(fence)
 def _ov_fence():
     return lambda: _fence_intr()
+
+
+@intrinsic
+def _yield_intr(typingctx):
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def cpu_yield():
+    """Give the host CPU to another thread (sched_yield); used by spin loops that wait long."""
+    import os
+
+    os.sched_yield()
+
+
+@overload(cpu_yield)
+def _ov_yield():
+    return lambda: _yield_intr()
