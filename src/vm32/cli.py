@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the built-in showcase (no input files needed)")
     demo.set_defaults(handler=cmd_demo)
 
+    from vm32.kernel.demo import add_paging_commands
+
+    add_paging_commands(commands)
+
     um = commands.add_parser("um", help="the Universal Machine: run, assemble, disassemble")
     um_commands = um.add_subparsers(dest="um_command", metavar="UM_COMMAND", parser_class=_Parser)
     um_commands.required = True

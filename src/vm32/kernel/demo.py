@@ -2,7 +2,7 @@
 of N frames, re-read and verify every word, then print the statistics.
 
 The lead wires this into the CLI with `add_paging_commands(subparsers)` (adds
-``paging demo`` and sets ``func=paging_demo_main``) or calls
+``paging demo`` and sets ``handler=paging_demo_main``) or calls
 `paging_demo_main(args)` with an argparse Namespace.  Errors are vm32.errors
 exceptions (the CLI prints ``vm32: error: ...``).
 
@@ -51,7 +51,7 @@ def add_paging_commands(subparsers) -> argparse.ArgumentParser:
     demo.add_argument("--swap-file", default=None, help="swap file path (default: a temporary file)")
     demo.add_argument("--tlb", type=int, default=64, help="TLB entries per CPU, a power of two (default 64)")
     demo.add_argument("--seed", type=int, default=1, help="seed for patterns and the random policy")
-    demo.set_defaults(func=paging_demo_main)
+    demo.set_defaults(handler=paging_demo_main)
     return paging
 
 
