@@ -70,7 +70,7 @@ FF_KERNEL = 4  # kernel memory or the kernel page table
 # ---- process table: procs[pid * P_COLS + column] ---------------------------------------
 P_STATE = 0  # PS_*
 P_PGDIR = 1  # physical address of the page directory
-P_IMAGE = 2  # index of the image in the machine's image list
+P_IMAGE = 2  # host address of the mapped image file (read-only mmap), 0 if none
 P_IMG_LEN = 3  # image length in bytes
 P_IMG_HI = 4  # end of the image region (page aligned); starts at IMAGE_BASE
 P_IMG_W = 5  # 1 if the image region is writable

@@ -68,7 +68,7 @@ from vm32.kernel.layout import (
     STATUS_NAMES,
 )
 from vm32.kernel.policies import P_LRU, make_policy_state, policy_id, policy_name
-from vm32.kernel.state import MachineState, new_image_list
+from vm32.kernel.state import MachineState
 from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
 from vm32.mmu.entry import PT_SPAN
@@ -142,7 +142,6 @@ class Machine:
             pol=make_policy_state(kind, frames, seed, nru_period),
             swapw=self.swap.words,
             slots=self.swap.free_stack,
-            images=new_image_list(),
             procs=np.zeros(max_processes * P_COLS, dtype=np.int64),
             pstats=np.zeros(max_processes * ST_COLS, dtype=np.int64),
             cstats=np.zeros(cpus * ST_COLS, dtype=np.int64),
@@ -207,12 +206,11 @@ class Machine:
         cpu = self.cpu()
         with self._api_lock:
             pid = self._free_pid()
-            img_index = len(self.ms.images)
-            self.ms.images.append(data)
-            self._image_maps.append(data)
+            self._image_maps.append(data)  # keeps the mapping alive while the machine lives
+            img_addr = data.ctypes.data if len(data) else 0
             row = self.ms.procs[pid * P_COLS : (pid + 1) * P_COLS]
             row[:] = 0
-            row[P_IMAGE], row[P_IMG_LEN], row[P_IMG_HI], row[P_IMG_W] = img_index, len(data), img_hi, int(writable_image)
+            row[P_IMAGE], row[P_IMG_LEN], row[P_IMG_HI], row[P_IMG_W] = img_addr, len(data), img_hi, int(writable_image)
             row[P_HEAP_LO], row[P_HEAP_HI], row[P_STACK_LO], row[P_STACK_HI] = heap_lo, heap_hi, stack_lo, STACK_TOP
             self.ms.pstats[pid * ST_COLS : (pid + 1) * ST_COLS] = 0
             row[P_STATE] = PS_EXITING  # reserved, not yet runnable
@@ -234,7 +232,7 @@ class Machine:
 
     def _image_file(self, image) -> tuple[str | None, np.ndarray]:
         if image is None:
-            return None, self.ms.images[0]
+            return None, np.zeros(0, dtype=np.uint8)
         if isinstance(image, (bytes, bytearray, memoryview)):
             fd, path = tempfile.mkstemp(prefix="vm32-image-", suffix=".img")
             with os.fdopen(fd, "wb") as f:
@@ -250,7 +248,7 @@ class Machine:
         if size > STACK_TOP - IMAGE_BASE:
             raise InvalidArgument(f"image {path} ({size} bytes) does not fit in the address space")
         if size == 0:
-            return path, self.ms.images[0]
+            return path, np.zeros(0, dtype=np.uint8)
         data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # read-only mapping of the file
         return path, data
 

@@ -9,40 +9,43 @@ Python `Machine` owns these arrays; kernels only index them.
     freel         free-frame stack (depth kv[KV_FREE])
     pol           replacement-policy state (policies/base.py)
     swapw         the swap file, mapped, as uint32 words; slots: free-slot stack
-    images        typed list of read-only uint8 arrays: the mapped image files
     procs         process table  procs[pid * P_COLS + P_*]
     pstats        per-process counters  pstats[pid * ST_COLS + S_*]
     cstats        per-CPU counters  cstats[cpu * ST_COLS + S_*]
     tlb           TLBs  tlb[cpu, entry]
     cpus          per-CPU registers and shootdown slots  cpus[cpu * CPU_STRIDE + C_*]
     kv            kernel variables and the machine lock  kv[KV_*]
+
+Images are not in the tuple: a process's image file is mapped read-only by the
+Python layer and its host address and length are in the process table; the
+fault handler reads it with `host_load_u8` (a typed list here would force numba
+reference counting on every function that takes the state).
 """
 
 from __future__ import annotations
 
 import collections
 
-import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.typed import List
+from numba.extending import intrinsic
+
 
 MachineState = collections.namedtuple(
     "MachineState",
-    "words bytes ft freel pol swapw slots images procs pstats cstats tlb cpus kv",
+    "words bytes ft freel pol swapw slots procs pstats cstats tlb cpus kv",
 )
 
-IMAGE_TYPE = types.Array(types.uint8, 1, "C", readonly=True)
 
 
-def empty_image() -> np.ndarray:
-    """A read-only zero-length image (for processes without one)."""
-    z = np.zeros(0, dtype=np.uint8)
-    z.setflags(write=False)
-    return z
+@intrinsic
+def host_load_u8(typingctx, addr):
+    """The byte at host address `addr` (inside a mapped image file: read only those)."""
+    if not isinstance(addr, types.Integer):
+        return None
 
+    def codegen(context, builder, signature, args):
+        ptr = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+        return builder.load(ptr)
 
-def new_image_list() -> List:
-    """An empty typed list of images; entry 0 is the empty image."""
-    lst = List.empty_list(IMAGE_TYPE)
-    lst.append(empty_image())
-    return lst
+    return types.uint8(addr), codegen

@@ -100,10 +100,14 @@ def slot_free(ms, s):
 @kernel
 def swap_write(ms, pfn, s):
     """Copy frame `pfn` into swap slot `s`."""
-    ms.swapw[s * 1024 : s * 1024 + 1024] = ms.words[pfn * 1024 : pfn * 1024 + 1024]
+    src, dst = pfn * 1024, s * 1024
+    for i in range(1024):  # a loop, not a slice: no array view, so no reference counting
+        ms.swapw[dst + i] = ms.words[src + i]
 
 
 @kernel
 def swap_read(ms, pfn, s):
     """Copy swap slot `s` into frame `pfn`."""
-    ms.words[pfn * 1024 : pfn * 1024 + 1024] = ms.swapw[s * 1024 : s * 1024 + 1024]
+    src, dst = s * 1024, pfn * 1024
+    for i in range(1024):
+        ms.words[dst + i] = ms.swapw[src + i]

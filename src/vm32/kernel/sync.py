@@ -40,7 +40,7 @@ long time without memory accesses delays evictions on other CPUs.
 
 from __future__ import annotations
 
-from vm32.jit import inline_kernel, kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.layout import (
     C_BUSY,
     C_CR3,
@@ -86,7 +86,7 @@ def cpu_service(ms, cpu):
         r = seen  # escalated to REQ_ALL while we worked: serve again
 
 
-@inline_kernel
+@leaf_kernel
 def cpu_poll(ms, cpu):
     """Serve a pending shootdown request, if any (one atomic load when there is none)."""
     if atomic_load(ms.cpus, cpu * CPU_STRIDE + C_REQ) != REQ_NONE:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vm32.jit import inline_kernel, kernel
+from vm32.jit import inline_kernel, kernel, leaf_kernel
 from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_G, PTE_U, PTE_W
 from vm32.mmu.walk import mmu_walk
 
@@ -30,13 +30,13 @@ TLB_TAG_SHIFT = 32
 _TLB_KEEP = PTE_W | PTE_U | PTE_D | PTE_G  # flag bits an entry keeps
 
 
-@inline_kernel
+@leaf_kernel
 def tlb_need(write, user):
     """The entry bits an access needs to hit: W and D for a write, U for user mode."""
     return (write * (PTE_W | PTE_D)) | (user * PTE_U)
 
 
-@inline_kernel
+@leaf_kernel
 def tlb_lookup(tlb, cpu, va, need):
     """Physical address of `va` if CPU `cpu`'s TLB holds it with bits `need`, else -1."""
     vpn = va >> 12
@@ -46,14 +46,14 @@ def tlb_lookup(tlb, cpu, va, need):
     return np.int64(-1)
 
 
-@inline_kernel
+@leaf_kernel
 def tlb_fill(tlb, cpu, va, pte):
     """Cache the walked entry `pte` (effective W/U) for page `va` in CPU `cpu`'s TLB."""
     vpn = va >> 12
     tlb[cpu, vpn & (tlb.shape[1] - 1)] = ((vpn + 1) << TLB_TAG_SHIFT) | (pte & PTE_FRAME) | (pte & _TLB_KEEP)
 
 
-@inline_kernel
+@leaf_kernel
 def tlb_invalidate(tlb, cpu, vpn):
     """Drop CPU `cpu`'s entry for virtual page `vpn`, if it holds one (invlpg)."""
     i = vpn & (tlb.shape[1] - 1)
