@@ -40,7 +40,7 @@ def flat_reads(words, base, span_words, n):
     return s
 
 
-@njit(nogil=True)
+@njit(nogil=True, _nrt=False)  # hot loops over the machine tuple: no refcounting (see vm32.jit)
 def paged_reads(ms, cpu, base, span_words, n):
     """The same reads through vm_translate (TLB hit path; misses and faults if any)."""
     s = np.uint64(0)
@@ -62,7 +62,7 @@ def flat_seq(words, base, nwords, reps):
     return s
 
 
-@njit(nogil=True)
+@njit(nogil=True, _nrt=False)
 def paged_seq(ms, cpu, base, nwords, reps):
     s = np.uint64(0)
     for _ in range(reps):
