@@ -78,42 +78,29 @@ def _store_word_paged(mem, addr, value):
 
 
 @kernel
-def k_copy_out(ms, cpu, pid, va, out, user):
-    """Copy len(out) bytes from virtual `va` of `pid` into `out`; OK or ST_*."""
+def k_copy(ms, cpu, pid, va, buf, user, write):
+    """Copy between `buf` and len(buf) bytes at virtual `va` of `pid`, page by page.
+
+    write=1 copies `buf` into the process (bytes before a fault are written),
+    write=0 copies the process's bytes into `buf`.  Returns OK or an ST_* fault.
+    The one copyin/copyout loop: round down, translate, copy to the page end, advance.
+    """
     st = cpu_enter(ms, cpu, pid)
     if st != OK:
         return st
-    n, done, acc = out.shape[0], 0, 0
+    n, done, acc = buf.shape[0], 0, 0
     while done < n:
         a = va + done
         chunk = min(4096 - (a & 0xFFF), n - done)
         acc += 1
-        pa = vm_translate(ms, cpu, a, 0, user)
+        pa = vm_translate(ms, cpu, a, write, user)
         if pa < 0:
             st = pa
             break
-        out[done : done + chunk] = ms.bytes[pa : pa + chunk]
-        done += chunk
-    cpu_leave(ms, cpu, acc)
-    return st
-
-
-@kernel
-def k_copy_in(ms, cpu, pid, va, data, user):
-    """Copy `data` to virtual `va` of `pid`; OK or ST_* (bytes before the fault are written)."""
-    st = cpu_enter(ms, cpu, pid)
-    if st != OK:
-        return st
-    n, done, acc = data.shape[0], 0, 0
-    while done < n:
-        a = va + done
-        chunk = min(4096 - (a & 0xFFF), n - done)
-        acc += 1
-        pa = vm_translate(ms, cpu, a, 1, user)
-        if pa < 0:
-            st = pa
-            break
-        ms.bytes[pa : pa + chunk] = data[done : done + chunk]
+        if write:
+            ms.bytes[pa : pa + chunk] = buf[done : done + chunk]
+        else:
+            buf[done : done + chunk] = ms.bytes[pa : pa + chunk]
         done += chunk
     cpu_leave(ms, cpu, acc)
     return st

@@ -393,15 +393,15 @@ class Process:
         self._check_range(va, n)
         out = np.empty(n, dtype=np.uint8)
         cpu = self.machine.cpu()
-        self._done(access.k_copy_out(self.machine.ms, cpu, self.pid, va, out, int(user)), cpu, f"read of {n} bytes")
+        self._done(access.k_copy(self.machine.ms, cpu, self.pid, va, out, int(user), 0), cpu, f"read of {n} bytes")
         return out.tobytes()
 
     def write(self, va: int, data: bytes | bytearray | memoryview, *, user: bool = True) -> None:
         """Copy `data` to virtual address `va`."""
-        buf = np.frombuffer(bytes(data), dtype=np.uint8)
+        buf = np.frombuffer(bytearray(data), dtype=np.uint8)  # writable: k_copy has one buffer type
         self._check_range(va, len(buf))
         cpu = self.machine.cpu()
-        self._done(access.k_copy_in(self.machine.ms, cpu, self.pid, va, buf, int(user)), cpu, f"write of {len(buf)} bytes")
+        self._done(access.k_copy(self.machine.ms, cpu, self.pid, va, buf, int(user), 1), cpu, f"write of {len(buf)} bytes")
 
     def _check_word(self, va: int) -> None:
         self._check_range(va, 4)
