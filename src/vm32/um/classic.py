@@ -92,12 +92,8 @@ def _seg_load_program(space, sid):
     return 0
 
 
-def _seg_live(space):
-    return len(space.sizes) - 1 - len(space.free_ids)
-
-
 sp.register(
     ClassicSpace,
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
-    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, seg_live=_seg_live,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, **sp.ARRAY_CODE,
 )

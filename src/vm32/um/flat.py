@@ -9,8 +9,7 @@ requested size (the block header, next to the data).  No table of segments.
 Segment 0 is the block whose address is meta[CODE]; that address is never an
 id the program can use (the program never received it), so checks refuse it.
 
-Invariant: meta[LIVE] == number of live heap blocks - 1 (every live block is
-a segment, segment 0 included).
+Invariant: every live heap block is a segment (segment 0 included).
 """
 
 from collections import namedtuple
@@ -24,10 +23,9 @@ from vm32.um import space as sp
 from vm32.um import status as S
 
 FlatSpace = namedtuple("FlatSpace", ["mem", "heap", "meta"])
-"""mem: uint32 words of physical memory; heap: the allocator's state; meta: int64[2]."""
+"""mem: uint32 words of physical memory; heap: the allocator's state; meta: int64[1]."""
 
 CODE = 0  # address of segment 0's block
-LIVE = 1  # active segments besides segment 0
 
 HEAP_BASE = PAGE_SIZE  # page 0 stays unused: no segment can have address (id) 0
 
@@ -38,7 +36,7 @@ def new_flat_space(program: np.ndarray, memory: PhysicalMemory) -> tuple[FlatSpa
     code = heap.malloc(4 * program.shape[0])
     w0 = code >> 2
     memory.words[w0 : w0 + program.shape[0]] = program
-    meta = np.array([code, 0], dtype=np.int64)
+    meta = np.array([code], dtype=np.int64)
     return FlatSpace(memory.words, heap.state, meta), heap
 
 
@@ -49,12 +47,21 @@ def _is_segment(space, sid):
 
 
 def _code_of(space):
-    base = space.meta[CODE]
-    w0 = base >> 2
-    return space.mem[w0 : w0 + (heap_size_of(space.mem, space.heap, base) >> 2)]
+    return np.uint64(space.meta[CODE] >> 2)  # the word index of segment 0 in memory
 
 
-@leaf_kernel
+def _code_len(space, code):
+    return np.uint64(heap_size_of(space.mem, space.heap, space.meta[CODE]) >> 2)
+
+
+def _code_get(space, code, i):
+    return space.mem[code + i]
+
+
+def _code_set(space, code, i, value):
+    space.mem[code + i] = value
+
+
 def _seg_check(space, sid, off):
     if not _is_segment(space, sid):
         return S.INACTIVE_ARRAY
@@ -63,28 +70,22 @@ def _seg_check(space, sid, off):
     return 0
 
 
-@leaf_kernel
 def _seg_get(space, sid, off):
     return space.mem[np.uint64(sid >> 2) + off]
 
 
-@leaf_kernel
 def _seg_set(space, sid, off, value):
     space.mem[np.uint64(sid >> 2) + off] = value
 
 
 def _seg_map(space, n):
-    addr = heap_calloc(space.mem, space.heap, np.int64(n) * 4)
-    if addr != 0:
-        space.meta[LIVE] += 1
-    return np.uint32(addr)
+    return np.uint32(heap_calloc(space.mem, space.heap, np.int64(n) * 4))
 
 
 def _seg_unmap(space, sid):
     if not _is_segment(space, sid):
         return S.UNMAP_INACTIVE
     heap_free(space.mem, space.heap, np.int64(sid))
-    space.meta[LIVE] -= 1
     return 0
 
 
@@ -97,19 +98,16 @@ def _seg_load_program(space, sid):
         return S.OUT_OF_MEMORY
     src = np.int64(sid) >> 2
     dst = new >> 2
-    n = nbytes >> 2
-    space.mem[dst : dst + n] = space.mem[src : src + n]
+    for i in range(nbytes >> 2):
+        space.mem[dst + i] = space.mem[src + i]
     heap_free(space.mem, space.heap, space.meta[CODE])
     space.meta[CODE] = new
     return 0
 
 
-def _seg_live(space):
-    return space.meta[LIVE]
-
-
 sp.register(
-    FlatSpace,
-    code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
-    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, seg_live=_seg_live,
+    FlatSpace, refcounted=False,
+    code_of=_code_of, code_len=_code_len, code_get=_code_get, code_set=_code_set,
+    seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )

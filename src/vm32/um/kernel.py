@@ -21,7 +21,8 @@ import numpy as np
 from vm32.jit import inline_kernel, kernel
 from vm32.um import status as S
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
-from vm32.um.space import code_of, seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap
+from vm32.um.space import code_get, code_len, code_of, code_set
+from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap
 
 # Layout of the state array `st`.
 ST_PC = 0  # execution finger (next instruction; the failing one after a fault)
@@ -82,15 +83,15 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     reload = True
     while reload:
         # `code` is assigned here only, never inside the instruction loop, so
-        # the loop carries no array variable for numba to reference-count.
+        # when it is an array the loop carries none for numba to reference-count.
         code = code_of(space)
-        ncode = np.uint64(code.shape[0])
+        ncode = np.uint64(code_len(space, code))
         reload = False
         while True:
             if pc >= ncode:
                 fault = S.PC_OUT_OF_RANGE
                 break
-            w = code[pc]
+            w = code_get(space, code, pc)
             pc += np.uint64(1)
             icount += 1
             op = w >> np.uint32(28)
@@ -110,7 +111,7 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                     if off >= ncode:
                         fault = S.INDEX_OUT_OF_BOUNDS
                         break
-                    r[a] = code[off]
+                    r[a] = code_get(space, code, off)
                 else:
                     fault = seg_check(space, sid, off)
                     if fault != 0:
@@ -123,7 +124,7 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                     if off >= ncode:
                         fault = S.INDEX_OUT_OF_BOUNDS
                         break
-                    code[off] = r[c]
+                    code_set(space, code, off, r[c])
                 else:
                     fault = seg_check(space, sid, off)
                     if fault != 0:

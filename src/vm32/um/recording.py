@@ -73,14 +73,10 @@ def _seg_load_program(space, sid):
     return sp.seg_load_program(space.inner, sid)
 
 
-def _seg_live(space):
-    return sp.seg_live(space.inner)
-
-
 sp.register(
     RecordingSpace,
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
-    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, seg_live=_seg_live,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, **sp.ARRAY_CODE,
 )
 
 

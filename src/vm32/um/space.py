@@ -8,10 +8,16 @@ time and LLVM inlines it, so each backend gets its own specialised machine code 
 one interpreter source.  Without the JIT (NUMBA_DISABLE_JIT=1) the same
 implementations are called through a dict.
 
-Segment 0 (the running program) is handled by the interpreter itself through
-`code_of`; the other operations see only non-zero segment ids.
+Segment 0 (the running program) is reached through a *code handle*, a value
+of the backend's choosing that `code_of` returns and the interpreter keeps in
+a local until the next load program: the segment's array itself (classic), a
+word index into physical memory (flat) or a virtual address (paged).  The other
+operations see only non-zero segment ids.
 
-    code_of(space)                  -> uint32 array: the words of segment 0
+    code_of(space)                  -> code handle of segment 0
+    code_len(space, code)           -> number of words in segment 0
+    code_get(space, code, i)        -> word i of segment 0 (i < code_len)
+    code_set(space, code, i, value)           (i < code_len)
     seg_check(space, sid, off)      -> 0, INACTIVE_ARRAY or INDEX_OUT_OF_BOUNDS
     seg_get(space, sid, off)        -> word   (after seg_check said 0)
     seg_set(space, sid, off, value)           (after seg_check said 0)
@@ -19,53 +25,60 @@ Segment 0 (the running program) is handled by the interpreter itself through
     seg_unmap(space, sid)           -> 0 or UNMAP_INACTIVE
     seg_load_program(space, sid)    -> 0, LOADPROG_INACTIVE or OUT_OF_MEMORY;
                                        segment 0 becomes a copy of segment sid
-    seg_live(space)                 -> number of active segments besides segment 0
 """
 
 import inspect
 
 from numba import types
-from numba.core.registry import CPUDispatcher as Dispatcher
 from numba.extending import overload
 
 _IMPLS: dict[tuple[str, type], object] = {}
+_REFCOUNTED: dict[type, bool] = {}
 
 
-def register(space_class: type, **impls) -> None:
+def register(space_class: type, *, refcounted: bool = True, **impls) -> None:
     """Register `space_class`'s implementations of the operations named as keywords.
 
-    An implementation is a plain function (compiled in its caller's context) or
-    a numba dispatcher such as a `vm32.jit.leaf_kernel` (hot leaf operations
-    compiled without reference counting).
+    An implementation is a plain function; numba compiles it for the space's
+    type and LLVM inlines it into the interpreter.  A backend whose operations
+    never allocate passes ``refcounted=False``: they are then compiled without
+    numba's reference counting, which otherwise increfs and decrefs every array
+    of the space tuple around each call (six atomic operations per map).
     """
     for name, fn in impls.items():
         if name not in _OPERATIONS:
             raise ValueError(f"register: {name} is not a segment-space operation")
         _IMPLS[name, space_class] = fn
+    _REFCOUNTED[space_class] = refcounted
 
 
-def _as_overload_impl(fn, stub):
-    """@overload must return a Python function with the stub's parameter names:
-    wrap a dispatcher in a forwarding function."""
-    if not isinstance(fn, Dispatcher):
-        return fn
-    params = ", ".join(inspect.signature(stub).parameters)
-    namespace = {"fn": fn}
-    exec(f"def forward({params}):\n    return fn({params})\n", namespace)
-    return namespace["forward"]
-
-
-def _impl_for(name: str, space_type):
+def _impl_for(name: str, space_type, refcounted: bool):
     """The implementation of `name` for numba type `space_type`, or None (no match)."""
     if isinstance(space_type, types.BaseNamedTuple):
-        fn = _IMPLS.get((name, space_type.instance_class))
-        return None if fn is None else _as_overload_impl(fn, globals()[name])
+        cls = space_type.instance_class
+        if _REFCOUNTED.get(cls) is refcounted:
+            return _IMPLS.get((name, cls))
     return None
 
 
 def code_of(space):
-    """The words of segment 0, as an array that aliases the space's storage."""
+    """The code handle of segment 0 (valid until the next seg_load_program)."""
     return _IMPLS["code_of", type(space)](space)
+
+
+def code_len(space, code):
+    """Number of words in segment 0."""
+    return _IMPLS["code_len", type(space)](space, code)
+
+
+def code_get(space, code, i):
+    """Word `i` of segment 0 (the caller has checked i < code_len)."""
+    return _IMPLS["code_get", type(space)](space, code, i)
+
+
+def code_set(space, code, i, value):
+    """Store `value` at word `i` of segment 0 (the caller has checked i < code_len)."""
+    return _IMPLS["code_set", type(space)](space, code, i, value)
 
 
 def seg_check(space, sid, off):
@@ -98,28 +111,45 @@ def seg_load_program(space, sid):
     return _IMPLS["seg_load_program", type(space)](space, sid)
 
 
-def seg_live(space):
-    """Number of active segments other than segment 0."""
-    return _IMPLS["seg_live", type(space)](space)
+def _array_code_len(space, code):
+    return code.shape[0]
+
+
+def _array_code_get(space, code, i):
+    return code[i]
+
+
+def _array_code_set(space, code, i, value):
+    code[i] = value
+
+
+ARRAY_CODE = dict(code_len=_array_code_len, code_get=_array_code_get, code_set=_array_code_set)
+"""code_len/code_get/code_set for backends whose code handle is the uint32 array itself."""
 
 
 _OPERATIONS = (
-    "code_of", "seg_check", "seg_get", "seg_set",
-    "seg_map", "seg_unmap", "seg_load_program", "seg_live",
+    "code_of", "code_len", "code_get", "code_set", "seg_check", "seg_get", "seg_set",
+    "seg_map", "seg_unmap", "seg_load_program",
 )
 
 
 def _install_overloads() -> None:
-    """Teach numba each operation: dispatch on the space's namedtuple class."""
+    """Teach numba each operation: dispatch on the space's namedtuple class.
+
+    Two overloads per operation: one compiled with reference counting, one
+    without; each matches only the backends registered with that option.
+    """
     for name in _OPERATIONS:
         stub = globals()[name]
+        for refcounted in (True, False):
 
-        def typer(space, *args, _name=name):
-            return _impl_for(_name, space)
+            def typer(space, *args, _name=name, _rc=refcounted):
+                return _impl_for(_name, space, _rc)
 
-        # numba wants the typer's parameters to match the stub's.
-        typer.__signature__ = inspect.signature(stub)
-        overload(stub)(typer)  # no IR inlining: see vm32.jit
+            # numba wants the typer's parameters to match the stub's.
+            typer.__signature__ = inspect.signature(stub)
+            options = {} if refcounted else {"_nrt": False}
+            overload(stub, jit_options=options)(typer)  # no IR inlining: see vm32.jit
 
 
 _install_overloads()
