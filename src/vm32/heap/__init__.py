@@ -131,7 +131,7 @@ class Heap:
         heap_init(self.mem, self.state, np.int64(base), np.int64(limit))
         self.state[core.M_DEBUG] = int(debug)
         if debug or not cache:
-            self.state[core.M_CACHE_BASE] = -(1 << 62)  # debug: cached blocks would escape the fill
+            self.state[core.M_CACHE_CAP] = 0  # debug: cached blocks would escape the fill
 
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")

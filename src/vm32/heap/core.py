@@ -125,7 +125,7 @@ SMALL_LOG = 8  # msb(SMALL)
 FL_COUNT = 26  # sizes up to 2**33 after rounding up
 CACHE_MAX = 256  # blocks up to this size go through the quick caches
 CACHE_CLASSES = CACHE_MAX // ALIGN + 1
-CACHE_BASE = 64 * 1024  # default M_CACHE_BASE
+CACHE_CAP = 1 << 62  # default M_CACHE_CAP: no cap (malloc empties the caches before the heap grows)
 CLASS_SCAN = 8  # blocks of its own class a large request looks at before growing the heap
 
 # state (one int64 array, called heap in the code) layout: scalars, SL bitmaps, list heads, tags
@@ -148,7 +148,7 @@ M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
 M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
 M_CACHE_BYTES = 17  # bytes of blocks in the quick caches
 M_UNUSED_18 = 18
-M_CACHE_BASE = 19  # the caches may hold M_CACHE_BASE + live_bytes / 8 bytes (< 0: off)
+M_CACHE_CAP = 19  # the caches hold at most this many bytes (0: caches off)
 META_SCALARS = 32
 M_CACHE = META_SCALARS  # CACHE_CLASSES heads of the quick caches, by block size / 8
 M_SL_MAP = M_CACHE + CACHE_CLASSES  # FL_COUNT words: bit sl set <=> list (fl, sl) non-empty
@@ -424,7 +424,7 @@ def heap_init(mem, heap, base, limit):
     heap[M_SPAN] = limit - base
     heap[M_TOP] = base + ALIGN
     heap[M_HIGH] = base + ALIGN
-    heap[M_CACHE_BASE] = CACHE_BASE
+    heap[M_CACHE_CAP] = CACHE_CAP
     store(mem, base, 0)  # the pad word below the first header
 
 
@@ -452,7 +452,8 @@ def heap_malloc(mem, heap, nbytes):
 @leaf_kernel
 def malloc_general(mem, heap, nbytes):
     """heap_malloc without a cached block: the first list that surely fits (O(1)); else the
-    first CLASS_SCAN blocks of the request's own class; else top; else malloc_last_resort."""
+    first CLASS_SCAN blocks of the request's own class; else top below the high-water mark;
+    else malloc_grow."""
     if nbytes < 0 or nbytes > heap[M_SPAN]:
         heap[M_FAILED] += 1
         return np.int64(0)
@@ -464,44 +465,42 @@ def malloc_general(mem, heap, nbytes):
         carve(mem, heap, p, size)
     else:
         p = heap[M_TOP]
-        if p + size <= heap[M_LIMIT]:
-            heap[M_TOP] = p + size
-            if p + size > heap[M_HIGH]:
-                heap[M_HIGH] = p + size
-            set_tag(heap, p, T_LIVE)
-        else:
-            return malloc_last_resort(mem, heap, nbytes)
+        if p + size > heap[M_HIGH]:
+            return malloc_grow(mem, heap, nbytes)
+        heap[M_TOP] = p + size
+        set_tag(heap, p, T_LIVE)
     store(mem, p - HEADER, nbytes)
     note_alloc(heap, nbytes)
     return p
 
 
 @leaf_kernel
-def malloc_last_resort(mem, heap, nbytes):
-    """heap_malloc when no list surely fits and top is too small: empty the quick caches
-    (merging their blocks), then the first list that fits, top, or first fit in the own class."""
+def malloc_grow(mem, heap, nbytes):
+    """heap_malloc when nothing below the high-water mark fits. Before the footprint grows,
+    the quick caches are emptied into the free lists (merging their blocks) and the lists
+    tried again; then top grows; when top is full, first fit over the whole own class."""
     size = block_size(np.int64(nbytes))
     if heap[M_CACHE_BYTES] != 0:
         cache_flush(mem, heap)
         p = find_free(heap, size)
+        if p == 0 and size >= SMALL:
+            p = fit_in_class(mem, heap, size, CLASS_SCAN)
         if p != 0:
             carve(mem, heap, p, size)
             store(mem, p - HEADER, nbytes)
             note_alloc(heap, nbytes)
             return p
-        p = heap[M_TOP]
-        if p + size <= heap[M_LIMIT]:
-            heap[M_TOP] = p + size
-            heap[M_HIGH] = max(heap[M_HIGH], p + size)
-            set_tag(heap, p, T_LIVE)
-            store(mem, p - HEADER, nbytes)
-            note_alloc(heap, nbytes)
-            return p
-    p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
-    if p == 0:
-        heap[M_FAILED] += 1
-        return np.int64(0)
-    carve(mem, heap, p, size)
+    p = heap[M_TOP]
+    if p + size <= heap[M_LIMIT]:
+        heap[M_TOP] = p + size
+        heap[M_HIGH] = max(heap[M_HIGH], p + size)
+        set_tag(heap, p, T_LIVE)
+    else:
+        p = fit_in_class(mem, heap, size, heap[M_FREE_BLOCKS])
+        if p == 0:
+            heap[M_FAILED] += 1
+            return np.int64(0)
+        carve(mem, heap, p, size)
     store(mem, p - HEADER, nbytes)
     note_alloc(heap, nbytes)
     return p
@@ -587,7 +586,7 @@ def heap_free(mem, heap, addr):
     live = heap[M_LIVE_BYTES] - nbytes
     heap[M_LIVE_BYTES] = live
     heap[M_FREES] += 1
-    if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_BASE] + (live >> 3):
+    if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_CAP]:
         i = np.uint64(M_CACHE + (size >> 3))
         store(mem, p, heap[i])
         heap[i] = p
