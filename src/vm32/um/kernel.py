@@ -47,9 +47,9 @@ def new_state() -> np.ndarray:
 
 
 @inline_kernel
-def _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak):
+def _save(st, pc, icount, run_start, in_pos, out_len, maps, unmaps, live, peak):
     st[ST_PC] = pc
-    st[ST_ICOUNT] = icount
+    st[ST_ICOUNT] = icount + np.int64(pc - run_start)
     st[ST_IN_POS] = in_pos
     st[ST_OUT_LEN] = out_len
     st[ST_MAPS] = maps
@@ -68,7 +68,10 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     """
     r = regs
     pc = np.uint64(st[ST_PC])
+    # Instructions are counted per straight run, at jumps and exits: executed so
+    # far = icount + (pc - run_start).  No counter update per instruction.
     icount = st[ST_ICOUNT]
+    run_start = pc
     limit = icount + budget
     in_pos = st[ST_IN_POS]
     in_len = st[ST_IN_LEN]
@@ -93,7 +96,6 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                 break
             w = code_get(space, code, pc)
             pc += np.uint64(1)
-            icount += 1
             op = w >> np.uint32(28)
             if op == LOADIMM:
                 r[(w >> np.uint32(25)) & np.uint32(7)] = w & np.uint32(0x1FFFFFF)
@@ -149,9 +151,11 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                         break
                     st[ST_LOADPROGS] += 1
                     reload = True
+                icount += np.int64(pc - run_start)
                 pc = np.uint64(r[c])
+                run_start = pc
                 if icount >= limit:
-                    _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
+                    _save(st, pc, icount, run_start, in_pos, out_len, maps, unmaps, live, peak)
                     return S.BUDGET
                 if reload:
                     break
@@ -180,7 +184,7 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                     fault = S.OUTPUT_TOO_LARGE
                     break
                 if out_len >= out_cap:
-                    _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
+                    _save(st, pc - np.uint64(1), icount, run_start, in_pos, out_len, maps, unmaps, live, peak)
                     return S.OUTPUT_FULL
                 outbuf[out_len] = r[c]
                 out_len += 1
@@ -191,10 +195,10 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
                 elif in_eof != 0:
                     r[c] = WORD
                 else:
-                    _save(st, pc - np.uint64(1), icount - 1, in_pos, out_len, maps, unmaps, live, peak)
+                    _save(st, pc - np.uint64(1), icount, run_start, in_pos, out_len, maps, unmaps, live, peak)
                     return S.NEED_INPUT
             elif op == HALT:
-                _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
+                _save(st, pc, icount, run_start, in_pos, out_len, maps, unmaps, live, peak)
                 return S.HALTED
             else:
                 fault = S.INVALID_INSTRUCTION
@@ -204,6 +208,5 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     # A fault: leave pc at the failing instruction, which did not complete.
     if fault != S.PC_OUT_OF_RANGE:
         pc -= np.uint64(1)
-        icount -= 1
-    _save(st, pc, icount, in_pos, out_len, maps, unmaps, live, peak)
+    _save(st, pc, icount, run_start, in_pos, out_len, maps, unmaps, live, peak)
     return fault
