@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vm32.um.asm import assemble
+from vm32.um.kernel import ST_PC
 from vm32.um.machine import UniversalMachine, run_program
 
 M32 = 0xFFFFFFFF
@@ -428,6 +429,47 @@ def test_machine_can_be_run_in_steps(backend):
         stats = um.run()
         assert um.halted
     assert stats["instructions"] == run_program(program, backend=backend).stats["instructions"]
+
+
+# ---------------------------------------------------------------- instruction counts
+
+def countdown(n: int) -> str:
+    """UM source of a loop whose body runs `n` times, then halts."""
+    return f"""
+        li      r1, {n}
+        not     r3, r0
+        li      r7, done
+        li      r6, loop
+loop:   li      r5, body
+        cmov    r7, r5, r1      ; r1 != 0: continue at body
+        loadprog r0, r7
+body:   li      r7, done
+        add     r1, r1, r3
+        loadprog r0, r6
+done:   halt
+"""
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_instruction_count_is_exact(backend, n):
+    program = assemble(countdown(n))
+    # 4 set-up + n * (3 + 3) + 3 (last test) + 1 halt
+    expected = 4 + 6 * n + 3 + 1
+    assert run_program(program, backend=backend).stats["instructions"] == expected
+    with UniversalMachine(program, backend=backend) as um:  # one jump per call
+        while not um.halted:
+            um.run(max_instructions=1)
+        assert um.stats()["instructions"] == expected
+
+
+def test_failing_instruction_is_not_counted(backend):
+    from vm32.errors import UMFault
+
+    with UniversalMachine(assemble("li r1, 0\nli r2, 5\ndiv r3, r2, r1\nhalt\n"), backend=backend) as um:
+        with pytest.raises(UMFault):
+            um.run()
+        assert um.stats()["instructions"] == 2
+        assert int(um.st[ST_PC]) == 2  # pc stays at the failing instruction
 
 
 # ---------------------------------------------------------------- sandmark
