@@ -16,6 +16,8 @@ from vm32.kernel.policies import (
 )
 from vm32.mmu import PTE_A, PTE_D, PTE_P, PTE_U, PTE_W, make_tlbs, pte_make
 
+NO_CPUS = np.zeros(0, dtype=np.int64)  # like the trace simulator: no CPUs to send TLB requests to
+
 
 class Harness:
     """nframes frames; the PTE of page p lives in frame `nframes` (a page table) at index p."""
@@ -43,7 +45,7 @@ class Harness:
         if self.free:
             f = self.free.pop(0)
         else:
-            f = policy_choose_victim(self.words, self.ft, self.pol, self.tlb, -1, -1)
+            f = policy_choose_victim(self.words, self.ft, self.pol, self.tlb, NO_CPUS, -1)
             assert f >= 0
             self.victims.append(int(self.ft[f, FT_VPN]))
             self.words[self.ft[f, FT_PTE] >> 2] = 0
@@ -118,7 +120,7 @@ def test_pinned_frames_are_never_victims(policy):
     assert h.ft[1, FT_VPN] == 1
     for f in range(4):
         h.ft[f, FT_FLAGS] |= FF_PINNED
-    assert policy_choose_victim(h.words, h.ft, h.pol, h.tlb, -1, -1) == -1
+    assert policy_choose_victim(h.words, h.ft, h.pol, h.tlb, NO_CPUS, -1) == -1
 
 
 def test_policy_names():

@@ -81,11 +81,12 @@ from vm32.kernel.layout import (
     ST_SEGV,
     ST_SWAP_FULL,
 )
+from vm32.kernel.frametable import frame_dirty, frame_evictable
 from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_map
 from vm32.kernel.state import host_load_u8
 from vm32.kernel.swap import slot_alloc, slot_free, swap_read, swap_write
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
-from vm32.mmu.atomic import atomic_add, atomic_store, atomic_xchg
+from vm32.mmu.atomic import atomic_add, atomic_or, atomic_store, atomic_xchg
 from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped
 from vm32.mmu.tlb import tlb_fill, tlb_lookup, tlb_need
 from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
@@ -157,21 +158,40 @@ def evict(ms, cpu, f):
 
 
 @kernel
-def frame_get(ms, cpu, cur_pid):
+def frame_cheap_victim(ms):
+    """An evictable frame whose page needs no new swap slot to leave (clean, or dirty
+    with a slot of its own), or -1.  A linear scan: only used when the swap is full."""
+    for f in range(ms.kv[KV_NFRAMES]):
+        if frame_evictable(ms.ft, f) and (ms.ft[f, FT_SLOT] >= 0 or not frame_dirty(ms.words, ms.ft, f)):
+            return f
+    return -1
+
+
+@kernel
+def frame_get(ms, cpu):
     """A frame for a new owner (contents undefined): a free one, else a victim evicted.
 
-    Returns the frame number, or ST_NO_FRAME / ST_SWAP_FULL.  Requires the lock.
+    When the policy's victim is dirty and the swap has no slot for it, a page that
+    needs no new slot goes instead, so ST_SWAP_FULL means that every evictable page
+    is dirty and slotless.  Returns the frame number, or ST_NO_FRAME / ST_SWAP_FULL.
+    Requires the lock.
     """
     n = ms.kv[KV_FREE]
     if n > 0:
         ms.kv[KV_FREE] = n - 1
         return ms.freel[n - 1]
-    v = policy_choose_victim(ms.words, ms.ft, ms.pol, ms.tlb, cpu, cur_pid)
+    v = policy_choose_victim(ms.words, ms.ft, ms.pol, ms.tlb, ms.cpus, cpu)
     if v < 0:
         return ST_NO_FRAME
+    if evict(ms, cpu, v) == OK:
+        return v
+    policy_on_map(ms.ft, ms.pol, v)  # v stays resident: back into the policy's view
+    v = frame_cheap_victim(ms)
+    if v < 0:
+        return ST_SWAP_FULL
     st = evict(ms, cpu, v)
-    if st < 0:
-        policy_on_map(ms.ft, ms.pol, v)  # it stays resident: back into the policy's view
+    if st != OK:  # dirtied by another CPU an instant ago
+        policy_on_map(ms.ft, ms.pol, v)
         return st
     return v
 
@@ -221,7 +241,7 @@ def table_for(ms, cpu, pid, va):
     pte_pa = pt_walk(ms.words, pgdir, va)
     if pte_pa >= 0:
         return pte_pa
-    t = frame_get(ms, cpu, pid)
+    t = frame_get(ms, cpu)
     if t < 0:
         return t
     frame_zero(ms, t)
@@ -255,7 +275,7 @@ def fault_locked(ms, cpu, pid, va, write, user):
     pte_pa = table_for(ms, cpu, pid, va)
     if pte_pa < 0:
         return pte_pa
-    f = frame_get(ms, cpu, pid)
+    f = frame_get(ms, cpu)
     if f < 0:
         return f
     vpn = va >> 12
@@ -315,12 +335,13 @@ def vm_translate_slow(ms, cpu, va, write, user):
         return status
 
 
-# numba IR-level inlining on purpose (jit.py avoids it in general): as an ordinary leaf,
-# LLVM inlined the whole fault path into vm_translate, which then was too big to inline
-# into the caller's loop, and each call passed the machine tuple (~100 scalars) by value:
-# measured 24 ns per TLB hit, 3.6 ns inlined (flat read 1.8 ns).  The body is tiny and
-# straight-line, unlike the UM kernel that miscompiled with inline="always".
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+# LLVM-level forced inlining (`forceinline=True` puts LLVM's alwaysinline attribute on the
+# function; numba's IR-level inline="always", which miscompiled the UM kernel, is not used).
+# As an ordinary leaf, LLVM inlined the whole fault path into vm_translate, which then was
+# too big to inline into the caller's loop, and each call passed the machine tuple (~100
+# scalars) by value.  Measured (benchmarks/paging.py --only tlb, random reads): ordinary
+# leaf 23.3 ns per TLB hit; numba IR inlining 3.5 ns; forceinline 3.75 ns; flat 1.83 ns.
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def vm_translate(ms, cpu, va, write, user):
     """Physical address of virtual `va` for CPU `cpu` (entered with cpu_enter), or ST_* < 0.
 
@@ -335,6 +356,30 @@ def vm_translate(ms, cpu, va, write, user):
 
 
 # ---- boot, processes, pinning (all under the machine lock) -----------------------------------
+
+
+@kernel
+def poke_word_locked(ms, pgdir, va, value):
+    """Store `value` into the word at `va` (4-aligned) of the address space `pgdir` wherever
+    that page lives now - its frame (then marked Dirty) or its swap slot - without a fault.
+
+    Returns OK, or ST_SEGV if the page has no copy to change (no table, or never paged
+    out since it was dropped clean).  Requires the machine lock, which keeps the page
+    where it is.  Used to undo a heap operation whose later access failed (procheap).
+    """
+    pte_pa = pt_walk(ms.words, pgdir, va)
+    if pte_pa < 0:
+        return ST_SEGV
+    pte = np.int64(ms.words[pte_pa >> 2])
+    if pte & PTE_P:
+        ms.words[((pte >> 12) << 10) + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
+        atomic_or(ms.words, pte_pa >> 2, PTE_D)  # the MMU may set A/D at the same time
+        return OK
+    slot = pte_slot(pte)
+    if slot < 0:
+        return ST_SEGV
+    ms.swapw[slot * 1024 + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
+    return OK
 
 
 @kernel
@@ -364,7 +409,7 @@ def kernel_boot(ms, kframes):
 @kernel
 def proc_setup_locked(ms, cpu, pid):
     """Give process `pid` a page directory with the kernel table mapped; OK or ST_*."""
-    d = frame_get(ms, cpu, pid)
+    d = frame_get(ms, cpu)
     if d < 0:
         return d
     frame_zero(ms, d)

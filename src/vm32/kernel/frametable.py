@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from vm32.jit import inline_kernel, kernel
-from vm32.kernel.layout import FF_PINNED, FT_FLAGS, FT_OWNER, FT_PTE, FT_VPN
-from vm32.mmu.atomic import atomic_cas
+from vm32.kernel.layout import C_PID, CPU_STRIDE, FF_PINNED, FT_FLAGS, FT_OWNER, FT_PTE, FT_VPN, REQ_PAGE
+from vm32.kernel.sync import post_request
+from vm32.mmu.atomic import atomic_cas, atomic_load
 from vm32.mmu.entry import PTE_A, PTE_D
 from vm32.mmu.tlb import tlb_invalidate
 
@@ -44,13 +45,14 @@ def frame_dirty(words, ft, f):
 
 
 @kernel
-def frame_clear_referenced(words, ft, f, tlb, cpu, cur_pid):
+def frame_clear_referenced(words, ft, f, tlb, cpus, cpu):
     """Clear the Accessed bit of frame f's page; return its old value (0/1).
 
-    The MMU sets A again on the next TLB fill, so the calling CPU drops its own
-    TLB entry for the page when it runs the owner (`cpu` < 0: no TLB to drop).
-    Other CPUs' entries are left alone, as x86 Linux does when aging pages: a
-    stale A only makes replacement less precise, never incorrect.
+    The MMU sets A only when it walks, so no TLB may keep the entry: the calling
+    CPU `cpu` drops its own if it runs the page's owner, and every other CPU that
+    runs the owner gets a request to drop it at its next access, not waited for
+    (see sync.py, point 5).  `cpus` is the per-CPU register array
+    (``cpus[c * CPU_STRIDE + C_PID]``); the trace simulator passes an empty one.
     """
     i = ft[f, FT_PTE] >> 2
     while True:
@@ -59,6 +61,12 @@ def frame_clear_referenced(words, ft, f, tlb, cpu, cur_pid):
             return 0
         if np.int64(atomic_cas(words, i, pte, pte & ~PTE_A)) == pte:
             break
-    if cpu >= 0 and ft[f, FT_OWNER] == cur_pid:
-        tlb_invalidate(tlb, cpu, ft[f, FT_VPN])
+    owner, vpn = ft[f, FT_OWNER], ft[f, FT_VPN]
+    for c in range(cpus.shape[0] // CPU_STRIDE):
+        if atomic_load(cpus, c * CPU_STRIDE + C_PID) != owner:
+            continue
+        if c == cpu:
+            tlb_invalidate(tlb, cpu, vpn)
+        else:
+            post_request(cpus, c, owner, vpn, REQ_PAGE)
     return 1

@@ -43,6 +43,12 @@ ST_NO_FRAME = -5  # every frame is pinned: nothing can be evicted
 ST_SWAP_FULL = -6  # a dirty page must go to swap and no slot is free
 ST_DEAD = -7  # the process has exited
 ST_BUSY = -8  # the process is running on another CPU
+# process heaps (procheap.py)
+ST_JOURNAL_FULL = -9  # a heap operation wrote more than its undo journal holds (undone; grow, retry)
+ST_HEAP_CORRUPT = -10  # heap metadata point outside the heap (a block header was overwritten)
+ST_INVALID_FREE = -11  # not the address of a live block
+ST_DOUBLE_FREE = -12  # the address of a block that is already free
+ST_HEAP_FULL = -13  # the heap region has no free block large enough
 STATUS_NAMES = {
     ST_PROT_USER: "user-mode access to a supervisor (kernel) page",
     ST_PROT_WRITE: "write to a read-only page",
@@ -51,6 +57,11 @@ STATUS_NAMES = {
     ST_SWAP_FULL: "swap is full: a dirty page has nowhere to go",
     ST_DEAD: "the process has exited",
     ST_BUSY: "the process is running on another CPU",
+    ST_JOURNAL_FULL: "the heap operation is too large for its undo journal",
+    ST_HEAP_CORRUPT: "the heap's block headers are corrupted (overwritten by a stray write?)",
+    ST_INVALID_FREE: "not the address of a live block of this heap",
+    ST_DOUBLE_FREE: "that block is already free",
+    ST_HEAP_FULL: "the heap has no free block large enough",
 }
 
 # ---- frame table: ft[pfn, column] (int64) ----------------------------------------------

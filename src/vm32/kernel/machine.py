@@ -370,6 +370,8 @@ class Process:
         self.heap_base, self.heap_end = heap_base, heap_end
         self.stack_base, self.stack_top = stack_base, stack_top
         self.final_stats: dict[str, int] | None = None
+        self._heap = None
+        self._heap_lock = threading.Lock()
 
     @property
     def alive(self) -> bool:
@@ -454,6 +456,46 @@ class Process:
         self._check_range(va, 1)
         cpu = self.machine.cpu()
         self._done(fault.locked_call_pin(self.machine.ms, cpu, self.pid, va, pin), cpu, "pin" if pin else "unpin")
+
+    # ---- the heap: vm32.heap's allocator inside this address space (see procheap.py) ----
+    @property
+    def heap(self):
+        """The allocator of this process's heap region (a `ProcessHeap`), set up on first use."""
+        if self._heap is None:
+            with self._heap_lock:
+                if self._heap is None:
+                    from vm32.kernel.procheap import ProcessHeap
+
+                    self._heap = ProcessHeap(self)
+        return self._heap
+
+    def malloc(self, n: int) -> int:
+        """Virtual address of a new heap block of `n` bytes (contents undefined)."""
+        return self.heap.malloc(n)
+
+    def calloc(self, n: int) -> int:
+        """Virtual address of a new heap block of `n` zeroed bytes."""
+        return self.heap.calloc(n)
+
+    def realloc(self, va: int, n: int) -> int:
+        """Resize heap block `va` to `n` bytes keeping its contents; the (maybe moved) address."""
+        return self.heap.realloc(va, n)
+
+    def free(self, va: int) -> None:
+        """Free heap block `va` (InvalidFree / DoubleFree for a bad address)."""
+        self.heap.free(va)
+
+    def size_of(self, va: int) -> int:
+        """Bytes requested for live heap block `va`."""
+        return self.heap.size_of(va)
+
+    def heap_stats(self) -> dict[str, int]:
+        """The heap allocator's counters (live/free bytes and blocks, footprint, operations...)."""
+        return self.heap.stats()
+
+    def heap_check(self) -> list[str]:
+        """Broken heap invariants (walks every block, paging them in); [] when healthy."""
+        return self.heap.check()
 
     def stats(self) -> dict[str, int]:
         """This process's counters (accesses, TLB hits/misses, faults by kind, paging traffic)."""

@@ -27,10 +27,18 @@ TLB (``tlb[cpu]``).  The scheme, and why it is safe:
    waits for the lock polls too, so two faulting CPUs never deadlock.
 
 4. **Busy flag (Dekker handshake).**  A CPU not busy (its thread is in Python
-   or elsewhere) is not waited for: it sets busy, fences, and polls on entry, so
-   it applies any pending request before its first translation.  The poster
-   writes the request, fences, then reads busy: one of the two always sees the
-   other.
+   or elsewhere) is not waited for: it sets busy (a seq_cst store, a full fence)
+   and polls on entry, so it applies any pending request before its first
+   translation.  The poster writes the request (seq_cst), then reads busy: one of
+   the two always sees the other.
+
+5. **Requests that are not waited for.**  When a replacement policy clears a
+   page's Accessed bit, CPUs running the page's owner get a REQ_PAGE request too
+   (`post_request`), but nobody waits for the answer: the entry only has to go
+   before the *next* uses, so that they set Accessed again; a few uses in
+   between merely make the page look older than it is.  This costs the other
+   CPU a TLB refill (a full flush when requests pile up), only when several
+   CPUs run the same process.
 
 Only the CPU itself writes its TLB; other CPUs only post requests.  The cost on
 the hot path is one atomic (plain on x86) load of the CPU's own slot per access.
@@ -112,17 +120,20 @@ def machine_unlock(ms):
 
 
 @kernel
-def _post(ms, c, pid, vpn, kind):
-    """Put a request into CPU c's slot, escalating to flush-all if one is pending."""
+def post_request(cpus, c, pid, vpn, kind):
+    """Put a request into CPU c's slot, escalating to flush-all if one is pending.
+
+    Requires the machine lock (one poster at a time); does not wait for the answer.
+    """
     base = c * CPU_STRIDE
     while True:
-        r = atomic_load(ms.cpus, base + C_REQ)
+        r = atomic_load(cpus, base + C_REQ)
         if r == REQ_NONE:
-            ms.cpus[base + C_REQ_PID] = pid
-            ms.cpus[base + C_REQ_VPN] = vpn
-            if atomic_cas(ms.cpus, base + C_REQ, REQ_NONE, kind) == REQ_NONE:
+            cpus[base + C_REQ_PID] = pid
+            cpus[base + C_REQ_VPN] = vpn
+            if atomic_cas(cpus, base + C_REQ, REQ_NONE, kind) == REQ_NONE:
                 return
-        elif r == REQ_ALL or atomic_cas(ms.cpus, base + C_REQ, r, REQ_ALL) == r:
+        elif r == REQ_ALL or atomic_cas(cpus, base + C_REQ, r, REQ_ALL) == r:
             return
 
 
@@ -145,7 +156,7 @@ def shootdown(ms, cpu, pid, vpn, flush_all):
         base = c * CPU_STRIDE
         if not flush_all and atomic_load(ms.cpus, base + C_PID) != pid:
             continue  # its TLB describes another process; switching to pid flushes it
-        _post(ms, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
+        post_request(ms.cpus, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
         spins = 0
         while atomic_load(ms.cpus, base + C_BUSY) and atomic_load(ms.cpus, base + C_REQ) != REQ_NONE:
             spins += 1

@@ -55,15 +55,15 @@ def policy_on_access(ft, pol, f):
 
 
 @kernel
-def policy_choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+def policy_choose_victim(words, ft, pol, tlb, cpus, cpu):
     """The active policy's victim frame (evictable), or -1 if every frame is pinned or free."""
     k = pol[POL_KIND]
     if k == P_FIFO:
-        return fifo.choose_victim(words, ft, pol, tlb, cpu, cur_pid)
+        return fifo.choose_victim(words, ft, pol, tlb, cpus, cpu)
     if k == P_CLOCK:
-        return clock.choose_victim(words, ft, pol, tlb, cpu, cur_pid)
+        return clock.choose_victim(words, ft, pol, tlb, cpus, cpu)
     if k == P_NRU:
-        return nru.choose_victim(words, ft, pol, tlb, cpu, cur_pid)
+        return nru.choose_victim(words, ft, pol, tlb, cpus, cpu)
     if k == P_LRU:
-        return lru.choose_victim(words, ft, pol, tlb, cpu, cur_pid)
-    return random_.choose_victim(words, ft, pol, tlb, cpu, cur_pid)
+        return lru.choose_victim(words, ft, pol, tlb, cpus, cpu)
+    return random_.choose_victim(words, ft, pol, tlb, cpus, cpu)

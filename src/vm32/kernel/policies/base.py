@@ -14,11 +14,12 @@ Every policy module offers the same three kernels:
 
     on_map(ft, pol, f)          frame f has just been given a page
     on_access(ft, pol, f)       the page in frame f was used (only LRU cares)
-    choose_victim(words, ft, pol, tlb, cpu, cur_pid) -> f, or -1 if no frame is evictable
+    choose_victim(words, ft, pol, tlb, cpus, cpu) -> f, or -1 if no frame is evictable
 
 `choose_victim` never returns a pinned or unowned frame and does not evict: the
-caller does.  `tlb, cpu, cur_pid` are only used to drop the caller's own TLB
-entry when a policy clears an Accessed bit (pass cpu = -1 to skip).
+caller does.  `tlb, cpus, cpu` are only used to drop TLB entries when a policy
+clears an Accessed bit (see frametable.frame_clear_referenced); the trace
+simulator passes an empty `cpus` and cpu = -1.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def on_access(ft, pol, f):
 
 
 @kernel
-def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+def choose_victim(words, ft, pol, tlb, cpus, cpu):
     """The first evictable frame at or after the hand whose Accessed bit is clear; -1 if none."""
     n = pol[POL_NFRAMES]
     hand = pol[POL_HAND]
@@ -28,7 +28,7 @@ def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
         hand = hand + 1 if hand + 1 < n else 0
         if not frame_evictable(ft, f):
             continue
-        if frame_clear_referenced(words, ft, f, tlb, cpu, cur_pid):
+        if frame_clear_referenced(words, ft, f, tlb, cpus, cpu):
             continue
         pol[POL_HAND] = hand
         return f

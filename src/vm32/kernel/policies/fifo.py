@@ -52,7 +52,7 @@ def on_access(ft, pol, f):
 
 
 @kernel
-def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+def choose_victim(words, ft, pol, tlb, cpus, cpu):
     """The oldest-loaded evictable frame, removed from the queue; -1 if none."""
     cap = pol[POL_QCAP]
     for _ in range(pol[POL_QTAIL] - pol[POL_QHEAD]):

@@ -27,15 +27,15 @@ def on_access(ft, pol, f):
 
 
 @kernel
-def clear_all(words, ft, pol, tlb, cpu, cur_pid):
+def clear_all(words, ft, pol, tlb, cpus, cpu):
     """Clear the Accessed bit of every evictable frame (the periodic reset)."""
     for f in range(pol[POL_NFRAMES]):
         if frame_evictable(ft, f):
-            frame_clear_referenced(words, ft, f, tlb, cpu, cur_pid)
+            frame_clear_referenced(words, ft, f, tlb, cpus, cpu)
 
 
 @kernel
-def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+def choose_victim(words, ft, pol, tlb, cpus, cpu):
     """The first evictable frame of the lowest class from the hand on; -1 if none."""
     n = pol[POL_NFRAMES]
     best, best_cls = -1, 4
@@ -53,5 +53,5 @@ def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
     pol[POL_COUNT] += 1
     if pol[POL_COUNT] >= pol[POL_PERIOD]:
         pol[POL_COUNT] = 0
-        clear_all(words, ft, pol, tlb, cpu, cur_pid)
+        clear_all(words, ft, pol, tlb, cpus, cpu)
     return best

@@ -34,7 +34,7 @@ def on_access(ft, pol, f):
 
 
 @kernel
-def choose_victim(words, ft, pol, tlb, cpu, cur_pid):
+def choose_victim(words, ft, pol, tlb, cpus, cpu):
     """A pseudo-random evictable frame; -1 if none."""
     n = pol[POL_NFRAMES]
     f = 0

@@ -1,0 +1,774 @@
+"""Process heaps: the vm32.heap allocator serving a process's heap region, inside the
+process's own virtual address space, each operation atomic even when a page fault fails.
+
+Words
+-----
+*heap*     the allocator over the process's heap region [heap_lo, heap_hi) (layout.py).
+           Its block headers, footers and free-list links are words in the process's
+           pages: they fault in on demand and get swapped out and back like any data.
+           Its host-side state (vm32.heap's int64 ``state`` array: counters, list heads,
+           tag map) is kernel bookkeeping and stays a numpy array, one per process.
+*journal*  an int64 array ``jr`` per heap: a header (JR_*), then the undo entries of the
+           operation in progress, ``(key, old)`` pairs: key >= 0 is an index into the
+           state array, key < 0 the word at virtual address ``-1 - key``.
+*abort*    an operation that cannot finish: a page-in failed (ST_NO_FRAME,
+           ST_SWAP_FULL), the journal is full (ST_JOURNAL_FULL), or the heap's own
+           metadata point outside the heap (ST_HEAP_CORRUPT).
+
+Layers
+------
+HeapMem    the allocator's ``mem``: a named tuple (ms, ctx, jr, lo, hi).  Its
+           load_word/store_word overloads check the address lies in the heap, translate
+           it through the process's page tables (`vm_translate`: TLB, walk, fault
+           handler), journal the old value before a store, and on a failed translation
+           record the status and raise `HeapAbort`, which stops the allocator at once.
+TxState    the allocator's ``state``: a numba struct of (state array, journal) whose
+           item assignment journals the old value first; reads and writes are
+           bounds-checked (an index outside the array aborts as ST_HEAP_CORRUPT, so
+           a corrupted header can never make the allocator write outside its state).
+ph_*       compiled operations, reusable from any compiled loop (the UM backend):
+           `ph_malloc`, `ph_calloc`, `ph_realloc`, `ph_free`, `ph_size_of`, `ph_init`.
+           Each takes the heap lock, runs the vm32.heap kernel inside ``try``, and on an
+           abort rolls back: under the machine lock it replays the journal backwards,
+           writing each old word wherever its page lives now - frame or swap slot, see
+           fault.poke_word_locked - so the undo itself never faults and cannot fail.
+           Return value >= 0 (an address, or OK), or an ST_* status (< 0).
+k_heap_*   one visit of a CPU for the Python API: cpu_enter, one ph_* call, cpu_leave.
+ProcessHeap  the Python face (`Process.malloc` & co.): owns the arrays, grows the
+           journal and retries on ST_JOURNAL_FULL, turns statuses into exceptions.
+
+Atomicity
+---------
+An operation either completes or leaves state array and heap words exactly as before
+(its page-ins and page-table allocations stay: they are invisible to the heap).  Bulk
+work is kept out of the journal: calloc is malloc (journaled) + zeroing the new block
+(not journaled: no one else sees the block yet; on failure the block is freed again,
+journaled); realloc runs vm32.heap's realloc journaled (in place or moving), and when
+the move's copy overflows the journal it is redone as malloc + copy + free the same way.
+If even that final free fails the new block stays allocated (a leak, never corruption)
+and the failure is reported.
+
+Compiled callers (issue 4: the UM in a paged process)
+-----------------------------------------------------
+A long compiled loop on a CPU brackets itself like the Python API does::
+
+    st = cpu_enter(ms, cpu, pid)     # loads CR3, marks the CPU busy, serves shootdowns
+    ... loads/stores through PagedMemory(ms, ctx) or vm_translate(...) ...
+    ... segment = ph_calloc(ms, ctx, state, jr, nbytes); ph_free(ms, ctx, state, jr, seg) ...
+    cpu_leave(ms, cpu, ctx[CTX_ACCESSES])   # credits accesses, clears busy
+
+* Shootdowns: while busy, the CPU acknowledges TLB shootdowns only when it polls -
+  at every translation (vm_translate) and while it spins for a lock.  Another CPU
+  evicting a page of the same process waits for that acknowledgement, so a loop must
+  translate (or call sync.cpu_poll) at least every few microseconds; a UM loop that
+  fetches instructions through the TLB does so on every instruction.  A loop that
+  leaves compiled code (output, blocking input) must cpu_leave first: a CPU parked
+  in Python while busy would stall every eviction of its process's pages.
+* Faults stay compiled: a TLB miss walks the tables; a page-in that needs no disk read
+  (zero fill, or evicting a clean page) is a few microseconds without leaving compiled
+  code; a page-in from swap or from the image file is a 4 KiB copy from the mapped
+  file (the host kernel may block the thread on a disk read; still no return to
+  Python).  Only failures come back as statuses: ST_NO_FRAME / ST_SWAP_FULL from any
+  access, plus ST_JOURNAL_FULL from a ph_* call - then leave the loop, call
+  ``ProcessHeap.grow_journal()`` from Python, and retry the instruction.
+* ``ctx`` is the PagedMemory context (access.py): [cpu, pid, user, status, fault_va,
+  accesses]; ph_* use its cpu and pid, set status/fault_va on an abort and count
+  their accesses in it.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, make_attribute_wrapper, models, overload, register_model
+
+from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, OutOfMemory
+from vm32.heap import core as heap_core
+from vm32.heap import (
+    HEAP_DOUBLE_FREE,
+    HEAP_INVALID_FREE,
+    heap_check,
+    heap_free,
+    heap_init,
+    heap_is_live,
+    heap_largest_free,
+    heap_malloc,
+    heap_realloc,
+    heap_size_of,
+    new_state,
+)
+from vm32.jit import leaf_kernel
+from vm32.kernel.access import CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_SIZE, CTX_STATUS, CTX_USER
+from vm32.kernel.fault import poke_word_locked, vm_translate
+from vm32.kernel.layout import (
+    OK,
+    P_COLS,
+    P_PGDIR,
+    ST_DOUBLE_FREE,
+    ST_HEAP_CORRUPT,
+    ST_HEAP_FULL,
+    ST_INVALID_FREE,
+    ST_JOURNAL_FULL,
+    ST_NO_FRAME,
+)
+from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_poll, machine_lock, machine_unlock
+from vm32.memory import load_word, store_word
+from vm32.mmu.atomic import atomic_cas, atomic_store, cpu_yield
+
+# ---- the journal: jr[JR_*], then (key, old) pairs from JR_0 -----------------------------------
+JR_N = 0  # undo entries of the operation in progress
+JR_LOCK = 1  # heap lock: 0 free, else holder cpu + 2
+JR_INJECT = 2  # test hook: k > 0 makes the k-th heap access from now fail as ST_NO_FRAME
+JR_WHY = 3  # status of the last abort
+JR_OPS = 4  # operations run
+JR_ABORTS = 5  # operations rolled back
+JR_0 = 8
+JOURNAL_ENTRIES = 4096  # default capacity (64 KiB): a malloc or free writes a few dozen
+JOURNAL_MAX = 1 << 24  # the journal never grows beyond 256 MiB
+
+
+class HeapAbort(Exception):
+    """Raised inside compiled code to stop a heap operation; caught by the ph_* functions."""
+
+
+def new_journal(entries: int = JOURNAL_ENTRIES) -> np.ndarray:
+    """A journal array with room for `entries` undo entries."""
+    return np.zeros(JR_0 + 2 * entries, dtype=np.int64)
+
+
+# ---- HeapMem: the allocator's memory, inside the process --------------------------------------
+
+HeapMem = collections.namedtuple("HeapMem", "ms ctx jr lo hi")
+"""The allocator's ``mem`` for a process heap: machine state, PagedMemory context, journal,
+heap range [lo, hi)."""
+
+
+def _is_heapmem(mem) -> bool:
+    return isinstance(mem, types.BaseNamedTuple) and getattr(mem, "instance_class", None) is HeapMem
+
+
+@leaf_kernel
+def _fail(ctx, jr, status, va):
+    """Record why and where the operation stops, then stop it."""
+    jr[JR_WHY] = status
+    ctx[CTX_STATUS] = status
+    ctx[CTX_FAULT_VA] = va
+    raise HeapAbort()
+
+
+@leaf_kernel
+def _heap_pa(mem, addr, write):
+    """Physical address of heap word `addr` for the running operation, or abort."""
+    a = np.int64(addr)
+    if a < mem.lo or a >= mem.hi or (a & 3) != 0:
+        _fail(mem.ctx, mem.jr, ST_HEAP_CORRUPT, a)
+    k = mem.jr[JR_INJECT]
+    if k > 0:
+        mem.jr[JR_INJECT] = k - 1
+        if k == 1:
+            _fail(mem.ctx, mem.jr, ST_NO_FRAME, a)
+    mem.ctx[CTX_ACCESSES] += 1
+    pa = vm_translate(mem.ms, mem.ctx[CTX_CPU], a, write, 1)
+    if pa < 0:
+        _fail(mem.ctx, mem.jr, pa, a)
+    return pa
+
+
+@leaf_kernel
+def _journal(jr, key, old):
+    """Append undo entry (key, old); abort with ST_JOURNAL_FULL when there is no room."""
+    n = jr[JR_N]
+    i = JR_0 + 2 * n
+    if i + 2 > jr.shape[0]:
+        jr[JR_WHY] = ST_JOURNAL_FULL
+        raise HeapAbort()
+    jr[i] = key
+    jr[i + 1] = old
+    jr[JR_N] = n + 1
+
+
+@overload(load_word)
+def _load_word_heap(mem, addr):
+    if not _is_heapmem(mem):
+        return None
+
+    def impl(mem, addr):
+        return mem.ms.words[_heap_pa(mem, addr, 0) >> 2]
+
+    return impl
+
+
+@overload(store_word)
+def _store_word_heap(mem, addr, value):
+    if not _is_heapmem(mem):
+        return None
+
+    def impl(mem, addr, value):
+        i = _heap_pa(mem, addr, 1) >> 2
+        _journal(mem.jr, -1 - np.int64(addr), np.int64(mem.ms.words[i]))
+        mem.ms.words[i] = np.uint32(value & 0xFFFFFFFF)
+
+    return impl
+
+
+# ---- TxState: the allocator's state array, journaled ------------------------------------------
+
+
+class TxStateType(types.Type):
+    """numba type of a journaled view of a heap state array (see module docstring)."""
+
+    def __init__(self):
+        super().__init__(name="TxState")
+
+
+tx_state_type = TxStateType()
+_I64_ARRAY = types.Array(types.int64, 1, "C")
+
+
+@register_model(TxStateType)
+class _TxStateModel(models.StructModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, [("arr", _I64_ARRAY), ("jr", _I64_ARRAY)])
+
+
+make_attribute_wrapper(TxStateType, "arr", "arr")
+make_attribute_wrapper(TxStateType, "jr", "jr")
+
+
+@intrinsic
+def tx_state(typingctx, arr, jr):
+    """A TxState over state array `arr` journaling into `jr` (both 1-d C int64 arrays)."""
+    if arr != _I64_ARRAY or jr != _I64_ARRAY:
+        return None
+
+    def codegen(context, builder, signature, args):
+        s = cgutils.create_struct_proxy(tx_state_type)(context, builder)
+        s.arr, s.jr = args
+        return s._getvalue()
+
+    return tx_state_type(arr, jr), codegen
+
+
+@overload(operator.getitem)
+def _tx_getitem(s, i):
+    if not (isinstance(s, TxStateType) and isinstance(i, types.Integer)):
+        return None
+
+    def impl(s, i):
+        a = s.arr
+        j = np.uint64(i)
+        if j >= np.uint64(a.shape[0]):
+            s.jr[JR_WHY] = ST_HEAP_CORRUPT
+            raise HeapAbort()
+        return a[j]
+
+    return impl
+
+
+@overload(operator.setitem)
+def _tx_setitem(s, i, v):
+    if not (isinstance(s, TxStateType) and isinstance(i, types.Integer)):
+        return None
+
+    def impl(s, i, v):
+        a = s.arr
+        j = np.uint64(i)
+        if j >= np.uint64(a.shape[0]):
+            s.jr[JR_WHY] = ST_HEAP_CORRUPT
+            raise HeapAbort()
+        _journal(s.jr, np.int64(j), a[j])
+        a[j] = v
+
+    return impl
+
+
+# ---- the operations -------------------------------------------------------------------------
+
+
+@leaf_kernel
+def heap_lock(ms, ctx, jr):
+    """Take the heap lock for the calling CPU, serving shootdowns while it waits."""
+    cpu = ctx[CTX_CPU]
+    spins = 0
+    while atomic_cas(jr, JR_LOCK, 0, cpu + 2) != 0:
+        cpu_poll(ms, cpu)
+        spins += 1
+        if spins > 64:
+            cpu_yield()
+
+
+@leaf_kernel
+def heap_unlock(jr):
+    """Release the heap lock."""
+    atomic_store(jr, JR_LOCK, 0)
+
+
+@leaf_kernel
+def _begin(ms, ctx, arr, jr):
+    """Start an operation (heap lock held): empty journal, clear status; the views."""
+    jr[JR_N] = 0
+    jr[JR_WHY] = 0
+    jr[JR_OPS] += 1
+    ctx[CTX_STATUS] = 0
+    lo = arr[heap_core.M_BASE]
+    return HeapMem(ms, ctx, jr, lo, lo + arr[heap_core.M_SPAN]), tx_state(arr, jr)
+
+
+@leaf_kernel
+def _rollback(ms, ctx, arr, jr):
+    """Undo the aborted operation's journal, newest entry first; return its status (< 0).
+
+    Runs under the machine lock, so no page moves meanwhile; heap words are written
+    where their pages live (poke_word_locked), so the undo never faults.
+    """
+    cpu = ctx[CTX_CPU]
+    pgdir = ms.procs[ctx[CTX_PID] * P_COLS + P_PGDIR]
+    machine_lock(ms, cpu)
+    for k in range(jr[JR_N] - 1, -1, -1):
+        key, old = jr[JR_0 + 2 * k], jr[JR_0 + 2 * k + 1]
+        if key >= 0:
+            arr[key] = old
+        else:
+            poke_word_locked(ms, pgdir, -1 - key, old)  # the page was written: it has a copy
+    machine_unlock(ms)
+    jr[JR_N] = 0
+    jr[JR_ABORTS] += 1
+    why = jr[JR_WHY]
+    return why if why < 0 else np.int64(ST_HEAP_CORRUPT)  # an unexpected error in the allocator
+
+
+@leaf_kernel
+def _tx_malloc(ms, ctx, arr, jr, nbytes):
+    """One journaled malloc (heap lock held): address, ST_HEAP_FULL, or an abort status."""
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        p = heap_malloc(mem, st, nbytes)
+    except Exception:  # noqa: BLE001 - HeapAbort, or any error of the allocator
+        return _rollback(ms, ctx, arr, jr)
+    return p if p != 0 else np.int64(ST_HEAP_FULL)
+
+
+@leaf_kernel
+def _tx_free(ms, ctx, arr, jr, va):
+    """One journaled free (heap lock held): OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort."""
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        r = heap_free(mem, st, va)
+    except Exception:  # noqa: BLE001
+        return _rollback(ms, ctx, arr, jr)
+    return _heap_status(r)
+
+
+@leaf_kernel
+def _heap_status(r):
+    """vm32.heap's HEAP_OK / HEAP_INVALID_FREE / HEAP_DOUBLE_FREE as OK / ST_*."""
+    if r == HEAP_INVALID_FREE:
+        return np.int64(ST_INVALID_FREE)
+    if r == HEAP_DOUBLE_FREE:
+        return np.int64(ST_DOUBLE_FREE)
+    return np.int64(OK)
+
+
+@leaf_kernel
+def ph_init(ms, ctx, arr, jr):
+    """Set up an empty heap in `arr` (a fresh vm32.heap.new_state array); OK or ST_*."""
+    heap_lock(ms, ctx, jr)
+    mem = HeapMem(ms, ctx, jr, arr[heap_core.M_BASE], arr[heap_core.M_LIMIT])
+    ctx[CTX_STATUS] = 0
+    try:
+        heap_init(mem, arr, arr[heap_core.M_BASE], arr[heap_core.M_LIMIT])
+        r = np.int64(OK)
+    except Exception:  # noqa: BLE001 - the pad word's page could not come in
+        r = ctx[CTX_STATUS] if ctx[CTX_STATUS] < 0 else np.int64(ST_HEAP_CORRUPT)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def ph_malloc(ms, ctx, arr, jr, nbytes):
+    """Address of a new block of `nbytes` in the process heap, or ST_HEAP_FULL / an abort
+    status (nothing changed).  The CPU ctx[CTX_CPU] runs ctx[CTX_PID] (cpu_enter)."""
+    heap_lock(ms, ctx, jr)
+    r = _tx_malloc(ms, ctx, arr, jr, nbytes)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def ph_free(ms, ctx, arr, jr, va):
+    """Free block `va`: OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status (nothing changed)."""
+    heap_lock(ms, ctx, jr)
+    r = _tx_free(ms, ctx, arr, jr, va)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def ph_size_of(ms, ctx, arr, jr, va):
+    """nbytes of live block `va`, ST_INVALID_FREE / ST_DOUBLE_FREE, or a fault status."""
+    if not heap_is_live(arr, va):
+        return _heap_status(heap_core.addr_status(arr, va))
+    heap_lock(ms, ctx, jr)
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        r = heap_size_of(mem, st, va)
+    except Exception:  # noqa: BLE001
+        r = _rollback(ms, ctx, arr, jr)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def ph_zero(ms, ctx, va, nbytes):
+    """Zero `nbytes` (a multiple of 4) at `va` of the running process, a page at a time
+    (not journaled); OK or the failing access's status (ctx status and fault_va set)."""
+    cpu = ctx[CTX_CPU]
+    done = 0
+    while done < nbytes:
+        a = va + done
+        pa = vm_translate(ms, cpu, a, 1, ctx[CTX_USER])
+        ctx[CTX_ACCESSES] += 1
+        if pa < 0:
+            ctx[CTX_STATUS] = pa
+            ctx[CTX_FAULT_VA] = a
+            return pa
+        n = min(4096 - (a & 0xFFF), nbytes - done)
+        for i in range(pa >> 2, (pa + n) >> 2):  # no translation (so no poll) until done
+            ms.words[i] = 0
+        done += n
+    return np.int64(OK)
+
+
+@leaf_kernel
+def ph_copy(ms, ctx, dst, src, nbytes):
+    """Copy `nbytes` (a multiple of 4) from `src` to `dst` in the running process, a word
+    at a time through the TLB (either page may evict the other); OK or a fault status."""
+    cpu, user = ctx[CTX_CPU], ctx[CTX_USER]
+    for k in range(0, nbytes, 4):
+        a = src + k
+        pa = vm_translate(ms, cpu, a, 0, user)
+        if pa >= 0:
+            v = ms.words[pa >> 2]
+            a = dst + k
+            pa = vm_translate(ms, cpu, a, 1, user)
+            if pa >= 0:
+                ms.words[pa >> 2] = v
+                continue
+        ctx[CTX_ACCESSES] += k >> 1
+        ctx[CTX_STATUS] = pa
+        ctx[CTX_FAULT_VA] = a
+        return pa
+    ctx[CTX_ACCESSES] += nbytes >> 1
+    return np.int64(OK)
+
+
+@leaf_kernel
+def ph_calloc(ms, ctx, arr, jr, nbytes):
+    """Address of a new block of `nbytes` zeroed bytes, or ST_HEAP_FULL / an abort status.
+
+    The zeroing is not journaled (the block is new); if it fails the block is freed
+    again (journaled) before the status is returned.
+    """
+    heap_lock(ms, ctx, jr)
+    p = _tx_malloc(ms, ctx, arr, jr, nbytes)
+    if p > 0:
+        st = ph_zero(ms, ctx, p, (nbytes + 3) & ~3)
+        if st != OK:
+            _tx_free(ms, ctx, arr, jr, p)
+            p = st
+        else:
+            arr[heap_core.M_CALLOCS] += 1
+    heap_unlock(jr)
+    return p
+
+
+@leaf_kernel
+def ph_realloc(ms, ctx, arr, jr, va, nbytes):
+    """Resize block `va` to `nbytes` keeping its contents; the (maybe new) address, or
+    ST_HEAP_FULL (block intact), ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status."""
+    heap_lock(ms, ctx, jr)
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        r = heap_realloc(mem, st, va, nbytes)
+        if r == 0:
+            r = np.int64(ST_HEAP_FULL)
+        elif r < 0:
+            r = _heap_status(-r)
+    except Exception:  # noqa: BLE001
+        r = _rollback(ms, ctx, arr, jr)
+        if r == ST_JOURNAL_FULL:  # the move's copy: redo it outside the journal
+            r = _realloc_by_moving(ms, ctx, arr, jr, va, nbytes)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes):
+    """realloc as malloc + copy + free, each heap step journaled (heap lock held)."""
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        old = heap_size_of(mem, st, va)
+    except Exception:  # noqa: BLE001
+        return _rollback(ms, ctx, arr, jr)
+    q = _tx_malloc(ms, ctx, arr, jr, nbytes)
+    if q < 0:
+        return q
+    s = ph_copy(ms, ctx, q, va, (min(old, nbytes) + 3) & ~3)
+    if s == OK:
+        s = _tx_free(ms, ctx, arr, jr, va)
+    if s != OK:
+        _tx_free(ms, ctx, arr, jr, q)  # if this fails too, q leaks: the heap stays sound
+        return s
+    arr[heap_core.M_REALLOCS] += 1
+    return q
+
+
+@leaf_kernel
+def ph_check(ms, ctx, arr, jr, out):
+    """vm32.heap's heap_check over the process heap (findings into `out`); the number of
+    findings (>= 0), or a fault status if a page could not come in."""
+    heap_lock(ms, ctx, jr)
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        r = heap_check(mem, arr, out)
+    except Exception:  # noqa: BLE001
+        r = _rollback(ms, ctx, arr, jr)
+    heap_unlock(jr)
+    return r
+
+
+@leaf_kernel
+def ph_largest_free(ms, ctx, arr, jr):
+    """Largest free block (bytes, header included, room at top counted), or a fault status."""
+    heap_lock(ms, ctx, jr)
+    mem, st = _begin(ms, ctx, arr, jr)
+    try:
+        r = heap_largest_free(mem, arr)
+    except Exception:  # noqa: BLE001
+        r = _rollback(ms, ctx, arr, jr)
+    heap_unlock(jr)
+    return r
+
+
+# ---- one visit of a CPU per Python call ----------------------------------------------------------
+
+OP_INIT, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_FREE, OP_SIZE_OF, OP_LARGEST_FREE = 0, 1, 2, 3, 4, 5, 6
+
+
+@leaf_kernel
+def k_heap_op(ms, ctx, arr, jr, op, a, b):
+    """cpu_enter, the heap operation `op` (OP_*) with arguments a, b, cpu_leave.
+
+    Returns the operation's result, or ST_DEAD if the process has exited.
+    """
+    cpu = ctx[CTX_CPU]
+    st = cpu_enter(ms, cpu, ctx[CTX_PID])
+    if st != OK:
+        return np.int64(st)
+    if op == OP_MALLOC:
+        r = ph_malloc(ms, ctx, arr, jr, a)
+    elif op == OP_CALLOC:
+        r = ph_calloc(ms, ctx, arr, jr, a)
+    elif op == OP_REALLOC:
+        r = ph_realloc(ms, ctx, arr, jr, a, b)
+    elif op == OP_FREE:
+        r = ph_free(ms, ctx, arr, jr, a)
+    elif op == OP_SIZE_OF:
+        r = ph_size_of(ms, ctx, arr, jr, a)
+    elif op == OP_LARGEST_FREE:
+        r = ph_largest_free(ms, ctx, arr, jr)
+    else:
+        r = ph_init(ms, ctx, arr, jr)
+    cpu_leave(ms, cpu, ctx[CTX_ACCESSES])
+    return r
+
+
+@leaf_kernel
+def k_heap_check(ms, ctx, arr, jr, out):
+    """cpu_enter, ph_check, cpu_leave."""
+    cpu = ctx[CTX_CPU]
+    st = cpu_enter(ms, cpu, ctx[CTX_PID])
+    if st != OK:
+        return np.int64(st)
+    r = ph_check(ms, ctx, arr, jr, out)
+    cpu_leave(ms, cpu, ctx[CTX_ACCESSES])
+    return r
+
+
+# ---- the Python face -------------------------------------------------------------------------------
+
+
+class ProcessHeap:
+    """The heap of process `proc`: vm32.heap's allocator over [proc.heap_base, proc.heap_end).
+
+    Attributes `state` (vm32.heap state array) and `journal` (see the module docstring)
+    are what the compiled ph_* functions take.  Created by `Process.heap` on first use;
+    every method may raise OutOfMemory when a page of the heap cannot be brought in
+    (nothing changed then), besides the allocator's own errors.
+    """
+
+    def __init__(self, proc):
+        if proc.heap_end - proc.heap_base < 2 * heap_core.ALIGN:
+            raise InvalidArgument(f"process {proc.pid} has no heap (spawn it with heap_size > 0)")
+        self.proc, self.base, self.limit = proc, proc.heap_base, proc.heap_end
+        self.state = new_state(self.base, self.limit)
+        self.state[heap_core.M_BASE] = self.base
+        self.state[heap_core.M_LIMIT] = self.limit
+        self.journal = new_journal()
+        self._run(OP_INIT, 0, 0, "heap set-up")
+
+    # ---- plumbing ----
+    def _ctx(self) -> np.ndarray:
+        ctx = np.zeros(CTX_SIZE, dtype=np.int64)
+        ctx[CTX_CPU], ctx[CTX_PID], ctx[CTX_USER] = self.proc.machine.cpu(), self.proc.pid, 1
+        return ctx
+
+    def _run(self, op: int, a: int, b: int, what: str) -> int:
+        """Run heap operation `op`; grow the journal and retry while it is too small."""
+        if not self.proc.alive:
+            raise InvalidArgument(f"process {self.proc.pid} has exited")
+        m = self.proc.machine
+        while True:
+            ctx = self._ctx()
+            r = int(k_heap_op(m.ms, ctx, self.state, self.journal, op, a, b))
+            if r != ST_JOURNAL_FULL:
+                break
+            self.grow_journal(what)
+        if r < 0 and r not in (ST_HEAP_FULL, ST_INVALID_FREE, ST_DOUBLE_FREE):
+            self._raise(r, ctx, what)
+        return r
+
+    def grow_journal(self, what: str = "heap operation") -> None:
+        """Make the undo journal 4 times larger (OutOfMemory beyond JOURNAL_MAX entries)."""
+        entries = (self.journal.shape[0] - JR_0) // 2
+        if entries >= JOURNAL_MAX:
+            raise OutOfMemory(f"process {self.proc.pid}, {what}: too large to run atomically "
+                              f"(more than {JOURNAL_MAX} heap words changed)")
+        bigger = new_journal(min(4 * entries, JOURNAL_MAX))
+        bigger[:JR_0] = self.journal[:JR_0]
+        bigger[JR_LOCK] = 0
+        self.journal = bigger
+
+    def _raise(self, r: int, ctx: np.ndarray, what: str) -> None:
+        pid = self.proc.pid
+        if r == ST_HEAP_CORRUPT:
+            raise HeapError(f"process {pid}, {what}: the heap's block headers are corrupted "
+                            f"(bad metadata near {int(ctx[CTX_FAULT_VA]):#x}; a write past a block's end?)")
+        self.proc.machine._raise(r, int(ctx[CTX_FAULT_VA]), f"process {pid}, {what}, undone")
+
+    def _size(self, n) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidArgument(f"allocation size must be a non-negative integer, not {n!r}")
+        return int(min(n, 1 << 40))
+
+    def _addr(self, va) -> int:
+        if isinstance(va, bool) or not isinstance(va, (int, np.integer)):
+            raise InvalidArgument(f"heap address must be an integer, not {va!r}")
+        return int(va) if -(1 << 62) < va < (1 << 62) else -1
+
+    def _no_room(self, n: int) -> OutOfMemory:
+        return OutOfMemory(
+            f"process {self.proc.pid}: heap {self.base:#x}..{self.limit:#x} has no room for {n} bytes "
+            f"(live {int(self.state[heap_core.M_LIVE_BYTES])} bytes); free blocks or spawn with a larger heap_size"
+        )
+
+    def _bad_addr(self, r: int, va: int, what: str) -> None:
+        if r == ST_DOUBLE_FREE:
+            raise DoubleFree(f"process {self.proc.pid}, {what} of {va:#x}: that block is already free")
+        raise InvalidFree(f"process {self.proc.pid}, {what} of {va:#x}: not the address of a live block of its heap")
+
+    # ---- the allocator ----
+    def malloc(self, n: int) -> int:
+        """Virtual address of a new block of `n` bytes (contents undefined)."""
+        n = self._size(n)
+        r = self._run(OP_MALLOC, n, 0, f"malloc of {n} bytes")
+        if r == ST_HEAP_FULL:
+            raise self._no_room(n)
+        return r
+
+    def calloc(self, n: int) -> int:
+        """Virtual address of a new block of `n` zeroed bytes."""
+        n = self._size(n)
+        r = self._run(OP_CALLOC, n, 0, f"calloc of {n} bytes")
+        if r == ST_HEAP_FULL:
+            raise self._no_room(n)
+        return r
+
+    def realloc(self, va: int, n: int) -> int:
+        """Resize block `va` to `n` bytes keeping its contents; the (maybe moved) address.
+
+        OutOfMemory leaves the block as it was; InvalidFree/DoubleFree for a bad address.
+        """
+        n, a = self._size(n), self._addr(va)
+        r = self._run(OP_REALLOC, a, n, f"realloc of {va:#x} to {n} bytes")
+        if r == ST_HEAP_FULL:
+            raise self._no_room(n)
+        if r in (ST_INVALID_FREE, ST_DOUBLE_FREE):
+            self._bad_addr(r, va, "realloc")
+        return r
+
+    def free(self, va: int) -> None:
+        """Free block `va`; InvalidFree if it is not a live block, DoubleFree if already free."""
+        r = self._run(OP_FREE, self._addr(va), 0, f"free of {va:#x}")
+        if r != OK:
+            self._bad_addr(r, va, "free")
+
+    def size_of(self, va: int) -> int:
+        """The byte count requested for live block `va`; InvalidFree/DoubleFree otherwise."""
+        r = self._run(OP_SIZE_OF, self._addr(va), 0, f"size_of {va:#x}")
+        if r in (ST_INVALID_FREE, ST_DOUBLE_FREE):
+            self._bad_addr(r, va, "size_of")
+        return r
+
+    def is_live(self, va: int) -> bool:
+        """True iff `va` is the address of a live block (host state only: never faults)."""
+        return bool(heap_is_live(self.state, np.int64(self._addr(va))))
+
+    def stats(self) -> dict[str, int]:
+        """Allocator counters (as vm32.heap.Heap.stats), plus journal operations/aborts."""
+        m = self.state
+        c = heap_core
+        return {
+            "base": self.base,
+            "limit": self.limit,
+            "live_bytes": int(m[c.M_LIVE_BYTES]),
+            "live_blocks": int(m[c.M_MALLOCS] - m[c.M_FREES]),
+            "peak_live_bytes": int(m[c.M_PEAK_LIVE]),
+            "footprint": int(m[c.M_HIGH] - c.HEADER - self.base),
+            "free_bytes": int(m[c.M_FREE_BYTES]),
+            "free_blocks": int(m[c.M_FREE_BLOCKS]),
+            "cached_bytes": int(m[c.M_CACHE_BYTES]),
+            "largest_free": self._run(OP_LARGEST_FREE, 0, 0, "largest free block"),
+            "mallocs": int(m[c.M_MALLOCS]),
+            "callocs": int(m[c.M_CALLOCS]),
+            "frees": int(m[c.M_FREES]),
+            "reallocs": int(m[c.M_REALLOCS]),
+            "failed": int(m[c.M_FAILED]),
+            "operations": int(self.journal[JR_OPS]),
+            "rolled_back": int(self.journal[JR_ABORTS]),
+        }
+
+    def check(self, max_findings: int = 100) -> list[str]:
+        """Walk every block and free list (paging them in); the broken invariants, [] if healthy."""
+        from vm32.heap import _CHECK_MESSAGES  # the allocator's wording of its findings
+
+        out = np.zeros((max_findings, 3), dtype=np.int64)
+        ctx = self._ctx()
+        n = int(k_heap_check(self.proc.machine.ms, ctx, self.state, self.journal, out))
+        if n < 0:
+            self._raise(n, ctx, "heap check")
+        found = [_CHECK_MESSAGES[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
+        if n > max_findings:
+            found.append(f"... and {n - max_findings} more")
+        return found
+
+    def inject_failure(self, after: int) -> None:
+        """Test hook: the `after`-th heap word access from now fails as if no frame were free."""
+        self.journal[JR_INJECT] = after
+
+    def __repr__(self) -> str:
+        return f"ProcessHeap(pid={self.proc.pid}, {self.base:#x}..{self.limit:#x})"
