@@ -191,6 +191,27 @@ def test_swap_full_is_out_of_memory_and_loses_nothing():
     m.close()
 
 
+def test_swap_full_evicts_a_page_that_needs_no_slot():
+    """FIFO's victim is dirty and the swap is full, but clean pages are resident: one of
+    them goes instead, and OutOfMemory comes only when every page is dirty and slotless."""
+    m = Machine(frames=8, swap="8K", policy="fifo")  # 4 frames for pages, 2 slots
+    p = m.spawn(None, heap_size=40 * 4096)
+    page = [p.heap_base + 4096 * i for i in range(40)]
+    for i in range(2):
+        p.store_u32(page[i], 100 + i)  # dirty, oldest
+    for i in range(2, 4):
+        assert p.load_u32(page[i]) == 0  # clean, younger
+    p.store_u32(page[4], 104)  # evicts page 0 into slot 0
+    p.store_u32(page[5], 105)  # evicts page 1 into slot 1: swap full
+    p.store_u32(page[6], 106)  # victim page 4 is dirty and slotless: clean page 2 goes instead
+    p.store_u32(page[7], 107)  # and clean page 3
+    with pytest.raises(OutOfMemory, match="swap is full"):
+        p.store_u32(page[8], 108)
+    for i in (4, 5, 6, 7):
+        assert p.load_u32(page[i]) == 100 + i
+    m.close()
+
+
 def test_no_swap_and_clean_pages_still_work():
     m = Machine(frames=10, swap=0)
     p = m.spawn(b"\x07" * 40960, heap_size=4096)

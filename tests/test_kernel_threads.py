@@ -96,3 +96,85 @@ def test_no_stale_tlb_read_after_eviction():
         go.set()
         t.join(30)
         assert seen == [0x1234]
+
+
+def test_heap_operations_from_two_cpus_while_a_third_thrashes():
+    """Two CPUs allocate, fill, check and free in one process heap (the heap lock keeps
+    the allocator whole) while a third CPU's process evicts their pages."""
+    import random
+
+    with Machine(frames=16, swap="4M", policy="clock", tlb_entries=8, cpus=4) as m:  # + this thread
+        p = m.spawn(None, heap_size=64 * 4096)
+        hog = m.spawn(None, heap_size=PAGES * 4096)
+        bad = []
+        stop = threading.Event()
+
+        def user(k):
+            def run():
+                rng = random.Random(k)
+                live = []
+                for i in range(150):
+                    n = rng.choice([8, 100, 3000, 9000])
+                    a = p.malloc(n)
+                    p.write(a, bytes([k * 16 + i % 16]) * n)
+                    live.append((a, n, k * 16 + i % 16))
+                    if len(live) > 4:
+                        a, n, v = live.pop(rng.randrange(len(live)))
+                        if p.read(a, n) != bytes([v]) * n:
+                            bad.append(a)
+                        p.free(a)
+                for a, _, _ in live:
+                    p.free(a)
+
+            return run
+
+        def thrash():
+            seed = 0
+            while not stop.is_set():
+                seed += 1
+                hog.fill_pattern(hog.heap_base, PAGES * 1024, seed)
+
+        t = threading.Thread(target=thrash)
+        t.start()
+        try:
+            _run_threads([user(0), user(1)])
+        finally:
+            stop.set()
+            t.join(60)
+        assert not bad
+        assert p.heap_check() == [] and p.heap_stats()["live_blocks"] == 0
+        assert p.stats()["swap_in"] > 0
+
+
+def test_clearing_accessed_reaches_the_tlb_of_another_cpu():
+    """When a policy clears a page's Accessed bit, a CPU that caches the page drops its
+    entry, so its next use sets Accessed again (hits would not)."""
+    from vm32.kernel.frametable import frame_clear_referenced
+    from vm32.kernel.layout import C_REQ, CPU_STRIDE, P_COLS, P_PGDIR, REQ_NONE
+    from vm32.mmu import PTE_A, pt_walk
+
+    with Machine(frames=16, swap="1M", policy="clock", tlb_entries=64, cpus=2) as m:
+        p = m.spawn(None, heap_size=4096)
+        ms = m.ms
+        cached, go, done = threading.Event(), threading.Event(), []
+
+        def other_cpu():
+            p.store_u32(p.heap_base, 5)  # cached in this CPU's TLB
+            cached.set()
+            go.wait(30)
+            done.append(p.load_u32(p.heap_base))
+
+        t = threading.Thread(target=other_cpu)
+        t.start()
+        cached.wait(30)
+        pte_pa = pt_walk(ms.words, ms.procs[p.pid * P_COLS + P_PGDIR], p.heap_base)
+        frame = int(ms.words[pte_pa >> 2]) >> 12
+        cpu = m.cpu()
+        other = 1 - cpu
+        assert frame_clear_referenced(ms.words, ms.ft, frame, ms.tlb, ms.cpus, cpu) == 1
+        assert not ms.words[pte_pa >> 2] & PTE_A
+        assert ms.cpus[other * CPU_STRIDE + C_REQ] != REQ_NONE  # asked, not waited for
+        go.set()
+        t.join(30)
+        assert done == [5]
+        assert ms.words[pte_pa >> 2] & PTE_A  # the use after the clearing was seen

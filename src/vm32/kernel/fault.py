@@ -78,6 +78,7 @@ from vm32.kernel.layout import (
     ST_NOT_PRESENT,
     ST_PROT_USER,
     ST_PROT_WRITE,
+    ST_IN_SWAP,
     ST_SEGV,
     ST_SWAP_FULL,
 )
@@ -363,8 +364,9 @@ def poke_word_locked(ms, pgdir, va, value):
     """Store `value` into the word at `va` (4-aligned) of the address space `pgdir` wherever
     that page lives now - its frame (then marked Dirty) or its swap slot - without a fault.
 
-    Returns OK, or ST_SEGV if the page has no copy to change (no table, or never paged
-    out since it was dropped clean).  Requires the machine lock, which keeps the page
+    Returns OK (written in its frame), ST_IN_SWAP (written in its swap slot), or ST_SEGV
+    if the page has no copy to change (no table, or dropped clean: then it was not
+    written since it came in).  Requires the machine lock, which keeps the page
     where it is.  Used to undo a heap operation whose later access failed (procheap).
     """
     pte_pa = pt_walk(ms.words, pgdir, va)
@@ -379,7 +381,7 @@ def poke_word_locked(ms, pgdir, va, value):
     if slot < 0:
         return ST_SEGV
     ms.swapw[slot * 1024 + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
-    return OK
+    return ST_IN_SWAP
 
 
 @kernel

@@ -49,6 +49,7 @@ ST_HEAP_CORRUPT = -10  # heap metadata point outside the heap (a block header wa
 ST_INVALID_FREE = -11  # not the address of a live block
 ST_DOUBLE_FREE = -12  # the address of a block that is already free
 ST_HEAP_FULL = -13  # the heap region has no free block large enough
+ST_IN_SWAP = 1  # (poke_word_locked, not a failure) the word was written in the page's swap slot
 STATUS_NAMES = {
     ST_PROT_USER: "user-mode access to a supervisor (kernel) page",
     ST_PROT_WRITE: "write to a read-only page",

@@ -113,6 +113,7 @@ from vm32.kernel.layout import (
     ST_HEAP_FULL,
     ST_INVALID_FREE,
     ST_JOURNAL_FULL,
+    ST_IN_SWAP,
     ST_NO_FRAME,
 )
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_poll, machine_lock, machine_unlock
@@ -126,6 +127,7 @@ JR_INJECT = 2  # test hook: k > 0 makes the k-th heap access from now fail as ST
 JR_WHY = 3  # status of the last abort
 JR_OPS = 4  # operations run
 JR_ABORTS = 5  # operations rolled back
+JR_UNDO_SWAP = 6  # words restored in a swap slot (their page was paged out during the operation)
 JR_0 = 8
 JOURNAL_ENTRIES = 4096  # default capacity (64 KiB): a malloc or free writes a few dozen
 JOURNAL_MAX = 1 << 24  # the journal never grows beyond 256 MiB
@@ -332,8 +334,8 @@ def _rollback(ms, ctx, arr, jr):
         key, old = jr[JR_0 + 2 * k], jr[JR_0 + 2 * k + 1]
         if key >= 0:
             arr[key] = old
-        else:
-            poke_word_locked(ms, pgdir, -1 - key, old)  # the page was written: it has a copy
+        elif poke_word_locked(ms, pgdir, -1 - key, old) == ST_IN_SWAP:
+            jr[JR_UNDO_SWAP] += 1
     machine_unlock(ms)
     jr[JR_N] = 0
     jr[JR_ABORTS] += 1
@@ -750,6 +752,7 @@ class ProcessHeap:
             "failed": int(m[c.M_FAILED]),
             "operations": int(self.journal[JR_OPS]),
             "rolled_back": int(self.journal[JR_ABORTS]),
+            "undone_in_swap": int(self.journal[JR_UNDO_SWAP]),
         }
 
     def check(self, max_findings: int = 100) -> list[str]:
