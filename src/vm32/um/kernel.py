@@ -103,7 +103,10 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
             a = (w >> np.uint32(6)) & np.uint32(7)
             b = (w >> np.uint32(3)) & np.uint32(7)
             c = w & np.uint32(7)
-            if op == CMOV:
+            if op >= np.uint32(14):
+                fault = S.INVALID_INSTRUCTION
+                break
+            elif op == CMOV:
                 if r[c] != 0:
                     r[a] = r[b]
             elif op == LOAD:
