@@ -323,6 +323,10 @@ def test_repr_and_close():
     with PhysicalMemory(PAGE_SIZE) as m2:
         m2.write(0, b"x")
     assert m2.bytes is None
+    for use in (lambda: m2.read(0, 1), lambda: m2.write(0, b"y"), lambda: m2.read_word(0),
+                lambda: m2.hexdump(0, 4)):
+        with pytest.raises(InvalidArgument, match="closed"):
+            use()
 
 
 def test_host_refusal_is_out_of_memory(monkeypatch):

@@ -142,6 +142,8 @@ class PhysicalMemory:
 
     def _check_range(self, addr: int, n: int) -> tuple[int, int]:
         """Return (addr, n) as Python ints if [addr, addr + n) lies inside memory, else raise."""
+        if self.bytes is None:
+            raise InvalidArgument("this physical memory has been closed")
         # Python ints: numpy uint32 sums would wrap and slip past the bound check.
         addr, n = _as_int(addr, "address"), _as_int(n, "length")
         if n < 0:
