@@ -59,11 +59,11 @@ __all__ = [
 
 _CHECK_MESSAGES = {
     core.C_TAG_BEYOND_TOP: "granule at {a:#x} above top has tag {v}",
-    core.C_BAD_TAG: "block at {a:#x} has tag {v}: not exactly one of live, free, cached",
+    core.C_BAD_TAG: "block at {a:#x} has tag {v}: not exactly one of live, free, cached (or T_END not free)",
     core.C_BLOCK_OUT_OF_RANGE: "block at {a:#x} of {v} bytes runs past top",
     core.C_BAD_SIZE: "free or cached block at {a:#x} has a bad size {v}",
     core.C_BAD_FOOTER: "free block at {a:#x} has footer {v} != its size",
-    core.C_PREV_FREE_WRONG: "block at {a:#x}: prev-free bit (tag {v}) disagrees with the block below",
+    core.C_END_MARK: "last granule {a:#x} of a block has tag {v}: T_END must be there iff the block is free",
     core.C_ADJACENT_FREE: "free block at {a:#x} ({v} bytes) follows another free block",
     core.C_FREE_BELOW_TOP: "the block below top ({a:#x}) is free: should have merged into top",
     core.C_INTERIOR_TAG: "granule {a:#x} inside a block has tag {v}",

@@ -1,14 +1,24 @@
-"""Bit scans for the allocator's bitmaps: highest and lowest set bit of an int64.
+"""Bit and byte primitives for the allocator: bit scans, and byte access to an int64 array.
 
-Under the JIT they compile to one ``lzcnt``/``tzcnt`` instruction (numba
-intrinsics); without it (NUMBA_DISABLE_JIT=1) plain Python computes the same.
-Both require ``x > 0``.
+* `msb` / `lsb`: highest and lowest set bit of an int64 (> 0). Under the JIT they
+  compile to one ``lzcnt``/``tzcnt`` instruction (numba intrinsics).
+* `load_byte` / `store_byte`: byte `i` of an array's memory (little-endian, so byte
+  ``8 * k + j`` is bits ``8j..8j+7`` of int64 element k). Under the JIT they are one
+  ``movzx`` / one byte ``mov``: the allocator's tag map is bytes packed in its int64
+  state array, and a byte store needs no load first, so a tag write never waits for
+  a cache miss on the tag map (a read-modify-write of the word does). No bounds
+  check: the caller guarantees ``0 <= i < arr.nbytes``. For a state that is not an
+  array (the paging kernel's journaled view) they fall back to the container's own
+  word getitem/setitem, so its checks and journaling still see every write.
+
+Without the JIT (NUMBA_DISABLE_JIT=1) plain Python computes the same.
 """
 
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 
 def msb(x):
@@ -20,6 +30,16 @@ def lsb(x):
     """Index of the lowest set bit of `x` (> 0): lsb(12) == 2."""
     x = int(x)
     return (x & -x).bit_length() - 1
+
+
+def load_byte(arr, i):
+    """Byte `i` (0 <= i < arr.nbytes) of the memory of contiguous array `arr`, as an int."""
+    return int(arr.view(np.uint8)[i])
+
+
+def store_byte(arr, i, value):
+    """Set byte `i` (0 <= i < arr.nbytes) of contiguous array `arr` to `value` (0..255)."""
+    arr.view(np.uint8)[i] = value
 
 
 @overload(msb, inline="always")
@@ -34,3 +54,63 @@ def _lsb_jit(x):
     if isinstance(x, types.Integer):
         return lambda x: np.int64(trailing_zeros(np.int64(x)))
     return None
+
+
+def _byte_pointer(context, builder, arrty, arr, i):
+    """LLVM i8* to byte `i` (an integer value) of array `arr`'s data."""
+    data = context.make_array(arrty)(context, builder, arr).data
+    base = builder.bitcast(data, ir.IntType(8).as_pointer())
+    return builder.gep(base, [builder.zext(i, ir.IntType(64)) if i.type.width < 64 else i])
+
+
+@intrinsic
+def _load_byte(typingctx, arr, i):
+    if not (isinstance(arr, types.Array) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.zext(builder.load(_byte_pointer(context, builder, sig.args[0], *args)), ir.IntType(64))
+
+    return types.int64(arr, i), codegen
+
+
+@intrinsic
+def _store_byte(typingctx, arr, i, value):
+    if not (isinstance(arr, types.Array) and isinstance(i, types.Integer) and isinstance(value, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        arr, i, value = args
+        byte = builder.trunc(value, ir.IntType(8)) if value.type.width > 8 else value
+        builder.store(byte, _byte_pointer(context, builder, sig.args[0], arr, i))
+        return context.get_dummy_value()
+
+    return types.none(arr, i, value), codegen
+
+
+@overload(load_byte)
+def _load_byte_jit(arr, i):
+    if not isinstance(i, types.Integer):
+        return None
+    if isinstance(arr, types.Array):
+        return lambda arr, i: _load_byte(arr, i)
+
+    def word_impl(arr, i):  # any int64-word container with getitem (e.g. a journaled state view)
+        return (arr[np.int64(i >> 3)] >> (np.int64(i & 7) << 3)) & 0xFF
+
+    return word_impl
+
+
+@overload(store_byte)
+def _store_byte_jit(arr, i, value):
+    if not (isinstance(i, types.Integer) and isinstance(value, types.Integer)):
+        return None
+    if isinstance(arr, types.Array):
+        return lambda arr, i, value: _store_byte(arr, i, value)
+
+    def word_impl(arr, i, value):  # read-modify-write of the word, through its setitem
+        k = np.int64(i >> 3)
+        shift = np.int64(i & 7) << 3
+        arr[k] = (arr[k] & ~(np.int64(0xFF) << shift)) | ((np.int64(value) & 0xFF) << shift)
+
+    return word_impl

@@ -92,7 +92,7 @@ for a bad address (nothing changed).
 import numpy as np
 from numba import njit
 
-from vm32.heap.bits import lsb, msb
+from vm32.heap.bits import load_byte, lsb, msb, store_byte
 from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
 
@@ -113,10 +113,8 @@ HEADER = 4  # bytes of header before each payload
 
 T_LIVE = 1  # a live block starts here
 T_FREE = 2  # a free block starts here
-T_PREV_FREE = 4  # the block just below is free
-T_TINY = 8  # with T_FREE: the free block is 8 bytes (links at p - 4 and p, no size word)
-T_PREV_TINY = 16  # with T_PREV_FREE: the free block below is 8 bytes
-T_CACHED = 32  # a block in a quick cache starts here (freed, not yet merged)
+T_CACHED = 4  # a block in a quick cache starts here (freed, not yet merged)
+T_END = 8  # the last granule of a free block; with T_FREE: an 8-byte free block
 
 SL_LOG = 5
 SL_COUNT = 1 << SL_LOG  # 32 sub-lists per power of two
@@ -147,7 +145,7 @@ M_FAILED = 14  # allocations refused for lack of room
 M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
 M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
 M_CACHE_BYTES = 17  # bytes of blocks in the quick caches
-M_UNUSED_18 = 18
+M_TAG_ORIGIN = 18  # byte index of the tag of payload address p: M_TAG_ORIGIN + p // 8
 M_CACHE_CAP = 19  # the caches hold at most this many bytes (0: caches off)
 META_SCALARS = 32
 M_CACHE = META_SCALARS  # CACHE_CLASSES heads of the quick caches, by block size / 8
@@ -174,26 +172,22 @@ def block_size(nbytes):
 
 
 @leaf_kernel
-def tag_of(heap, p):
-    """The tag of payload address `p` (an 8-aligned address in the range or at top)."""
-    off = p - heap[M_BASE]
-    return (heap[np.uint64(M_TAGS + (off >> 6))] >> (off & 56)) & 0xFF
+def tag_index(heap, p):
+    """Byte index in the state array of the tag of payload address `p` (8-aligned, in
+    [base, limit]); unsigned, so numba adds no negative-index fix-up."""
+    return np.uint64(heap[M_TAG_ORIGIN] + (np.int64(p) >> 3))
 
 
 @leaf_kernel
-def flip_tag(heap, p, bits):
-    """Toggle `bits` in the tag of payload address `p`."""
-    off = p - heap[M_BASE]
-    heap[np.uint64(M_TAGS + (off >> 6))] ^= np.int64(bits) << (off & 56)
+def tag_of(heap, p):
+    """The tag of payload address `p` (an 8-aligned address in [base, limit])."""
+    return load_byte(heap, tag_index(heap, p))
 
 
 @leaf_kernel
 def set_tag(heap, p, tag):
-    """Set the tag of payload address `p` to `tag` (0..255)."""
-    off = p - heap[M_BASE]
-    i = np.uint64(M_TAGS + (off >> 6))
-    shift = off & 56
-    heap[i] = (heap[i] & ~(np.int64(0xFF) << shift)) | (np.int64(tag) << shift)
+    """Set the tag of payload address `p` to `tag` (0..255): one byte store, no load."""
+    store_byte(heap, tag_index(heap, p), tag)
 
 
 @leaf_kernel
@@ -313,42 +307,27 @@ def copy_words(mem, dst, src, nwords):
 @leaf_kernel
 def free_size(mem, tag, p):
     """Size of free block `p` whose tag is `tag`."""
-    if tag & T_TINY:
+    if tag & T_END:
         return np.int64(ALIGN)
     return load(mem, p - HEADER)
 
 
-@leaf_kernel
-def prev_free_size(mem, tag, p):
-    """Size of the free block just below block `p` whose tag (with T_PREV_FREE) is `tag`."""
-    if tag & T_PREV_TINY:
-        return np.int64(ALIGN)
-    return load(mem, p - 2 * HEADER)  # its footer
-
-
-@leaf_kernel
-def set_prev_bits(heap, p, bits):
-    """Set the T_PREV_FREE / T_PREV_TINY bits of block `p`'s tag to `bits`."""
-    set_tag(heap, p, (tag_of(heap, p) & ~(T_PREV_FREE | T_PREV_TINY)) | bits)
-
-
 @_inline_helper
-def make_free(mem, heap, p, size, tell_above):
-    """Turn [p - 4, p - 4 + size) into one listed free block; if `tell_above`, set the prev
-    bits of the block above (callers pass False when they already say T_PREV_FREE alone,
-    which saves a tag-map access: a cache miss on big heaps).
+def make_free(mem, heap, p, size, mark_end):
+    """Turn [p - 4, p - 4 + size) into one listed free block. Its last granule gets the
+    T_END mark if `mark_end` (callers pass False when that granule carries it already).
 
-    Requires: the block below is not free, the block above is not free and is not top.
+    Requires: the block below is not free, the block above is not free and is not top,
+    every granule inside is untagged (but the last one may hold T_END).
     """
     if size == ALIGN:
-        set_tag(heap, p, T_FREE | T_TINY)
-        set_prev_bits(heap, p + size, T_PREV_FREE | T_PREV_TINY)
+        set_tag(heap, p, T_FREE | T_END)
     else:
         store(mem, p - HEADER, size)
         store(mem, p + size - 2 * HEADER, size)
         set_tag(heap, p, T_FREE)
-        if tell_above:
-            set_prev_bits(heap, p + size, T_PREV_FREE)
+        if mark_end:
+            set_tag(heap, p + size - ALIGN, T_END)
     list_push(mem, heap, p, size)
     heap[M_FREE_BYTES] += size
     heap[M_FREE_BLOCKS] += 1
@@ -356,8 +335,8 @@ def make_free(mem, heap, p, size, tell_above):
 
 @leaf_kernel
 def unmake_free(mem, heap, p, size):
-    """Forget free block `p` of `size` bytes (unlinked, tag cleared; the block above is
-    left with stale T_PREV bits for the caller to fix). Undoes make_free."""
+    """Forget free block `p` of `size` bytes: unlinked, start tag cleared. Its T_END mark
+    (if size > 8) stays for the caller to reuse or clear. Undoes make_free."""
     list_remove(mem, heap, p, size)
     set_tag(heap, p, 0)
     heap[M_FREE_BYTES] -= size
@@ -376,15 +355,15 @@ def release(mem, heap, p, size):
         set_tag(heap, p, 0)
         return
     t = tag_of(heap, nxt)
-    tell_above = True
+    mark_end = True
     if t & T_FREE:
         nsize = free_size(mem, t, nxt)
         unmake_free(mem, heap, nxt, nsize)
         size += nsize
-        tell_above = nsize == ALIGN  # else the block above already says T_PREV_FREE alone
+        mark_end = nsize == ALIGN  # else nxt's T_END ends the merged block too
     if heap[M_DEBUG] != 0 and size > 16:
         fill_words(mem, p + 8, (size - 16) >> 2, FREED_MARK)
-    make_free(mem, heap, p, size, tell_above)
+    make_free(mem, heap, p, size, mark_end)
 
 
 @leaf_kernel
@@ -393,9 +372,9 @@ def take(mem, heap, p, fsize, size):
     set_tag(heap, p, T_LIVE)
     rest = fsize - size
     if rest > 0:
-        make_free(mem, heap, p + size, rest, fsize == ALIGN)
-    else:
-        set_prev_bits(heap, p + fsize, 0)
+        make_free(mem, heap, p + size, rest, False)  # the old T_END ends the rest
+    elif fsize > ALIGN:
+        set_tag(heap, p + fsize - ALIGN, 0)  # (an 8-byte block's T_END was its start tag)
 
 
 @leaf_kernel
@@ -425,6 +404,7 @@ def heap_init(mem, heap, base, limit):
     heap[M_TOP] = base + ALIGN
     heap[M_HIGH] = base + ALIGN
     heap[M_CACHE_CAP] = CACHE_CAP
+    heap[M_TAG_ORIGIN] = 8 * M_TAGS - (base >> 3)
     store(mem, base, 0)  # the pad word below the first header
 
 
@@ -442,7 +422,7 @@ def heap_malloc(mem, heap, nbytes):
         if p != 0:
             heap[i] = load(mem, p)
             heap[M_CACHE_BYTES] -= size
-            flip_tag(heap, p, T_CACHED | T_LIVE)
+            set_tag(heap, p, T_LIVE)
             store(mem, p - HEADER, nbytes)
             note_alloc(heap, nbytes)
             return p
@@ -549,7 +529,7 @@ def heap_is_live(heap, addr):
     off = np.int64(addr) - heap[M_BASE]
     if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
         return False
-    return ((heap[np.uint64(M_TAGS + (off >> 6))] >> (off & 56)) & T_LIVE) != 0
+    return (load_byte(heap, np.uint64(8 * M_TAGS + (off >> 3))) & T_LIVE) != 0
 
 
 @leaf_kernel
@@ -591,7 +571,7 @@ def heap_free(mem, heap, addr):
         store(mem, p, heap[i])
         heap[i] = p
         heap[M_CACHE_BYTES] += size
-        flip_tag(heap, p, T_LIVE | T_CACHED)
+        set_tag(heap, p, T_CACHED)
         return HEAP_OK
     free_block(mem, heap, p, size)
     return HEAP_OK
@@ -601,10 +581,12 @@ def heap_free(mem, heap, addr):
 def free_block(mem, heap, p, size):
     """Turn block `p` of `size` bytes (live or cached; accounted for) into free space, merged
     with its free neighbours and top."""
-    t = tag_of(heap, p)
-    if t & T_PREV_FREE:
-        psize = prev_free_size(mem, t, p)
+    below = tag_of(heap, p - ALIGN)  # T_END: the block below is free
+    if below & T_END:
+        psize = np.int64(ALIGN) if below & T_FREE else load(mem, p - 2 * HEADER)  # its footer
         set_tag(heap, p, 0)
+        if psize > ALIGN:
+            set_tag(heap, p - ALIGN, 0)
         p -= psize
         unmake_free(mem, heap, p, psize)
         size += psize
@@ -683,9 +665,9 @@ def grow_in_place(mem, heap, p, osize, size):
     unmake_free(mem, heap, nxt, nsize)
     rest = osize + nsize - size
     if rest > 0:
-        make_free(mem, heap, p + size, rest, nsize == ALIGN)
-    else:
-        set_prev_bits(heap, p + size, 0)
+        make_free(mem, heap, p + size, rest, False)  # nxt's T_END ends the rest
+    elif nsize > ALIGN:
+        set_tag(heap, nxt + nsize - ALIGN, 0)
     return True
 
 
@@ -697,7 +679,7 @@ C_BAD_TAG = 2
 C_BLOCK_OUT_OF_RANGE = 3
 C_BAD_SIZE = 4
 C_BAD_FOOTER = 5
-C_PREV_FREE_WRONG = 6
+C_END_MARK = 6
 C_ADJACENT_FREE = 7
 C_FREE_BELOW_TOP = 8
 C_INTERIOR_TAG = 9
@@ -738,18 +720,13 @@ def heap_check(mem, heap, out):
     cached_bytes = 0
     cached_blocks = 0
     prev_free = False
-    prev_tiny = False
     p = base + ALIGN
     while p < top:
         t = np.int64(tag_of(heap, p))
-        kinds = (t & T_LIVE) + ((t & T_FREE) >> 1) + ((t & T_CACHED) >> 5)
-        if (
-            kinds != 1 or t & ~63
-            or (t & T_TINY and not t & T_FREE) or (t & T_PREV_TINY and not t & T_PREV_FREE)
-        ):
+        kinds = (t & T_LIVE) + ((t & T_FREE) >> 1) + ((t & T_CACHED) >> 2)
+        if kinds != 1 or t & ~15 or (t & T_END and not t & T_FREE):
             return add_finding(out, n, C_BAD_TAG, p, t)
-        if ((t & T_PREV_FREE) != 0) != prev_free or ((t & T_PREV_TINY) != 0) != prev_tiny:
-            n = add_finding(out, n, C_PREV_FREE_WRONG, p, t)
+        end_tag = 0  # what the block's last granule must hold (when it is not its start)
         if t & (T_LIVE | T_CACHED):
             nbytes = load(mem, p - HEADER)
             size = block_size(nbytes)
@@ -762,10 +739,9 @@ def heap_check(mem, heap, out):
                 if size > CACHE_MAX:
                     n = add_finding(out, n, C_BAD_SIZE, p, size)
             prev_free = False
-            prev_tiny = False
         else:
             size = free_size(mem, t, p)
-            if size < ALIGN or size & 7 or (size == ALIGN and not t & T_TINY):
+            if size < ALIGN or size & 7 or (size == ALIGN) != ((t & T_END) != 0):
                 return add_finding(out, n, C_BAD_SIZE, p, size)
             if size > ALIGN and p + size <= top and load(mem, p + size - 2 * HEADER) != size:
                 n = add_finding(out, n, C_BAD_FOOTER, p, load(mem, p + size - 2 * HEADER))
@@ -774,12 +750,14 @@ def heap_check(mem, heap, out):
             free_bytes += size
             free_blocks += 1
             prev_free = True
-            prev_tiny = size == ALIGN
+            end_tag = T_END
         if p + size > top:
             return add_finding(out, n, C_BLOCK_OUT_OF_RANGE, p, size)
-        for a in range(p + ALIGN, p + size, ALIGN):
+        for a in range(p + ALIGN, p + size - ALIGN, ALIGN):
             if tag_of(heap, a) != 0:
                 n = add_finding(out, n, C_INTERIOR_TAG, a, tag_of(heap, a))
+        if size > ALIGN and tag_of(heap, p + size - ALIGN) != end_tag:
+            n = add_finding(out, n, C_END_MARK, p + size - ALIGN, tag_of(heap, p + size - ALIGN))
         p += size
     if prev_free:
         n = add_finding(out, n, C_FREE_BELOW_TOP, top, 0)
