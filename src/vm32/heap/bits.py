@@ -11,12 +11,17 @@
   array (the paging kernel's journaled view) they fall back to the container's own
   word getitem/setitem, so its checks and journaling still see every write.
 
+* `prefetch_word`: a hint that word `addr` of a flat word memory will be read soon
+  (``prefetcht0``); a no-op for any other memory type (paged memory translates
+  addresses on access: a hint cannot). It reads nothing, so it is safe for any address.
+
 Without the JIT (NUMBA_DISABLE_JIT=1) plain Python computes the same.
 """
 
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import intrinsic, overload
 
@@ -54,6 +59,10 @@ def _lsb_jit(x):
     if isinstance(x, types.Integer):
         return lambda x: np.int64(trailing_zeros(np.int64(x)))
     return None
+
+
+def prefetch_word(mem, addr):
+    """Hint that the word at byte address `addr` of `mem` will be read soon (no effect here)."""
 
 
 def _byte_pointer(context, builder, arrty, arr, i):
@@ -114,3 +123,33 @@ def _store_byte_jit(arr, i, value):
         arr[k] = (arr[k] & ~(np.int64(0xFF) << shift)) | ((np.int64(value) & 0xFF) << shift)
 
     return word_impl
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i):
+    if not (isinstance(arr, types.Array) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        arr, i = args
+        data = context.make_array(sig.args[0])(context, builder, arr).data
+        base = builder.bitcast(data, ir.IntType(8).as_pointer())
+        ptr = builder.gep(base, [builder.zext(i, ir.IntType(64)) if i.type.width < 64 else i])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.none(arr, i), codegen
+
+
+@overload(prefetch_word)
+def _prefetch_word_jit(mem, addr):
+    if not isinstance(addr, types.Integer):
+        return None
+    if isinstance(mem, types.Array) and mem.ndim == 1:
+        itemsize = mem.dtype.bitwidth // 8
+        if itemsize == 4:  # the flat word memory: byte offset == addr (mem[addr >> 2])
+            return lambda mem, addr: _prefetch(mem, np.uint64(addr) & np.uint64(0xFFFFFFFFC))
+    return lambda mem, addr: None

@@ -92,7 +92,7 @@ for a bad address (nothing changed).
 import numpy as np
 from numba import njit
 
-from vm32.heap.bits import load_byte, lsb, msb, store_byte
+from vm32.heap.bits import load_byte, lsb, msb, prefetch_word, store_byte
 from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
 
@@ -420,7 +420,9 @@ def heap_malloc(mem, heap, nbytes):
         i = np.uint64(M_CACHE + (size >> 3))
         p = heap[i]
         if p != 0:
-            heap[i] = load(mem, p)
+            nxt = load(mem, p)
+            heap[i] = nxt
+            prefetch_word(mem, nxt)  # the next pop of this size reads nxt's link: start now
             heap[M_CACHE_BYTES] -= size
             set_tag(heap, p, T_LIVE)
             store(mem, p - HEADER, nbytes)
@@ -573,6 +575,13 @@ def heap_free(mem, heap, addr):
         heap[M_CACHE_BYTES] += size
         set_tag(heap, p, T_CACHED)
         return HEAP_OK
+    return free_general(mem, heap, p, size)
+
+
+@leaf_kernel
+def free_general(mem, heap, p, size):
+    """heap_free's slow path (a call, so that heap_free stays small enough for LLVM to
+    inline): free_block, then HEAP_OK."""
     free_block(mem, heap, p, size)
     return HEAP_OK
 
