@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from vm32.errors import DoubleFree, InvalidArgument, InvalidFree, OutOfMemory
-from vm32.heap import FREED_MARK, HEAP_DOUBLE_FREE, HEAP_INVALID_FREE, HEAP_OK, Heap, heap_free, heap_realloc
+from vm32.heap import FREED_MARK, HEAP_DOUBLE_FREE, HEAP_INVALID_FREE, HEAP_OK, Heap, core, heap_free, heap_realloc
 from vm32.memory import PhysicalMemory
 
 BASE = 64
@@ -37,9 +37,10 @@ sizes = st.one_of(st.integers(0, 80), st.integers(0, 3000), st.sampled_from([0, 
 class HeapMachine(RuleBasedStateMachine):
     """Random malloc/calloc/realloc/free; contents, bounds and check() verified after each step."""
 
-    @initialize(debug=st.booleans(), cache=st.booleans())
-    def setup(self, debug, cache):
-        self.heap = new_heap(debug=debug, cache=cache)
+    @initialize(debug=st.booleans(), cache=st.booleans(), cap=st.sampled_from([None, None, 0, 48, 400]))
+    def setup(self, debug, cache, cap):
+        self.heap = new_heap(debug=debug, cache=cache, cache_cap=cap)
+        self.cap = cap if cache and not debug else 0
         self.blocks = {}  # addr -> (nbytes, expected words)
         self.seed = 1
 
@@ -51,11 +52,15 @@ class HeapMachine(RuleBasedStateMachine):
 
     @rule(n=sizes)
     def malloc(self, n):
+        before = self.heap.stats()["footprint"]
         try:
             addr = self.heap.malloc(n)
         except OutOfMemory:
             assert sum(b[0] for b in self.blocks.values()) + n > (LIMIT - BASE) // 4
+            assert self.heap.stats()["cached_blocks"] == 0  # emptied before giving up
             return
+        if self.heap.stats()["footprint"] > before:
+            assert self.heap.stats()["cached_blocks"] == 0  # caches emptied before growing
         self._add(addr, n)
 
     @rule(n=sizes)
@@ -82,10 +87,13 @@ class HeapMachine(RuleBasedStateMachine):
     def realloc(self, data, n):
         addr = data.draw(st.sampled_from(sorted(self.blocks)))
         old_n, words = self.blocks[addr]
+        before = self.heap.stats()["footprint"]
         try:
             new = self.heap.realloc(addr, n)
         except OutOfMemory:
             return
+        if self.heap.stats()["footprint"] > before:
+            assert self.heap.stats()["cached_blocks"] == 0  # caches emptied before growing
         keep = min(old_n, n) // 4
         assert np.array_equal(self.heap.mem[new // 4 : new // 4 + keep], words[:keep])
         del self.blocks[addr]
@@ -115,6 +123,7 @@ class HeapMachine(RuleBasedStateMachine):
             assert self.heap.is_live(a) and self.heap.size_of(a) == n
             assert np.array_equal(self.heap.mem[a // 4 : a // 4 + len(words)], words)
         st_ = self.heap.stats()
+        assert st_["cached_bytes"] <= (self.cap if self.cap is not None else LIMIT)
         assert st_["live_blocks"] == len(self.blocks)
         assert st_["live_bytes"] == sum(n for n, _ in self.blocks.values())
 
@@ -307,3 +316,81 @@ def test_stats_counts():
     s = h.stats()
     assert (s["live_blocks"], s["live_bytes"], s["callocs"], s["reallocs"]) == (1, 5000, 1, 1)
     assert s["peak_live_bytes"] >= 5000 and s["footprint"] >= 5000 and s["largest_free"] > 0
+
+
+def test_caches_never_grow_the_footprint():
+    h = new_heap()
+    small = [h.malloc(12) for _ in range(400)]  # 16-byte blocks
+    fp = h.stats()["footprint"]
+    for a in small:
+        h.free(a)
+    assert h.stats()["cached_blocks"] == 400
+    mid = [h.malloc(20) for _ in range(250)]  # 24-byte blocks: the 16-byte caches are emptied and merged
+    s = h.stats()
+    assert s["footprint"] == fp and s["cached_blocks"] == 0 and h.check() == []
+    for a in mid[::2]:
+        h.free(a)
+    assert h.malloc(20) == mid[-2]  # LIFO: the last freed comes back first
+    assert h.check() == []
+
+
+def test_cache_cap_sends_frees_to_the_lists():
+    h = new_heap(cache_cap=64)
+    blocks = [h.malloc(12) for _ in range(10)]
+    h.malloc(8)  # keeps the freed blocks off top
+    for a in blocks:
+        h.free(a)
+    s = h.stats()
+    assert s["cached_bytes"] == 64 and s["cached_blocks"] == 4
+    assert s["free_blocks"] >= 1 and h.check() == []
+    with pytest.raises(InvalidArgument):
+        new_heap(cache_cap=-1)
+
+
+def test_realloc_across_cache_and_list_sizes():
+    h = new_heap()
+    a = h.malloc(100)
+    b = h.malloc(100)
+    guard = h.malloc(8)
+    h.free(a)  # cached: a neighbour that looks live to b
+    assert h.stats()["cached_blocks"] == 1
+    data = fill(h, b, 100, 3)
+    c = h.realloc(b, 1000)  # cannot grow into the guard: moves, contents kept
+    assert np.array_equal(h.mem[c // 4 : c // 4 + 25], data)
+    s = h.stats()  # growing top emptied the caches first (a is a free block now); b went to its cache
+    assert s["cached_blocks"] == 1 and s["free_blocks"] == 1
+    d = h.realloc(c, 40)  # shrink in place at top
+    assert d == c and h.check() == []
+    assert h.malloc(100) == b  # the cached block of that size comes back
+    assert h.malloc(100) == a  # then the free block, from the lists
+    assert h.is_live(guard) and h.check() == []
+
+
+def test_interleaved_cache_and_merge_keeps_invariants():
+    rng = np.random.default_rng(5)
+    h = new_heap()
+    live = []
+    for step in range(3000):
+        if live and rng.random() < 0.5:
+            h.free(live.pop(int(rng.integers(len(live)))))
+        else:
+            n = int(rng.choice([4, 12, 20, 60, 250, 252, 256, 300, 1000]))
+            try:
+                live.append(h.malloc(n))
+            except OutOfMemory:
+                pass
+        if step % 100 == 0:
+            assert h.check() == []
+    assert h.check() == []
+
+
+def test_check_reports_a_missing_end_mark():
+    h = new_heap(cache=False)
+    a = h.malloc(100)
+    h.malloc(8)
+    h.free(a)
+    tags = h.state.view(np.uint8)
+    end = int(h.state[core.M_TAG_ORIGIN]) + (a + 104 - 8) // 8  # the last granule of a's 104-byte block
+    assert tags[end] == core.T_END
+    tags[end] = 0
+    assert any("last granule" in f for f in h.check())

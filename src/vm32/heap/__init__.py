@@ -24,6 +24,7 @@ Kernel contract (all int64 in and out):
     heap_is_live(state, addr) -> bool    exact, O(1), safe for any int64 addr
     heap_size_of(mem, state, addr)       nbytes of a live block (one load; caller checked liveness)
 A freed block <= 256 bytes may sit in a quick cache: not live, DoubleFree if freed again.
+The caches are emptied into the free lists before the heap's footprint grows.
 """
 
 from __future__ import annotations
@@ -106,16 +107,26 @@ class Heap:
     Attributes `mem` (the word array) and `state` are what the kernels take.
     `debug=True` fills freed payloads with FREED_MARK (0xDFDFDFDF) words.
     `cache=False` turns off the quick caches (freed blocks <= 256 bytes kept whole for
-    reuse by the same size; debug mode turns them off too).
+    reuse by the same size; debug mode turns them off too); `cache_cap` bounds the bytes
+    they hold (default: no bound, they never make the footprint grow - see vm32.heap.core).
     """
 
     def __init__(
-        self, memory: PhysicalMemory | np.ndarray, base: int, limit: int, *, debug: bool = False, cache: bool = True
+        self,
+        memory: PhysicalMemory | np.ndarray,
+        base: int,
+        limit: int,
+        *,
+        debug: bool = False,
+        cache: bool = True,
+        cache_cap: int | None = None,
     ):
         words = memory.words if isinstance(memory, PhysicalMemory) else memory
         if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
             raise InvalidArgument("heap memory must be a PhysicalMemory or a 1-d uint32 numpy array")
         base, limit = _int(base, "heap base"), _int(limit, "heap limit")
+        if cache_cap is not None and _int(cache_cap, "cache cap") < 0:
+            raise InvalidArgument(f"cache cap {cache_cap} is negative")
         size = 4 * words.shape[0]
         if base % ALIGN or limit % ALIGN:
             raise InvalidArgument(f"heap range {base:#x}..{limit:#x}: base and limit must be multiples of {ALIGN}")
@@ -132,6 +143,8 @@ class Heap:
         self.state[core.M_DEBUG] = int(debug)
         if debug or not cache:
             self.state[core.M_CACHE_CAP] = 0  # debug: cached blocks would escape the fill
+        elif cache_cap is not None:
+            self.state[core.M_CACHE_CAP] = min(int(cache_cap), core.CACHE_CAP)
 
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")

@@ -14,52 +14,56 @@ Words
 *top*     the untouched rest of the range above every block (the "wilderness"): payloads
           from heap[M_TOP] on. The high-water mark heap[M_HIGH] is the largest top ever.
 *granule* 8 bytes; granule g holds payload address base + 8 * g.
-*tags*    one host byte per granule, packed 8 to a word at the end of the state array
-          (state[M_TAGS + (off >> 6)] >> (off & 56), off = p - base): T_LIVE (a live block starts here),
-          T_FREE (a free block starts here), T_PREV_FREE (the block ending just below is free),
-          T_TINY / T_PREV_TINY (that free block is 8 bytes), T_CACHED (a block in a quick
-          cache starts here). Tags are host data, never in `mem`, so `heap_is_live` is
-          exact and O(1): a range check and one shift of one word.
+*tags*    one host byte per granule, at the end of the state array (byte
+          heap[M_TAG_ORIGIN] + p // 8 of its memory): T_LIVE, T_FREE, T_CACHED (a live,
+          free or cached block starts here) and T_END (the last granule of a free block;
+          with T_FREE: an 8-byte free block, whose first granule is also its last).
+          Tags are host data, never in `mem`, so `heap_is_live` is exact and O(1): a range
+          check and one byte load. Every tag write is one byte store of a whole value (no
+          read-modify-write, so it never waits for a cache miss on the tag map).
 *cache*   a quick cache: a LIFO list (link at p) of freed blocks of one size <= CACHE_MAX
           (256 bytes), kept whole and unmerged; to its neighbours a cached block looks live.
 
     ... | hdr | payload ...........  | hdr | next | prev | ......... | footer | hdr | ...
-         p-4   p                                 free block                        next p
+         p-4   p                                 free block      (T_END)           next p
 
 Layers
 ------
 fast      heap_malloc pops a cached block of exactly the size; heap_free pushes a block
-          <= 256 bytes while the caches hold <= M_CACHE_BASE (64 KiB) + live_bytes / 8.
+          <= 256 bytes (while the caches hold <= M_CACHE_CAP bytes: no cap by default).
           Both are a few dozen instructions, small enough for LLVM to inline into the
-          caller's loop; everything else goes to malloc_general / free_block (one call).
+          caller's loop; everything else goes to malloc_general / free_general (one call).
 seam      vm32.memory.load_word / store_word: every access to `mem` (headers, footers,
-          links, zeroing, copying) goes through them, so a paged memory can be swapped in.
+          links, zeroing, copying) goes through them, so a paged memory can be swapped in
+          (plus bits.prefetch_word, a read hint that is a no-op on any other memory type).
 classes   size -> (fl, sl): sizes < SMALL (256 bytes) map exactly to one list per 8 bytes;
           larger sizes to 32 sub-lists per power of two. Bitmaps (heap[M_FL_MAP], one SL map
           per fl) find the first non-empty list >= a class in O(1) (bit scans).
 lists     doubly linked free lists through the blocks: next at p, prev at p + 4 (0 = none).
-          An 8-byte free block has no room for size, links and footer: its tag says T_TINY
-          (size 8, links at p - 4 and p) and the block above it has T_PREV_TINY.
+          An 8-byte free block has no room for size, links and footer: its tag says
+          T_FREE | T_END (size 8), its links are at p - 4 and p.
 blocks    split (malloc takes the front, the rest stays free), merge (free joins the block
           with free neighbours and with top), so no two free blocks are ever adjacent and
-          no free block touches top.
+          no free block touches top. The block below p is free iff granule p - 8 has T_END
+          (then the footer at p - 8 gives its size): one tag lookup, next to p's own.
 general   malloc_general: first non-empty list that surely fits (O(1)), else the first
-          CLASS_SCAN (8) blocks of the request's own class, else top; when top is full,
-          malloc_last_resort empties the caches (merging their blocks) and tries again.
-          free_block: merge with the free neighbours (or top), list the result.
+          CLASS_SCAN (8) blocks of the request's own class, else top below the high-water
+          mark; else malloc_grow: empty the caches into the lists (merging their blocks)
+          and look again, then grow top; when top is full, first fit in the own class.
+          free_general: merge with the free neighbours (or top), list the result.
 kernels   heap_malloc, heap_calloc, heap_free, heap_realloc, heap_is_live, heap_size_of,
           heap_init, heap_check, heap_cached_blocks, heap_largest_free.
 
 Invariants (checked by heap_check)
 ----------------------------------
     blocks tile [base + 4, top - 4) exactly; every granule that is not a block start
-        has tag 0, and so does every granule at or above top
+        has tag 0, but the last granule of a free block of > 8 bytes, which has T_END;
+        every granule at or above top has tag 0
     every block is exactly one of live, free, cached (tag)
     live_bytes == sum of nbytes of live blocks; mallocs - frees == number of live blocks
     free_bytes == sum of sizes of free blocks;  free_blocks == their number
     cache_bytes == sum of sizes of cached blocks; each is in the cache of its size
     every free block is in exactly the list of its class; if size > 8, footer == size
-    T_PREV_FREE is set on a block  <=>  the block below it is free
     no two free blocks are adjacent; the block below top is not free
     bit (fl, sl) of the bitmaps is set  <=>  list (fl, sl) is non-empty
 
@@ -68,17 +72,21 @@ Waste bound
 Internal: a live block of nbytes occupies (nbytes + 11) & ~7 bytes: at most nbytes + 11,
 at most 2x nbytes for nbytes >= 11 (the 8-byte alignment the contract asks for already
 costs a 1-word block 8 bytes, so the 4-byte header is free there).
-Caches: never more than M_CACHE_BASE + live_bytes / 8 bytes (64 KiB + 12.5%) at the time of
-each free; they are emptied into the free lists before the heap gives up on a request.
+Caches: they add nothing to the footprint. The high-water mark (the footprint) rises only
+in malloc_grow, after the caches were emptied into the free lists and those lists could
+not serve the request, or when realloc grows the block at top in place, after emptying
+the caches too; so whenever the footprint grows the caches are empty and all free space
+is coalesced, exactly as without caches. Between growths the caches
+hold at most the free space inside the footprint (and at most M_CACHE_CAP bytes, if set).
 External: free space is always coalesced; a request of size s >= 256 is served from a list
 whose every block is >= s (class rounded up, at most 1/32 = 3.1% above s) or else from
-the first 8 blocks of its own class, and only then does top grow. So
-    footprint <= peak(live block bytes + cache bytes) + free space no request could use,
+the first 8 blocks of its own class, and only then does top grow. So, at every growth,
+    footprint <= live block bytes + free space no request could use,
 and the last term is the classic segregated-fit fragmentation (no worst-case constant:
 an adversary can always pin small live blocks between free holes).
 Measured (benchmarks/heap_replay.py): 1.10x peak live on the log-uniform mix (10M ops),
-1.45x on the synthetic tiny trace (1.37x without caches: 1..4-word blocks pay the header
-and the 8-byte alignment; its peak live is only 20 KB).
+1.19x on sandmark's map/unmap sequence, 1.37x on the synthetic tiny trace (1..4-word
+blocks pay the header and the 8-byte alignment; its peak live is only 20 KB).
 
 Statuses
 --------
@@ -557,8 +565,9 @@ def addr_status(heap, addr):
 def heap_free(mem, heap, addr):
     """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed).
 
-    A block <= CACHE_MAX bytes goes whole into the quick cache of its size while the caches
-    hold less than M_CACHE_BASE + live_bytes / 8 (short path, inlined); else free_block merges it.
+    A block <= CACHE_MAX bytes goes whole into the quick cache of its size (unless that
+    would take the caches above M_CACHE_CAP bytes): this short path is what LLVM inlines
+    into callers. Anything else calls free_general, which merges the block.
     """
     if not heap_is_live(heap, addr):
         return addr_status(heap, addr)
@@ -661,9 +670,11 @@ def grow_in_place(mem, heap, p, osize, size):
     if nxt == heap[M_TOP]:
         if p + size > heap[M_LIMIT]:
             return False
-        heap[M_TOP] = p + size
         if p + size > heap[M_HIGH]:
+            if heap[M_CACHE_BYTES] != 0:
+                cache_flush(mem, heap)  # the footprint grows only with empty caches (p stays at top)
             heap[M_HIGH] = p + size
+        heap[M_TOP] = p + size
         return True
     t = tag_of(heap, nxt)
     if (t & T_FREE) == 0:
