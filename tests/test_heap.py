@@ -92,8 +92,8 @@ class HeapMachine(RuleBasedStateMachine):
             new = self.heap.realloc(addr, n)
         except OutOfMemory:
             return
-        if self.heap.stats()["footprint"] > before:
-            assert self.heap.stats()["cached_blocks"] == 0  # caches emptied before growing
+        if self.heap.stats()["footprint"] > before:  # caches emptied before growing; a moved block's
+            assert self.heap.stats()["cached_blocks"] <= int(new != addr)  # old block may be cached after
         keep = min(old_n, n) // 4
         assert np.array_equal(self.heap.mem[new // 4 : new // 4 + keep], words[:keep])
         del self.blocks[addr]
@@ -130,7 +130,7 @@ class HeapMachine(RuleBasedStateMachine):
 
 TestHeapMachine = HeapMachine.TestCase
 TestHeapMachine.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("HEAP_EXAMPLES", 60)), stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
