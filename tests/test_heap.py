@@ -130,7 +130,10 @@ class HeapMachine(RuleBasedStateMachine):
 
 TestHeapMachine = HeapMachine.TestCase
 TestHeapMachine.settings = settings(
-    max_examples=int(os.environ.get("HEAP_EXAMPLES", 60)), stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("HEAP_EXAMPLES", 60)),  # HEAP_EXAMPLES=1500 for a longer search
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
