@@ -302,7 +302,11 @@ def fault_locked(ms, cpu, pid, va, write, user):
 # ---- translation: what a CPU does on every access --------------------------------------------
 
 
-@kernel
+# forceinline=False is explicit because numba compiles a callee with the flags of the
+# caller it is first compiled for when the callee does not set them: called from
+# vm_translate (forceinline=True), the whole fault path would inherit LLVM's alwaysinline
+# and be copied into every access site (measured: ~2x the compile time of a heap process).
+@njit(cache=True, nogil=True, forceinline=False)
 def vm_translate_slow(ms, cpu, va, write, user):
     """TLB miss (or any access under LRU): walk, and on a not-present entry run the
     fault handler; pa or ST_*."""

@@ -378,14 +378,15 @@ def _heap_status(r):
 @leaf_kernel
 def ph_init(ms, ctx, arr, jr):
     """Set up an empty heap in `arr` (a fresh vm32.heap.new_state array); OK or ST_*."""
+    base, limit = arr[heap_core.M_BASE], arr[heap_core.M_LIMIT]
+    arr[heap_core.M_SPAN] = limit - base  # for _begin's range; heap_init sets it again
     heap_lock(ms, ctx, jr)
-    mem = HeapMem(ms, ctx, jr, arr[heap_core.M_BASE], arr[heap_core.M_LIMIT])
-    ctx[CTX_STATUS] = 0
+    mem, st = _begin(ms, ctx, arr, jr)
     try:
-        heap_init(mem, arr, arr[heap_core.M_BASE], arr[heap_core.M_LIMIT])
+        heap_init(mem, st, base, limit)
         r = np.int64(OK)
     except Exception:  # noqa: BLE001 - the pad word's page could not come in
-        r = ctx[CTX_STATUS] if ctx[CTX_STATUS] < 0 else np.int64(ST_HEAP_CORRUPT)
+        r = _rollback(ms, ctx, arr, jr)
     heap_unlock(jr)
     return r
 
@@ -536,7 +537,7 @@ def ph_check(ms, ctx, arr, jr, out):
     heap_lock(ms, ctx, jr)
     mem, st = _begin(ms, ctx, arr, jr)
     try:
-        r = heap_check(mem, arr, out)
+        r = heap_check(mem, st, out)  # st, not arr: one specialisation of the allocator
     except Exception:  # noqa: BLE001
         r = _rollback(ms, ctx, arr, jr)
     heap_unlock(jr)
@@ -549,7 +550,7 @@ def ph_largest_free(ms, ctx, arr, jr):
     heap_lock(ms, ctx, jr)
     mem, st = _begin(ms, ctx, arr, jr)
     try:
-        r = heap_largest_free(mem, arr)
+        r = heap_largest_free(mem, st)
     except Exception:  # noqa: BLE001
         r = _rollback(ms, ctx, arr, jr)
     heap_unlock(jr)

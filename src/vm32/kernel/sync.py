@@ -48,6 +48,8 @@ long time without memory accesses delays evictions on other CPUs.
 
 from __future__ import annotations
 
+from numba import njit
+
 from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.layout import (
     C_BUSY,
@@ -77,7 +79,7 @@ from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, c
 from vm32.mmu.tlb import tlb_flush, tlb_invalidate
 
 
-@kernel
+@njit(cache=True, nogil=True, forceinline=False)  # cold: not inlined into every access (see fault.py)
 def cpu_service(ms, cpu):
     """Apply the pending shootdown request of CPU `cpu` to its own TLB and acknowledge it."""
     base = cpu * CPU_STRIDE
