@@ -32,7 +32,7 @@ Layers
 fast      heap_malloc pops a cached block of exactly the size; heap_free pushes a block
           <= 256 bytes (while the caches hold <= M_CACHE_CAP bytes: no cap by default).
           Both are a few dozen instructions, small enough for LLVM to inline into the
-          caller's loop; everything else goes to malloc_general / free_general (one call).
+          caller's loop; everything else goes to malloc_general / free_slow (one call).
 seam      vm32.memory.load_word / store_word: every access to `mem` (headers, footers,
           links, zeroing, copying) goes through them, so a paged memory can be swapped in
           (plus bits.prefetch_word, a read hint that is a no-op on any other memory type).
@@ -50,7 +50,7 @@ general   malloc_general: first non-empty list that surely fits (O(1)), else the
           CLASS_SCAN (8) blocks of the request's own class, else top below the high-water
           mark; else malloc_grow: empty the caches into the lists (merging their blocks)
           and look again, then grow top; when top is full, first fit in the own class.
-          free_general: merge with the free neighbours (or top), list the result.
+          free_slow: merge with the free neighbours (or top), list the result.
 kernels   heap_malloc, heap_calloc, heap_free, heap_realloc, heap_is_live, heap_size_of,
           heap_init, heap_check, heap_cached_blocks, heap_largest_free.
 
@@ -105,6 +105,12 @@ from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
 
 _inline_helper = njit(cache=True, nogil=True, _nrt=False, inline="always")
+_fast_path = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+_slow_path = njit(cache=True, nogil=True, _nrt=False, forceinline=False)
+# heap_malloc / heap_free are _fast_path: LLVM's alwaysinline puts them into the caller's
+# loop (left to itself LLVM did not inline heap_free: a call cost ~1.5 ns per free on
+# the sandmark replay). Their slow paths are _slow_path, explicitly not inlined: numba
+# compiles a callee that sets no forceinline with the flags of its first caller.
 # numba-IR inlining for the few big helpers on the general malloc/free paths: a call
 # between kernels passes each array as 7 words on the stack, and LLVM does not inline
 # callees this size, so the call chain malloc -> carve -> make_free cost more than the work.
@@ -416,7 +422,7 @@ def heap_init(mem, heap, base, limit):
     store(mem, base, 0)  # the pad word below the first header
 
 
-@leaf_kernel
+@_fast_path
 def heap_malloc(mem, heap, nbytes):
     """Address of a new live block of `nbytes` bytes (contents undefined), or 0 if no room.
 
@@ -439,7 +445,7 @@ def heap_malloc(mem, heap, nbytes):
     return malloc_general(mem, heap, nbytes)
 
 
-@leaf_kernel
+@_slow_path
 def malloc_general(mem, heap, nbytes):
     """heap_malloc without a cached block: the first list that surely fits (O(1)); else the
     first CLASS_SCAN blocks of the request's own class; else top below the high-water mark;
@@ -561,37 +567,41 @@ def addr_status(heap, addr):
     return HEAP_INVALID_FREE
 
 
-@leaf_kernel
+@_fast_path
 def heap_free(mem, heap, addr):
     """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed).
 
     A block <= CACHE_MAX bytes goes whole into the quick cache of its size (unless that
-    would take the caches above M_CACHE_CAP bytes): this short path is what LLVM inlines
-    into callers. Anything else calls free_general, which merges the block.
+    would take the caches above M_CACHE_CAP bytes): this short path, with one call for
+    everything else (free_slow), is what LLVM inlines into callers.
     """
+    if heap_is_live(heap, addr):
+        p = np.int64(addr)
+        nbytes = load(mem, p - HEADER)
+        size = block_size(nbytes)
+        if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_CAP]:
+            heap[M_LIVE_BYTES] -= nbytes
+            heap[M_FREES] += 1
+            i = np.uint64(M_CACHE + (size >> 3))
+            store(mem, p, heap[i])
+            heap[i] = p
+            heap[M_CACHE_BYTES] += size
+            set_tag(heap, p, T_CACHED)
+            return HEAP_OK
+    return free_slow(mem, heap, addr)
+
+
+@_slow_path
+def free_slow(mem, heap, addr):
+    """heap_free for everything but a cached free: a bad address (its status), or a block
+    that the caches do not take (merged into free space by free_block; HEAP_OK)."""
     if not heap_is_live(heap, addr):
         return addr_status(heap, addr)
     p = np.int64(addr)
     nbytes = load(mem, p - HEADER)
-    size = block_size(nbytes)
-    live = heap[M_LIVE_BYTES] - nbytes
-    heap[M_LIVE_BYTES] = live
+    heap[M_LIVE_BYTES] -= nbytes
     heap[M_FREES] += 1
-    if size <= CACHE_MAX and heap[M_CACHE_BYTES] + size <= heap[M_CACHE_CAP]:
-        i = np.uint64(M_CACHE + (size >> 3))
-        store(mem, p, heap[i])
-        heap[i] = p
-        heap[M_CACHE_BYTES] += size
-        set_tag(heap, p, T_CACHED)
-        return HEAP_OK
-    return free_general(mem, heap, p, size)
-
-
-@leaf_kernel
-def free_general(mem, heap, p, size):
-    """heap_free's slow path (a call, so that heap_free stays small enough for LLVM to
-    inline): free_block, then HEAP_OK."""
-    free_block(mem, heap, p, size)
+    free_block(mem, heap, p, block_size(nbytes))
     return HEAP_OK
 
 
