@@ -105,15 +105,16 @@ from vm32.jit import leaf_kernel
 from vm32.memory import load_word, store_word
 
 _inline_helper = njit(cache=True, nogil=True, _nrt=False, inline="always")
-_fast_path = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
-_slow_path = njit(cache=True, nogil=True, _nrt=False, forceinline=False)
-# heap_malloc / heap_free are _fast_path: LLVM's alwaysinline puts them into the caller's
-# loop (left to itself LLVM did not inline heap_free: a call cost ~1.5 ns per free on
-# the sandmark replay). Their slow paths are _slow_path, explicitly not inlined: numba
-# compiles a callee that sets no forceinline with the flags of its first caller.
 # numba-IR inlining for the few big helpers on the general malloc/free paths: a call
 # between kernels passes each array as 7 words on the stack, and LLVM does not inline
 # callees this size, so the call chain malloc -> carve -> make_free cost more than the work.
+_fast_path = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+_slow_path = njit(cache=True, nogil=True, _nrt=False, forceinline=False)
+# heap_malloc, heap_calloc, heap_free, heap_is_live, heap_size_of are _fast_path: LLVM's
+# alwaysinline puts them into the caller's loop (left to itself LLVM did not inline
+# heap_free: the call cost ~2 ns per operation on the sandmark replay). Their slow paths
+# are _slow_path, explicitly not inlined: numba compiles a callee that sets no
+# forceinline with the flags of its first caller.
 
 HEAP_OK = 0
 """heap_free: the block was freed."""
@@ -529,7 +530,7 @@ def fit_in_class(mem, heap, size, max_scan):
     return np.int64(0)
 
 
-@leaf_kernel
+@_fast_path
 def heap_calloc(mem, heap, nbytes):
     """Like heap_malloc, with the first nbytes (rounded up to words) zeroed."""
     p = heap_malloc(mem, heap, nbytes)
@@ -539,7 +540,7 @@ def heap_calloc(mem, heap, nbytes):
     return p
 
 
-@leaf_kernel
+@_fast_path
 def heap_is_live(heap, addr):
     """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
     off = np.int64(addr) - heap[M_BASE]
@@ -548,7 +549,7 @@ def heap_is_live(heap, addr):
     return (load_byte(heap, np.uint64(8 * M_TAGS + (off >> 3))) & T_LIVE) != 0
 
 
-@leaf_kernel
+@_fast_path
 def heap_size_of(mem, heap, addr):
     """The nbytes requested for live block `addr` (the caller has checked it is live)."""
     return np.int64(load_word(mem, np.uint64(np.int64(addr) - HEADER)))
