@@ -543,10 +543,14 @@ def heap_calloc(mem, heap, nbytes):
 @_fast_path
 def heap_is_live(heap, addr):
     """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
-    off = np.int64(addr) - heap[M_BASE]
-    if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
+    # g = granule index - 1 of addr, rotated right by 3 bits: an address below base + 8
+    # wraps around and a misaligned one moves its low bits to the top, so one unsigned
+    # compare checks range and alignment (one branch instead of three).
+    x = np.uint64(np.int64(addr) - heap[M_BASE] - ALIGN)
+    g = (x >> np.uint64(3)) | (x << np.uint64(61))
+    if g >= np.uint64((heap[M_SPAN] - ALIGN) >> 3):
         return False
-    return (load_byte(heap, np.uint64(8 * M_TAGS + (off >> 3))) & T_LIVE) != 0
+    return (load_byte(heap, np.uint64(8 * M_TAGS + 1) + g) & T_LIVE) != 0
 
 
 @_fast_path
