@@ -134,8 +134,23 @@ def bench_scale(scale: float, policy: str, directory: str) -> None:
     swap = 2 * per_proc + (64 << 20)
     print(f"(b) scale {scale}: 2 processes x {per_proc >> 20} MiB on {phys >> 20} MiB of physical memory, "
           f"swap file {swap >> 20} MiB in {directory}, policy {policy}")
+    swap_path = os.path.join(directory, f"vm32-bench-{os.getpid()}.swap")
+    t_all = time.perf_counter()
+    try:
+        out_all, ratio = _scale_run(phys, swap, swap_path, policy, per_proc)
+    finally:
+        if os.path.exists(swap_path):
+            os.unlink(swap_path)
+    raw = raw_disk_write(out_all, directory)
+    print(f"    raw disk write of the same {out_all >> 20} MiB (os.write 1 MiB + fsync): {raw:.0f} MB/s; "
+          f"swap-out/raw = {ratio / raw:.2f}")
+    print(f"    wall time of (b): {time.perf_counter() - t_all:.1f} s")
+
+
+def _scale_run(phys: int, swap: int, swap_path: str, policy: str, per_proc: int) -> tuple[int, float]:
+    """The two-process run of (b); returns (bytes written to swap, swap-out MB/s)."""
     with Machine(frames=phys // 4096, swap=swap, policy=policy, tlb_entries=64, cpus=3,
-                 swap_path=os.path.join(directory, f"vm32-bench-{os.getpid()}.swap"), max_processes=2) as m:
+                 swap_path=swap_path, max_processes=2) as m:
         procs = [m.spawn(None, heap_size=per_proc) for _ in range(2)]
         nwords = per_proc // 4
         wrong = [0, 0]
@@ -179,9 +194,7 @@ def bench_scale(scale: float, policy: str, directory: str) -> None:
         tot = m.stats()
         print(f"    machine: accesses {tot['accesses']}, TLB hit rate {100 * tot['tlb_hits'] / tot['accesses']:.3f}%, "
               f"evictions {tot['evictions']}, page-outs {tot['page_outs']}, swap-ins {tot['swap_in']}")
-    raw = raw_disk_write(out_all, directory)
-    print(f"    raw disk write of the same {out_all >> 20} MiB (os.write 1 MiB + fsync): {raw:.0f} MB/s; "
-          f"swap-out/raw = {out_bytes / t_write / 1e6 / raw:.2f}")
+    return out_all, out_bytes / t_write / 1e6
 
 
 def main(argv=None) -> None:

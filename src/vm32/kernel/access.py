@@ -144,9 +144,13 @@ def pattern_word(seed, va):
 
 @leaf_kernel
 def k_pattern(ms, cpu, pid, va, nwords, seed, check, counts):
-    """Write (check=0) or verify (check=1) the pattern over `nwords` words from `va`, one
-    translated access per word.  counts[0] += words done, counts[1] += mismatches.
-    Returns OK or ST_* (stops at the first failed access)."""
+    """Write (check=0) or verify (check=1) the pattern over `nwords` words from `va`
+    (4-aligned).  counts[0] += words done, counts[1] += mismatches.  Returns OK or
+    ST_* (stops at the first failed access).
+
+    One translation per page, then the page's words (as k_copy does; a CPU that stays
+    on one page hits the same TLB entry anyway); every word counts as an access.
+    """
     st = cpu_enter(ms, cpu, pid)
     if st != OK:
         return st
@@ -154,17 +158,20 @@ def k_pattern(ms, cpu, pid, va, nwords, seed, check, counts):
     i = 0
     while i < nwords:
         a = va + 4 * i
-        want = pattern_word(seed, a)
         pa = vm_translate(ms, cpu, a, 1 - check, 1)
         if pa < 0:
             st = pa
             break
+        n = min((4096 - (a & 0xFFF)) >> 2, nwords - i)
+        w = pa >> 2
         if check:
-            if np.int64(ms.words[pa >> 2]) != want:
-                bad += 1
+            for k in range(n):
+                if np.int64(ms.words[w + k]) != pattern_word(seed, a + 4 * k):
+                    bad += 1
         else:
-            ms.words[pa >> 2] = np.uint32(want)
-        i += 1
+            for k in range(n):
+                ms.words[w + k] = np.uint32(pattern_word(seed, a + 4 * k))
+        i += n
     cpu_leave(ms, cpu, i)
     counts[0] += i
     counts[1] += bad

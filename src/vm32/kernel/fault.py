@@ -10,6 +10,21 @@ fills the frame (swap, image file, or zeros) and maps it.  Failures come back
 as ST_* statuses; the caller (the Python API, or another kernel such as the UM)
 turns them into exceptions.
 
+Swap I/O and the lock.  A fault holds the machine lock only for bookkeeping and
+4 KiB memory copies; the system calls happen outside it, so two CPUs' faults
+overlap on the disk work:
+  * page-out: the victim's frame is copied into the CPU's write-back buffer
+    (``ms.bounce``) and the slot marked pending (``C_WB_SLOT``); the CPU writes the
+    buffer to the slot after it unlocks (`wb_flush`).  A page-in of a pending slot
+    copies that buffer instead (it is the freshest copy); a new write to a pending
+    slot, or a patch (poke), waits for the pending one to land (`wb_wait`).
+  * page-in: before taking the lock the faulting CPU reads the slot named by the
+    PTE into its read-ahead buffer (`read_ahead`), recording the slot's write
+    sequence number ``sseq`` (a seqlock: odd while a write is under way).  Under
+    the lock the buffer is used if the PTE still names that slot and the number is
+    unchanged; otherwise the slot is read under the lock.
+Every write to a slot makes its number odd before it starts and even when done.
+
 Eviction writes a page to swap only when it is dirty (it may already own a
 slot: then the same slot is rewritten).  A clean page is dropped: its valid
 copy is either its swap slot (kept, the PTE names it) or, if it never went to
@@ -28,6 +43,9 @@ from vm32.kernel.layout import (
     C_CR3,
     C_FAULT_VA,
     C_PID,
+    C_SPEC_SEQ,
+    C_SPEC_SLOT,
+    C_WB_SLOT,
     CPU_STRIDE,
     FF_KERNEL,
     FF_PINNED,
@@ -48,6 +66,8 @@ from vm32.kernel.layout import (
     KV_LRU,
     KV_NCPU,
     KV_NFRAMES,
+    KV_NSLOTS,
+    KV_SWAP_FD,
     OK,
     P_COLS,
     P_HEAP_HI,
@@ -79,15 +99,16 @@ from vm32.kernel.layout import (
     ST_PROT_USER,
     ST_PROT_WRITE,
     ST_IN_SWAP,
+    ST_IO_ERROR,
     ST_SEGV,
     ST_SWAP_FULL,
 )
 from vm32.kernel.frametable import frame_dirty, frame_evictable
 from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_map
 from vm32.kernel.state import host_load_u8
-from vm32.kernel.swap import slot_alloc, slot_free, swap_read, swap_write
+from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_flush
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
-from vm32.mmu.atomic import atomic_add, atomic_or, atomic_store, atomic_xchg
+from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, spin_pause
 from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped
 from vm32.mmu.tlb import tlb_fill, tlb_lookup, tlb_need
 from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
@@ -127,8 +148,82 @@ def frame_release(ms, f):
 
 
 @kernel
+def wb_wait(ms, cpu, s):
+    """Wait until no other CPU has a write-back of slot `s` pending (lock held: those
+    writes need no lock, so they finish; this CPU's own one is flushed here)."""
+    if cpu >= 0 and ms.cpus[cpu * CPU_STRIDE + C_WB_SLOT] == s:
+        wb_flush(ms, cpu)
+    for c in range(ms.kv[KV_NCPU]):
+        spins = 0
+        while c != cpu and atomic_load(ms.cpus, c * CPU_STRIDE + C_WB_SLOT) == s:
+            spins = spin_pause(spins)
+
+
+@kernel
+def page_out(ms, cpu, f, s):
+    """Start writing frame f to slot s (lock held); OK or ST_IO_ERROR.  With a CPU, the
+    frame goes to its write-back buffer and the write happens after the unlock."""
+    wb_wait(ms, cpu, s)  # an earlier write of this slot lands first
+    if cpu >= 0 and wb_flush(ms, cpu):  # the buffer is free
+        b, src = cpu * 2048, f * 1024
+        for i in range(1024):
+            ms.bounce[b + i] = ms.words[src + i]
+        atomic_store(ms.cpus, cpu * CPU_STRIDE + C_WB_SLOT, s)  # pending first, then odd:
+        atomic_add(ms.sseq, s, 1)  # a reader that sees the new number sees the pending mark
+        return OK
+    atomic_add(ms.sseq, s, 1)
+    ok = swap_pwrite(ms, ms.words, f * 4096, s)
+    atomic_add(ms.sseq, s, 1)
+    return OK if ok else ST_IO_ERROR
+
+
+@kernel
+def page_in(ms, cpu, f, s):
+    """Fill frame f with slot s (lock held): from a pending write-back buffer, else from
+    this CPU's read-ahead if still valid, else read now.  False on a host I/O error."""
+    dst = f * 1024
+    for c in range(ms.kv[KV_NCPU]):
+        if atomic_load(ms.cpus, c * CPU_STRIDE + C_WB_SLOT) == s:
+            b = c * 2048
+            for i in range(1024):
+                ms.words[dst + i] = ms.bounce[b + i]
+            return True
+    if cpu >= 0:
+        base = cpu * CPU_STRIDE
+        if ms.cpus[base + C_SPEC_SLOT] == s and atomic_load(ms.sseq, s) == ms.cpus[base + C_SPEC_SEQ]:
+            ms.cpus[base + C_SPEC_SLOT] = -1
+            b = cpu * 2048 + 1024
+            for i in range(1024):
+                ms.words[dst + i] = ms.bounce[b + i]
+            return True
+        ms.cpus[base + C_SPEC_SLOT] = -1
+    return swap_pread(ms, ms.words, f * 4096, s)
+
+
+@leaf_kernel
+def read_ahead(ms, cpu, va):
+    """Before taking the lock for a fault at `va`: if its PTE names a swap slot that no
+    write is changing, read the slot into this CPU's read-ahead buffer (see page_in).
+    The PTE is read without the lock; page_in checks everything again."""
+    base = cpu * CPU_STRIDE
+    ms.cpus[base + C_SPEC_SLOT] = -1
+    if ms.kv[KV_SWAP_FD] < 0:
+        return
+    pte_pa = pt_walk(ms.words, ms.cpus[base + C_CR3], va)
+    if pte_pa < 0:
+        return
+    s = pte_slot(np.int64(ms.words[pte_pa >> 2]))
+    if s < 0 or s >= ms.kv[KV_NSLOTS]:
+        return
+    seq = atomic_load(ms.sseq, s)
+    if (seq & 1) == 0 and swap_pread(ms, ms.bounce, cpu * 8192 + 4096, s):
+        ms.cpus[base + C_SPEC_SEQ] = seq
+        ms.cpus[base + C_SPEC_SLOT] = s
+
+
+@kernel
 def evict(ms, cpu, f):
-    """Take frame f away from its page; OK, or ST_SWAP_FULL (the page then stays).
+    """Take frame f away from its page; OK, or ST_SWAP_FULL / ST_IO_ERROR (the page stays).
 
     Requires the machine lock.  Leaves f owned by nobody and not on the free
     stack: the caller reuses it.
@@ -145,7 +240,11 @@ def evict(ms, cpu, f):
         if use < 0:
             atomic_store(ms.words, pi, old)  # nowhere to write it: the page stays mapped
             return ST_SWAP_FULL
-        swap_write(ms, f, use)
+        if page_out(ms, cpu, f, use) != OK:
+            atomic_store(ms.words, pi, old)  # its data are still only here: it stays mapped
+            if new_slot >= 0:
+                slot_free(ms, new_slot)
+            return ST_IO_ERROR
         ms.pstats[st + S_PAGE_OUT] += 1
         ms.pstats[st + S_SWAP_BYTES_OUT] += 4096
     elif slot < 0:
@@ -184,9 +283,12 @@ def frame_get(ms, cpu):
     v = policy_choose_victim(ms.words, ms.ft, ms.pol, ms.tlb, ms.cpus, cpu)
     if v < 0:
         return ST_NO_FRAME
-    if evict(ms, cpu, v) == OK:
+    st = evict(ms, cpu, v)
+    if st == OK:
         return v
     policy_on_map(ms.ft, ms.pol, v)  # v stays resident: back into the policy's view
+    if st != ST_SWAP_FULL:
+        return st
     v = frame_cheap_victim(ms)
     if v < 0:
         return ST_SWAP_FULL
@@ -282,7 +384,9 @@ def fault_locked(ms, cpu, pid, va, write, user):
     vpn = va >> 12
     slot = pte_slot(np.int64(ms.words[pte_pa >> 2]))
     if slot >= 0:
-        swap_read(ms, f, slot)
+        if not page_in(ms, cpu, f, slot):
+            frame_release(ms, f)
+            return ST_IO_ERROR
         ms.pstats[st + S_SWAP_IN] += 1
         ms.pstats[st + S_SWAP_BYTES_IN] += 4096
     elif kind == R_IMAGE:
@@ -302,10 +406,28 @@ def fault_locked(ms, cpu, pid, va, write, user):
 # ---- translation: what a CPU does on every access --------------------------------------------
 
 
+@leaf_kernel
+def prefault_host(ms):
+    """Make the host map the frame that the next fault will probably use (top of the free
+    stack) before the machine lock is taken.
+
+    The first store to a page of the host's anonymous memory costs a host page fault
+    (allocation and zeroing: microseconds); inside the lock it would stall every other
+    CPU's faults.  ``atomic_add(x, 0)`` is a write access that changes nothing even if
+    another CPU fills that frame at the same moment; the index is a racy read, checked
+    against the bounds.  Once mapped, this is one atomic add on a cached line.
+    """
+    n = ms.kv[KV_FREE]
+    if 0 < n <= ms.freel.shape[0]:
+        f = ms.freel[n - 1]
+        if 0 <= f < ms.kv[KV_NFRAMES]:
+            atomic_add(ms.words, f * 1024, 0)
+
+
 # forceinline=False is explicit because numba compiles a callee with the flags of the
 # caller it is first compiled for when the callee does not set them: called from
 # vm_translate (forceinline=True), the whole fault path would inherit LLVM's alwaysinline
-# and be copied into every access site (measured: ~2x the compile time of a heap process).
+# and be copied into every access site.
 @njit(cache=True, nogil=True, forceinline=False)
 def vm_translate_slow(ms, cpu, va, write, user):
     """TLB miss (or any access under LRU): walk, and on a not-present entry run the
@@ -327,9 +449,12 @@ def vm_translate_slow(ms, cpu, va, write, user):
             return ((pte >> 12) << 12 | (va & 0xFFF)) & 0xFFFFFFFF
         status = pte
         if pte == TR_NOT_PRESENT:
+            read_ahead(ms, cpu, va)
+            prefault_host(ms)
             machine_lock(ms, cpu)
             status = fault_locked(ms, cpu, pid, va, write, user)
             machine_unlock(ms)
+            wb_flush(ms, cpu)  # the page-out of this fault's victim, outside the lock
             if status == OK:
                 continue
         ms.cpus[base + C_FAULT_VA] = va
@@ -345,7 +470,7 @@ def vm_translate_slow(ms, cpu, va, write, user):
 # As an ordinary leaf, LLVM inlined the whole fault path into vm_translate, which then was
 # too big to inline into the caller's loop, and each call passed the machine tuple (~100
 # scalars) by value.  Measured (benchmarks/paging.py --only tlb, random reads): ordinary
-# leaf 23.3 ns per TLB hit; numba IR inlining 3.5 ns; forceinline 3.75 ns; flat 1.83 ns.
+# leaf 23.3 ns per TLB hit; numba IR inlining 3.5 ns; forceinline 3.58 ns; flat 1.83 ns.
 @njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def vm_translate(ms, cpu, va, write, user):
     """Physical address of virtual `va` for CPU `cpu` (entered with cpu_enter), or ST_* < 0.
@@ -384,7 +509,10 @@ def poke_word_locked(ms, pgdir, va, value):
     slot = pte_slot(pte)
     if slot < 0:
         return ST_SEGV
+    wb_wait(ms, -1, slot)  # a pending write-back of the slot lands first, then this patch
+    atomic_add(ms.sseq, slot, 1)
     ms.swapw[slot * 1024 + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
+    atomic_add(ms.sseq, slot, 1)
     return ST_IN_SWAP
 
 
@@ -477,6 +605,7 @@ def locked_call_setup(ms, cpu, pid):
     machine_lock(ms, cpu)
     st = proc_setup_locked(ms, cpu, pid)
     machine_unlock(ms)
+    wb_flush(ms, cpu)
     return st
 
 
@@ -486,6 +615,7 @@ def locked_call_teardown(ms, cpu, pid):
     machine_lock(ms, cpu)
     proc_teardown_locked(ms, cpu, pid)
     machine_unlock(ms)
+    wb_flush(ms, cpu)
 
 
 @kernel
@@ -494,4 +624,5 @@ def locked_call_pin(ms, cpu, pid, va, pin):
     machine_lock(ms, cpu)
     st = pin_locked(ms, cpu, pid, va, pin)
     machine_unlock(ms)
+    wb_flush(ms, cpu)
     return st

@@ -49,6 +49,7 @@ ST_HEAP_CORRUPT = -10  # heap metadata point outside the heap (a block header wa
 ST_INVALID_FREE = -11  # not the address of a live block
 ST_DOUBLE_FREE = -12  # the address of a block that is already free
 ST_HEAP_FULL = -13  # the heap region has no free block large enough
+ST_IO_ERROR = -14  # the host could not read or write the swap file
 ST_IN_SWAP = 1  # (poke_word_locked, not a failure) the word was written in the page's swap slot
 STATUS_NAMES = {
     ST_PROT_USER: "user-mode access to a supervisor (kernel) page",
@@ -63,6 +64,7 @@ STATUS_NAMES = {
     ST_INVALID_FREE: "not the address of a live block of this heap",
     ST_DOUBLE_FREE: "that block is already free",
     ST_HEAP_FULL: "the heap has no free block large enough",
+    ST_IO_ERROR: "the swap file could not be read or written (host I/O error)",
 }
 
 # ---- frame table: ft[pfn, column] (int64) ----------------------------------------------
@@ -130,7 +132,7 @@ STAT_NAMES = {
     S_RACE: "faults_served_by_other_cpu",
 }
 
-# ---- per-CPU state: cpus[cpu * CPU_STRIDE + field] (one 64-byte line per CPU) ------------
+# ---- per-CPU state: cpus[cpu * CPU_STRIDE + field] ------------------------------------------
 C_PID = 0  # process the CPU runs (-1 none); its TLB describes that process
 C_CR3 = 1  # physical address of the current page directory
 C_BUSY = 2  # 1 while the CPU is inside compiled code that may hold translations
@@ -139,7 +141,10 @@ C_REQ_PID = 4
 C_REQ_VPN = 5
 C_MISS_SNAP = 6  # TLB misses counted at cpu_enter
 C_FAULT_VA = 7  # address of the last failed access
-CPU_STRIDE = 8
+C_WB_SLOT = 8  # swap slot this CPU's write-back buffer still has to be written to (-1 none)
+C_SPEC_SLOT = 9  # slot read ahead (outside the lock) into this CPU's read buffer (-1 none)
+C_SPEC_SEQ = 10  # that slot's write sequence number when it was read
+CPU_STRIDE = 16  # two 64-byte lines per CPU
 REQ_NONE = 0
 REQ_PAGE = 1
 REQ_ALL = 2
@@ -155,4 +160,5 @@ KV_NCPU = 13
 KV_MAXPROC = 14
 KV_KPT = 15  # physical address of the kernel page table
 KV_KFRAMES = 16  # number of kernel memory frames
+KV_SWAP_FD = 17  # host file descriptor of the swap file (-1: no swap)
 KV_SIZE = 24

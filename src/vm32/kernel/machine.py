@@ -39,6 +39,7 @@ from vm32.kernel.layout import (
     KV_NSLOTS,
     KV_SIZE,
     KV_SLOTS_FREE,
+    KV_SWAP_FD,
     MAX_KERNEL_FRAMES,
     OK,
     P_COLS,
@@ -56,6 +57,8 @@ from vm32.kernel.layout import (
     PS_LIVE,
     C_BUSY,
     C_PID,
+    C_SPEC_SLOT,
+    C_WB_SLOT,
     ST_COLS,
     ST_DEAD,
     ST_NO_FRAME,
@@ -132,8 +135,11 @@ class Machine:
         kv = np.zeros(KV_SIZE, dtype=np.int64)
         kv[KV_NFRAMES], kv[KV_NSLOTS], kv[KV_SLOTS_FREE] = frames, self.swap.slots, self.swap.slots
         kv[KV_LRU], kv[KV_NCPU], kv[KV_MAXPROC] = int(kind == P_LRU), cpus, max_processes
+        kv[KV_SWAP_FD] = self.swap.fd
         cpu_regs = np.zeros(cpus * CPU_STRIDE, dtype=np.int64)
         cpu_regs[C_PID::CPU_STRIDE] = -1
+        cpu_regs[C_WB_SLOT::CPU_STRIDE] = -1
+        cpu_regs[C_SPEC_SLOT::CPU_STRIDE] = -1
         self.ms = MachineState(
             words=self.mem.words,
             bytes=self.mem.bytes,
@@ -148,6 +154,8 @@ class Machine:
             tlb=make_tlbs(cpus, tlb_entries),
             cpus=cpu_regs,
             kv=kv,
+            bounce=np.zeros(cpus * 2048, dtype=np.uint32),
+            sseq=np.zeros(max(self.swap.slots, 1), dtype=np.int64),
         )
         fault.kernel_boot(self.ms, kernel_frames)
         self.frames, self.cpus, self.tlb_entries, self.kernel_frames = frames, cpus, tlb_entries, kernel_frames

@@ -118,7 +118,7 @@ from vm32.kernel.layout import (
 )
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_poll, machine_lock, machine_unlock
 from vm32.memory import load_word, store_word
-from vm32.mmu.atomic import atomic_cas, atomic_store, cpu_yield
+from vm32.mmu.atomic import atomic_cas, atomic_store, spin_pause
 
 # ---- the journal: jr[JR_*], then (key, old) pairs from JR_0 -----------------------------------
 JR_N = 0  # undo entries of the operation in progress
@@ -298,9 +298,7 @@ def heap_lock(ms, ctx, jr):
     spins = 0
     while atomic_cas(jr, JR_LOCK, 0, cpu + 2) != 0:
         cpu_poll(ms, cpu)
-        spins += 1
-        if spins > 64:
-            cpu_yield()
+        spins = spin_pause(spins)
 
 
 @leaf_kernel

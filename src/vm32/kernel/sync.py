@@ -75,7 +75,8 @@ from vm32.kernel.layout import (
     ST_COLS,
     ST_DEAD,
 )
-from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
+from vm32.kernel.swap import wb_flush
+from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from vm32.mmu.tlb import tlb_flush, tlb_invalidate
 
 
@@ -107,12 +108,12 @@ def cpu_poll(ms, cpu):
 def machine_lock(ms, cpu):
     """Take the machine lock for CPU `cpu` (-1: a host thread without a CPU), polling meanwhile."""
     spins = 0
-    while atomic_cas(ms.kv, KV_LOCK, 0, cpu + 2) != 0:
+    # test and test-and-set: wait with plain loads, so waiting CPUs do not bounce the line
+    while atomic_load(ms.kv, KV_LOCK) != 0 or atomic_cas(ms.kv, KV_LOCK, 0, cpu + 2) != 0:
         if cpu >= 0:
             cpu_poll(ms, cpu)
-        spins += 1
-        if spins > 64:  # the holder may be descheduled (more threads than host cores)
-            cpu_yield()
+            wb_flush(ms, cpu)  # (only pending after a failed write) the holder may wait for it
+        spins = spin_pause(spins)
 
 
 @kernel
@@ -161,9 +162,7 @@ def shootdown(ms, cpu, pid, vpn, flush_all):
         post_request(ms.cpus, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
         spins = 0
         while atomic_load(ms.cpus, base + C_BUSY) and atomic_load(ms.cpus, base + C_REQ) != REQ_NONE:
-            spins += 1
-            if spins > 64:
-                cpu_yield()
+            spins = spin_pause(spins)
 
 
 @kernel
@@ -196,4 +195,5 @@ def cpu_leave(ms, cpu, accesses):
     atomic_add(ms.pstats, pid * ST_COLS + S_ACCESSES, accesses)
     atomic_add(ms.pstats, pid * ST_COLS + S_TLB_MISSES, misses)
     ms.cstats[cpu * ST_COLS + S_ACCESSES] += accesses
+    wb_flush(ms, cpu)  # normally done right after each fault; never leave one pending
     atomic_store(ms.cpus, base + C_BUSY, 0)

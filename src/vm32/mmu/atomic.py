@@ -17,6 +17,7 @@ is not bounds-checked (callers own the index).
 from __future__ import annotations
 
 import os
+import platform
 
 from llvmlite import ir
 from numba.core import cgutils, types
@@ -149,3 +150,43 @@ def cpu_yield():
 @overload(cpu_yield)
 def _ov_yield():
     return lambda: _yield_intr()
+
+
+SPIN_PAUSES = 512  # pauses (~10-40 ns each) before a spin-wait starts yielding the host CPU
+
+
+@intrinsic
+def _pause_intr(typingctx):
+    def codegen(context, builder, signature, args):
+        if platform.machine() in ("x86_64", "AMD64", "i386", "i686"):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+def spin_pause(spins):
+    """One step of a spin-wait that has run `spins` steps: a ``pause`` (frees the core's
+    resources for its sibling, saves power), then, past SPIN_PAUSES steps, sched_yield
+    (the lock holder may have been descheduled).  Returns spins + 1.
+
+    Why not yield at once: the waits here (the machine lock, a shootdown answer, a
+    write-back) last a few microseconds; a yield on a busy host hands the core to
+    another process for a whole time slice (measured: 2 CPUs faulting back to back
+    spent most of their time in sched_yield and the scheduler).
+    """
+    if spins >= SPIN_PAUSES:
+        os.sched_yield()
+    return spins + 1
+
+
+@overload(spin_pause)
+def _ov_spin_pause(spins):
+    def impl(spins):
+        _pause_intr()
+        if spins >= SPIN_PAUSES:
+            _yield_intr()
+        return spins + 1
+
+    return impl
