@@ -178,3 +178,62 @@ def test_clearing_accessed_reaches_the_tlb_of_another_cpu():
         t.join(30)
         assert done == [5]
         assert ms.words[pte_pa >> 2] & PTE_A  # the use after the clearing was seen
+
+
+def test_two_cpus_page_in_the_same_swapped_pages():
+    """Both CPUs read the same pages back from swap at once (read-ahead outside the lock,
+    page-in under it) while a third CPU's writes keep evicting them and writing back."""
+    with Machine(frames=16, swap="4M", policy="fifo", tlb_entries=4, cpus=4) as m:
+        p = m.spawn(None, heap_size=PAGES * 4096)
+        hog = m.spawn(None, heap_size=PAGES * 4096)
+        p.fill_pattern(p.heap_base, PAGES * 1024, 42)
+        bad = []
+        stop = threading.Event()
+
+        def reader():
+            for _ in range(8):
+                bad.append(p.check_pattern(p.heap_base, PAGES * 1024, 42))
+
+        def writer():
+            seed = 0
+            while not stop.is_set():
+                seed += 1
+                hog.fill_pattern(hog.heap_base, PAGES * 1024, seed)
+                bad.append(hog.check_pattern(hog.heap_base, PAGES * 1024, seed))
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            _run_threads([reader, reader])
+        finally:
+            stop.set()
+            t.join(60)
+        assert sum(bad) == 0
+        assert p.stats()["swap_in"] > 2 * PAGES and hog.stats()["page_outs"] > PAGES
+
+
+def test_page_in_takes_a_pending_write_back_buffer():
+    """A slot whose page-out is still in some CPU's write-back buffer is read from that
+    buffer, not from the file (which does not have the data yet)."""
+    import numpy as np
+
+    from vm32.kernel.inspect import page_table_rows
+    from vm32.kernel.layout import C_WB_SLOT, CPU_STRIDE
+
+    with Machine(frames=10, swap="1M", policy="fifo", cpus=2) as m:
+        p = m.spawn(None, heap_size=PAGES * 4096)
+        p.store_u32(p.heap_base, 1111)
+        for i in range(1, PAGES):
+            p.store_u32(p.heap_base + 4096 * i, i)
+        row = next(r for r in page_table_rows(p) if r["va"] == p.heap_base)
+        slot = row["slot"]
+        assert slot is not None and m.swap.words[slot * 1024] == 1111
+        ms = m.ms
+        other = 1 - m.cpu()
+        ms.bounce[other * 2048 : other * 2048 + 1024] = 2222  # "newer" data not yet written
+        ms.cpus[other * CPU_STRIDE + C_WB_SLOT] = slot
+        try:
+            assert p.load_u32(p.heap_base) == 2222
+        finally:
+            ms.cpus[other * CPU_STRIDE + C_WB_SLOT] = -1
+        assert np.all(ms.bounce[other * 2048 : other * 2048 + 1024] == 2222)

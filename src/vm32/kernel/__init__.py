@@ -7,6 +7,8 @@
     sync        machine lock, TLB shootdown with acknowledgement, CPU entry/exit
     fault       frames, eviction, the page-fault handler, vm_translate (all compiled)
     access      compiled accessors and the load_word/store_word overloads (PagedMemory)
+    procheap    the vm32.heap allocator inside a process (Process.malloc & co.), each
+                operation undone if a page-in fails; ph_* for compiled callers (the UM)
     machine     Machine and Process: the Python API
     inspect     page-table and frame-table views
     demo        `vm32 paging demo`

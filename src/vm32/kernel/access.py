@@ -13,9 +13,11 @@ The word-access seam: `PagedMemory(ms, ctx)` is the paged memory type for
 The caller brackets its run with cpu_enter/cpu_leave.
 
 Hot loops that take the machine tuple should be compiled without reference
-counting (`vm32.jit.leaf_kernel`, or ``_nrt=False``): the whole fault path is
-NRT-free for that reason.  With NRT the tuple's arrays are increfed and
-decrefed around the inlined slow-path call and a TLB hit costs ~60 ns, not ~3.5.
+counting (`vm32.jit.leaf_kernel`, or ``_nrt=False``): with NRT the tuple's arrays
+are increfed and decrefed around the slow-path call and a TLB hit costs ~60 ns,
+not ~3.5.  (A callee that sets no ``_nrt`` is compiled with the setting of the caller
+it is first compiled for, so whether the slow path refcounts depends on that order;
+it is the slow path, so either is fine.)
 """
 
 from __future__ import annotations

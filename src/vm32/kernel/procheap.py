@@ -64,12 +64,15 @@ A long compiled loop on a CPU brackets itself like the Python API does::
   fetches instructions through the TLB does so on every instruction.  A loop that
   leaves compiled code (output, blocking input) must cpu_leave first: a CPU parked
   in Python while busy would stall every eviction of its process's pages.
-* Faults stay compiled: a TLB miss walks the tables; a page-in that needs no disk read
-  (zero fill, or evicting a clean page) is a few microseconds without leaving compiled
-  code; a page-in from swap or from the image file is a 4 KiB copy from the mapped
-  file (the host kernel may block the thread on a disk read; still no return to
-  Python).  Only failures come back as statuses: ST_NO_FRAME / ST_SWAP_FULL from any
-  access, plus ST_JOURNAL_FULL from a ph_* call - then leave the loop, call
+* Faults stay compiled: a TLB miss walks the tables (~50 ns); a fault that needs no
+  disk read (zero fill, evicting a clean page) is a few microseconds without leaving
+  compiled code; one that writes a dirty victim or reads the page from swap adds a
+  pwrite/pread system call (~2-4 us from the host's page cache, more if the host
+  has to go to the disk; the thread blocks in the host kernel, never returns to
+  Python; see fault.py for which parts run outside the machine lock).  Measured on
+  this machine: ~5 us of CPU per fault that evicts a dirty page and zero-fills.
+  Only failures come back as statuses: ST_NO_FRAME / ST_SWAP_FULL / ST_IO_ERROR from
+  any access, plus ST_JOURNAL_FULL from a ph_* call - then leave the loop, call
   ``ProcessHeap.grow_journal()`` from Python, and retry the instruction.
 * ``ctx`` is the PagedMemory context (access.py): [cpu, pid, user, status, fault_va,
   accesses]; ph_* use its cpu and pid, set status/fault_va on an abort and count
