@@ -3,6 +3,7 @@
     m = Machine(frames=64, swap="4M", policy="clock", tlb_entries=64)
     p = m.spawn(image=b"...code and data...", heap_size=1 << 20)
     p.write(p.heap_base, b"hello"); p.read(p.heap_base, 5); p.store_u32(...); p.load_u32(...)
+    a = p.malloc(100); p.write(a, b"..."); a = p.realloc(a, 5000); p.free(a)   # procheap.py
     m.stats(); p.page_table(); m.frame_table(); m.close()
 
 Each host thread that calls the API is one CPU (assigned on first use, up to
