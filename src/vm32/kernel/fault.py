@@ -108,9 +108,11 @@ from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_
 from vm32.kernel.state import host_load_u8
 from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_flush
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
-from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, spin_pause
-from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped
-from vm32.mmu.tlb import tlb_fill, tlb_lookup, tlb_need
+from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
+from vm32.mmu.entry import (
+    PDX_SHIFT, PTE_A, PTE_D, PTE_FRAME, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped,
+)
+from vm32.mmu.tlb import tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
 from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
 
 R_NONE, R_IMAGE, R_ZERO, R_KERNEL = 0, 1, 2, 3  # what backs a virtual page
@@ -441,9 +443,16 @@ def vm_translate_slow(ms, cpu, va, write, user):
     pid = ms.cpus[base + C_PID]
     ms.cstats[cpu * ST_COLS + S_TLB_MISSES] += 1
     while True:
-        pte = mmu_walk(ms.words, ms.cpus[base + C_CR3], va, write, user)
+        cr3 = ms.cpus[base + C_CR3]
+        pte = mmu_walk(ms.words, cr3, va, write, user)
         if pte >= 0:
             tlb_fill(ms.tlb, cpu, va, pte)
+            fence()  # the fill is visible before the re-read (sync.py, point 6)
+            now_pa = pt_walk(ms.words, cr3, va)
+            now = np.int64(ms.words[now_pa >> 2]) if now_pa >= 0 else np.int64(0)
+            if not (now & PTE_P) or ((now ^ pte) & PTE_FRAME):
+                tlb_invalidate(ms.tlb, cpu, va >> 12)  # evicted meanwhile: walk again
+                continue
             if ms.kv[KV_LRU]:
                 policy_on_access(ms.ft, ms.pol, (pte >> 12) & 0xFFFFF)
             return ((pte >> 12) << 12 | (va & 0xFFF)) & 0xFFFFFFFF

@@ -40,10 +40,25 @@ TLB (``tlb[cpu]``).  The scheme, and why it is safe:
    CPU a TLB refill (a full flush when requests pile up), only when several
    CPUs run the same process.
 
-Only the CPU itself writes its TLB; other CPUs only post requests.  The cost on
-the hot path is one atomic (plain on x86) load of the CPU's own slot per access.
-A busy CPU must translate (or call `cpu_poll`) regularly: a CPU computing for a
-long time without memory accesses delays evictions on other CPUs.
+6. **Only CPUs that hold the entry are asked.**  An evicting CPU first makes the
+   PTE not present (atomic exchange, a full fence), then looks at the other
+   CPUs' TLB slot for the page: a CPU whose slot does not hold it gets no
+   request and is not waited for.  This is safe because a CPU, after filling its
+   TLB from a walk, fences and reads the PTE again before it uses the entry
+   (vm_translate_slow): either the evicting CPU sees the fill, or the filling CPU
+   sees the changed PTE, drops the entry and walks again.  Why: a CPU blocked
+   in a system call (a page-out stuck in the host's dirty-page throttling) cannot
+   answer; waiting for it cost 40% of the CPU time of the scale benchmark, and
+   the victim is almost never in its TLB.  Contract for compiled callers: a
+   physical address may be used only while the CPU's TLB holds the entry it came
+   from; translations kept elsewhere (a UM fetch buffer) must be dropped whenever
+   this CPU's TLB changes (a fill, an invalidation, a served request).
+
+Only the CPU itself writes its TLB; other CPUs only post requests (and read it,
+point 6).  The cost on the hot path is one atomic (plain on x86) load of the
+CPU's own slot per access.  A busy CPU must translate (or call `cpu_poll`)
+regularly: a CPU computing for a long time without memory accesses delays
+evictions on other CPUs whose victims it has in its TLB.
 """
 
 from __future__ import annotations
@@ -77,7 +92,7 @@ from vm32.kernel.layout import (
 )
 from vm32.kernel.swap import wb_flush
 from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
-from vm32.mmu.tlb import tlb_flush, tlb_invalidate
+from vm32.mmu.tlb import TLB_TAG_SHIFT, tlb_flush, tlb_invalidate
 
 
 @njit(cache=True, nogil=True, forceinline=False)  # cold: not inlined into every access (see fault.py)
@@ -144,9 +159,11 @@ def post_request(cpus, c, pid, vpn, kind):
 def shootdown(ms, cpu, pid, vpn, flush_all):
     """Make sure no CPU can use a translation for (pid, vpn) (or any, if `flush_all`).
 
-    Requires the machine lock.  Returns when every other busy CPU running `pid`
-    (any CPU when `flush_all`) has acknowledged: its accesses with the old
-    translation are complete and visible.
+    Requires the machine lock, and for a page the PTE already made not present (the
+    caller exchanged it).  Returns when every other busy CPU that may use the
+    translation has acknowledged: its accesses with it are complete and visible.
+    For one page that is a CPU running `pid` whose TLB holds `vpn` (point 6 of the
+    module docstring); for `flush_all`, every CPU.
     """
     if cpu >= 0:
         if flush_all:
@@ -157,8 +174,11 @@ def shootdown(ms, cpu, pid, vpn, flush_all):
         if c == cpu:
             continue
         base = c * CPU_STRIDE
-        if not flush_all and atomic_load(ms.cpus, base + C_PID) != pid:
-            continue  # its TLB describes another process; switching to pid flushes it
+        if not flush_all:
+            if atomic_load(ms.cpus, base + C_PID) != pid:
+                continue  # its TLB describes another process; switching to pid flushes it
+            if (ms.tlb[c, vpn & (ms.tlb.shape[1] - 1)] >> TLB_TAG_SHIFT) != vpn + 1:
+                continue  # not in its TLB, and a fill from now on sees the PTE changed
         post_request(ms.cpus, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
         spins = 0
         while atomic_load(ms.cpus, base + C_BUSY) and atomic_load(ms.cpus, base + C_REQ) != REQ_NONE:

@@ -133,6 +133,24 @@ def atomic_store(arr, i, value):
 
 
 @intrinsic
+def _fence_intr(typingctx):
+    def codegen(context, builder, signature, args):
+        builder.fence(_ORDER)
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+def fence():
+    """A full memory fence: no load after it is performed before a store before it."""
+
+
+@overload(fence)
+def _ov_fence():
+    return lambda: _fence_intr()
+
+
+@intrinsic
 def _yield_intr(typingctx):
     def codegen(context, builder, signature, args):
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
