@@ -127,17 +127,18 @@ def raw_disk_write(nbytes: int, directory: str) -> float:
     return nbytes / dt / 1e6
 
 
-def bench_scale(scale: float, policy: str, directory: str) -> None:
-    """(b): two processes each touching 3 GiB * scale on a machine of 1 GiB * scale."""
+def bench_scale(scale: float, policy: str, directory: str, threads: int = 2) -> None:
+    """(b): two processes each touching 3 GiB * scale on a machine of 1 GiB * scale, on
+    `threads` host threads (2: one CPU each; 1: one CPU alternating 16 MiB chunks)."""
     per_proc = int(3 * GIB * scale) // 4096 * 4096
     phys = int(GIB * scale) // 4096 * 4096
     swap = 2 * per_proc + (64 << 20)
     print(f"(b) scale {scale}: 2 processes x {per_proc >> 20} MiB on {phys >> 20} MiB of physical memory, "
-          f"swap file {swap >> 20} MiB in {directory}, policy {policy}")
+          f"swap file {swap >> 20} MiB in {directory}, policy {policy}, {threads} host thread(s)")
     swap_path = os.path.join(directory, f"vm32-bench-{os.getpid()}.swap")
     t_all = time.perf_counter()
     try:
-        out_all, ratio = _scale_run(phys, swap, swap_path, policy, per_proc)
+        out_all, ratio = _scale_run(phys, swap, swap_path, policy, per_proc, threads)
     finally:
         if os.path.exists(swap_path):
             os.unlink(swap_path)
@@ -147,7 +148,7 @@ def bench_scale(scale: float, policy: str, directory: str) -> None:
     print(f"    wall time of (b): {time.perf_counter() - t_all:.1f} s")
 
 
-def _scale_run(phys: int, swap: int, swap_path: str, policy: str, per_proc: int) -> tuple[int, float]:
+def _scale_run(phys: int, swap: int, swap_path: str, policy: str, per_proc: int, threads: int) -> tuple[int, float]:
     """The two-process run of (b); returns (bytes written to swap, swap-out MB/s)."""
     with Machine(frames=phys // 4096, swap=swap, policy=policy, tlb_entries=64, cpus=3,
                  swap_path=swap_path, max_processes=2) as m:
@@ -157,17 +158,18 @@ def _scale_run(phys: int, swap: int, swap_path: str, policy: str, per_proc: int)
         chunk = 1 << 22  # words per call (16 MiB)
 
         def phase(check: int) -> float:
-            def run(i):
-                p = procs[i]
+            def run(ks):
                 for w in range(0, nwords, chunk):
-                    n = min(chunk, nwords - w)
-                    if check:
-                        wrong[i] += p.check_pattern(p.heap_base + 4 * w, n, 77 + i)
-                    else:
-                        p.fill_pattern(p.heap_base + 4 * w, n, 77 + i)
+                    for i in ks:
+                        p = procs[i]
+                        n = min(chunk, nwords - w)
+                        if check:
+                            wrong[i] += p.check_pattern(p.heap_base + 4 * w, n, 77 + i)
+                        else:
+                            p.fill_pattern(p.heap_base + 4 * w, n, 77 + i)
 
             t = time.perf_counter()
-            ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+            ts = [threading.Thread(target=run, args=(ks,)) for ks in ([[0, 1]] if threads == 1 else [[0], [1]])]
             for th in ts:
                 th.start()
             for th in ts:
@@ -204,11 +206,13 @@ def main(argv=None) -> None:
     ap.add_argument("--policy", default="fifo")
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="directory of the swap file and raw-write file")
     ap.add_argument("--only", choices=["tlb", "scale"])
+    ap.add_argument("--threads", type=int, choices=[1, 2], default=2,
+                    help="host threads (CPUs) running the two processes in (b) (default 2)")
     args = ap.parse_args(argv)
     if args.only != "scale":
         bench_tlb()
     if args.only != "tlb":
-        bench_scale(args.scale, args.policy, args.dir)
+        bench_scale(args.scale, args.policy, args.dir, args.threads)
 
 
 if __name__ == "__main__":
