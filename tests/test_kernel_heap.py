@@ -339,3 +339,47 @@ def test_the_stateful_runs_did_page():
     if not PAGED_OUT:
         pytest.skip("TestHeapModel did not run")
     assert max(PAGED_OUT) > 0
+
+
+def test_ph_functions_from_a_compiled_loop():
+    """The UM backend's use: heap operations and word accesses inside one compiled loop
+    on a CPU bracketed by cpu_enter/cpu_leave (see procheap's docstring)."""
+    import numba
+    import numpy as np
+
+    from vm32.kernel.access import CTX_ACCESSES, CTX_SIZE, PagedMemory
+    from vm32.kernel.procheap import ph_calloc, ph_free, ph_size_of
+    from vm32.kernel.sync import cpu_enter, cpu_leave
+    from vm32.memory import load_word, store_word
+
+    @numba.njit(_nrt=False)
+    def churn(ms, ctx, state, jr, n):
+        mem = PagedMemory(ms, ctx)
+        keep = np.int64(0)
+        total = np.int64(0)
+        for i in range(n):
+            a = ph_calloc(ms, ctx, state, jr, 4 * (i % 50) + 4096)
+            if a < 0:
+                return a
+            store_word(mem, a + 4 * (i % 50), i)
+            total += load_word(mem, a + 4 * (i % 50)) + load_word(mem, a + 4096)  # (calloc: 0)
+            total += ph_size_of(ms, ctx, state, jr, a) - (4 * (i % 50) + 4096)
+            if keep != 0:
+                ph_free(ms, ctx, state, jr, keep)
+            keep = a
+        return total
+
+    with Machine(frames=12, swap="4M", policy="clock") as m:
+        p = m.spawn(None, heap_size=256 * 4096)
+        heap = p.heap
+        cpu = m.cpu()
+        ctx = np.zeros(CTX_SIZE, dtype=np.int64)
+        ctx[0], ctx[1], ctx[2] = cpu, p.pid, 1
+        assert cpu_enter(m.ms, cpu, p.pid) == 0
+        try:
+            total = churn(m.ms, ctx, heap.state, heap.journal, 400)
+        finally:
+            cpu_leave(m.ms, cpu, ctx[CTX_ACCESSES])
+        assert total == sum(range(400))
+        assert p.heap_stats()["live_blocks"] == 1 and p.heap_check() == []
+        assert p.stats()["accesses"] > 400 * 3
