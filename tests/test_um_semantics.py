@@ -506,3 +506,20 @@ def test_output_is_flushed_before_waiting_for_input(backend):
         um.run()
     assert keyboard.seen[0] == b"?"
     assert out.getvalue() == b"?y"
+
+
+def test_recording_backend_logs_maps_and_unmaps():
+    from vm32.um.recording import record_allocations
+
+    program = assemble("""
+        li r1, 3
+        li r2, 5
+        map r3, r1          ; handle 0: 3 words
+        map r4, r2          ; handle 1: 5 words
+        unmap r3            ; handle 0 goes
+        map r3, r2          ; handle 2: 5 words (id reused by the classic table)
+        unmap r4
+        halt
+    """)
+    assert record_allocations(program).tolist() == [3, 5, -1, 5, -2]
+    assert record_allocations(program, max_events=2).tolist() == [3, 5]

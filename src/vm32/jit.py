@@ -20,6 +20,14 @@ after inlining LLVM cannot pair them up across branches, and the UM paid about
 eight atomic operations per load/store (measured: 3.5x slower on sandmark).
 """
 
+inline_leaf_kernel = njit(cache=True, nogil=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+"""A `leaf_kernel` that LLVM always inlines into its callers (``alwaysinline``), for
+hot functions too big for LLVM to inline by itself (the UM's step).  Callable
+from compiled code only (no Python wrapper: its arguments, such as typed lists,
+could not be unboxed without reference counting).  A callee compiled without
+explicit options inherits these: give callees that must not be inlined, or that
+need reference counting, their own options."""
+
 inline_kernel = kernel
 """Small helpers that may allocate: same options as `kernel` (LLVM inlines small
 callees by itself).

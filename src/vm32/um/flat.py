@@ -106,7 +106,7 @@ def _seg_load_program(space, sid):
 
 
 sp.register(
-    FlatSpace, refcounted=False,
+    FlatSpace, refcounted=False, inline=True,
     code_of=_code_of, code_len=_code_len, code_get=_code_get, code_set=_code_set,
     seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,

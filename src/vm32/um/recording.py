@@ -76,8 +76,10 @@ def _seg_load_program(space, sid):
 sp.register(
     RecordingSpace,
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
-    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program, **sp.ARRAY_CODE,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
+sp.register(RecordingSpace, refcounted=False, **sp.ARRAY_CODE)  # plain indexing: no refcounts per fetch
+
 
 
 def record_allocations(program, max_events: int = 20_000_000, stdin: bytes = b"") -> np.ndarray:

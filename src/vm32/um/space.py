@@ -33,31 +33,35 @@ from numba import types
 from numba.extending import overload
 
 _IMPLS: dict[tuple[str, type], object] = {}
-_REFCOUNTED: dict[type, bool] = {}
+_OPTIONS: dict[tuple[str, type], tuple[bool, bool]] = {}  # (name, class) -> (refcounted, inline)
 
 
-def register(space_class: type, *, refcounted: bool = True, **impls) -> None:
+def register(space_class: type, *, refcounted: bool = True, inline: bool = False, **impls) -> None:
     """Register `space_class`'s implementations of the operations named as keywords.
 
     An implementation is a plain function; numba compiles it for the space's
-    type and LLVM inlines it into the interpreter.  A backend whose operations
-    never allocate passes ``refcounted=False``: they are then compiled without
-    numba's reference counting, which otherwise increfs and decrefs every array
-    of the space tuple around each call (six atomic operations per map).
+    type.  A backend whose operations never allocate passes ``refcounted=False``:
+    they are then compiled without numba's reference counting, which otherwise
+    increfs and decrefs every array of the space tuple around each call (six
+    atomic operations per map).  ``inline=True`` makes LLVM always inline them
+    (``forceinline``), for a big space tuple whose passing by value per call
+    costs more than the operation.  A backend may register its operations in
+    several calls with different options.
     """
     for name, fn in impls.items():
         if name not in _OPERATIONS:
             raise ValueError(f"register: {name} is not a segment-space operation")
         _IMPLS[name, space_class] = fn
-    _REFCOUNTED[space_class] = refcounted
+        _OPTIONS[name, space_class] = (refcounted, inline)
 
 
-def _impl_for(name: str, space_type, refcounted: bool):
-    """The implementation of `name` for numba type `space_type`, or None (no match)."""
+def _impl_for(name: str, space_type, options):
+    """The implementation of `name` for numba type `space_type` if it was registered
+    with `options` (refcounted, inline), else None (no match)."""
     if isinstance(space_type, types.BaseNamedTuple):
-        cls = space_type.instance_class
-        if _REFCOUNTED.get(cls) is refcounted:
-            return _IMPLS.get((name, cls))
+        key = name, space_type.instance_class
+        if _OPTIONS.get(key) == options:
+            return _IMPLS[key]
     return None
 
 
@@ -136,20 +140,23 @@ _OPERATIONS = (
 def _install_overloads() -> None:
     """Teach numba each operation: dispatch on the space's namedtuple class.
 
-    Two overloads per operation: one compiled with reference counting, one
-    without; each matches only the backends registered with that option.
+    One overload per operation and combination of options, compiled with them
+    (numba fixes the options per overload, and a callee without explicit
+    options inherits its caller's); an implementation matches only the
+    overload of the options it was registered with.
     """
     for name in _OPERATIONS:
         stub = globals()[name]
         for refcounted in (True, False):
+            for inline in (True, False):
 
-            def typer(space, *args, _name=name, _rc=refcounted):
-                return _impl_for(_name, space, _rc)
+                def typer(space, *args, _name=name, _opts=(refcounted, inline)):
+                    return _impl_for(_name, space, _opts)
 
-            # numba wants the typer's parameters to match the stub's.
-            typer.__signature__ = inspect.signature(stub)
-            options = {} if refcounted else {"_nrt": False}
-            overload(stub, jit_options=options)(typer)  # no IR inlining: see vm32.jit
+                # numba wants the typer's parameters to match the stub's.
+                typer.__signature__ = inspect.signature(stub)
+                options = {"_nrt": refcounted, "forceinline": inline}
+                overload(stub, jit_options=options)(typer)  # no IR inlining: see vm32.jit
 
 
 _install_overloads()

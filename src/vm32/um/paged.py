@@ -1,0 +1,710 @@
+"""The paged backend: the UM runs as a process of the demand-paged kernel (`vm32.kernel`).
+
+A segment id *is* a 32-bit virtual address in the process's own address space:
+segments are blocks of the `vm32.heap` allocator over the process's heap region,
+exactly as in the flat backend, but every instruction fetch, load, store and
+allocator access goes through the kernel's translation (TLB, page walk, fault
+handler, swap), so a program may use far more memory than the machine's frames.
+
+Words
+-----
+*space*    ``PagedSpace(ms, heap, meta)``: the machine state tuple (`vm32.kernel.state`),
+           the allocator's state array, and this process's scalars ``meta[M_*]``.
+*code*     the code handle of segment 0 is its virtual address; its length in words
+           is kept in ``meta[M_CODE_LEN]`` (no translation to learn it).
+*fetch buffer*  the translation of the code page being executed, cached in meta as
+           (M_LO, M_BASE): UM indices [M_LO, M_LO + 1024) of segment 0 are on the cached
+           page and word i is ``words[M_BASE + i - M_LO]``.  A fetch that hits it is two
+           loads and a compare, no TLB lookup.  Like an instruction prefetch buffer it is
+           dropped (M_LO = NO_PAGE) whenever this CPU's TLB may have changed: on entry,
+           when a shootdown request is served, and after every slow translation (a miss
+           may have evicted the code page's frame on this very CPU).
+*fail*     ``meta[M_FAIL]``: the kernel status (ST_* < 0) of an access whose page fault
+           could not be served (no frame, swap full).  The interpreter's operations
+           cannot all report failures (code_get, seg_get and seg_set return no status), so
+           a failure is recorded, the fetch buffer dropped, and the next fetch returns
+           POISON, an invalid instruction: the interpreter stops at once and the driver,
+           seeing M_FAIL, reports the kernel's error instead of a UM fault.  A failure
+           inside an allocator operation leaves the heap half-changed: the process is
+           finished either way (the driver never resumes it).
+
+Translation
+-----------
+`_xlate` is the one translation of this backend: poll this CPU's shootdown slot
+(one load: the CPU acknowledges evictions on other CPUs here, so an evicting CPU
+waits at most one data access or slice for this one), probe the TLB (one load and a
+compare), else `vm_translate_slow` (walk, fault handler).  Fetches that leave the
+cached page, loads, stores and the allocator's own header and link accesses all use
+it.  Under the LRU policy every access must stamp its frame, so nothing is cached
+and every translation takes the slow path.
+
+A load or store of segment s at offset i: the live bit of s (host tag map, as flat),
+one translation of s's header (its size), and the data word's address derived from
+the header's when both are on one page (the common case: most segments are small),
+else a second translation.  `seg_check` leaves the data word's physical address in
+``meta[M_PA]`` for `seg_get`; `seg_set` probes the TLB for write permission with a
+known Dirty bit and takes the slow path (which sets Dirty) otherwise.
+
+Concurrency
+-----------
+Each process runs on one CPU at a time (`paged_um_run` brackets the interpreter with
+cpu_enter / cpu_leave).  Its heap and meta belong to that process alone.  The fetch
+buffer is safe against other CPUs' evictions because an evicting CPU waits until this
+one acknowledges its shootdown request, which only happens inside `_xlate` or a kernel
+slow path, after which the buffer is dropped.  Fetches from the buffer do not poll: a
+program running only in segment 0 acknowledges at the end of its slice (the driver's
+instruction budget), so the driver keeps slices short when several CPUs run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import namedtuple
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from vm32.errors import InvalidArgument, OutOfMemory, VM32Error
+from vm32.heap import core as heap_core
+from vm32.heap import heap_free, heap_init, heap_is_live, heap_malloc
+from vm32.heap import new_state as new_heap_state
+from vm32.jit import kernel, leaf_kernel
+from vm32.kernel.fault import vm_translate_slow
+from vm32.kernel.layout import (
+    C_REQ, CPU_STRIDE, IMAGE_BASE, KV_LRU, OK, REQ_NONE, STACK_TOP, STATUS_NAMES, ST_NO_FRAME, ST_SWAP_FULL,
+)
+from vm32.memory import PAGE_SIZE
+from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_service
+from vm32.memory import load_word, store_word
+from vm32.mmu.atomic import atomic_load
+from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_U, PTE_W
+from vm32.mmu.tlb import TLB_TAG_SHIFT
+from vm32.um import space as sp
+from vm32.um import status as S
+from vm32.um.kernel import ST_ICOUNT, um_run
+
+PagedSpace = namedtuple("PagedSpace", ["ms", "heap", "meta", "tlb", "cpu"])
+"""ms: the kernel's MachineState; heap: vm32.heap state of the process heap; meta: int64[M_SIZE];
+tlb: the running CPU's TLB row (ms.tlb[cpu]); cpu: its register row (ms.cpus[cpu * CPU_STRIDE:][:CPU_STRIDE])."""
+
+PagedSpaceLRU = namedtuple("PagedSpaceLRU", PagedSpace._fields)
+"""The same space on a machine whose policy (LRU) must see every access: its own type, so the
+compiled code knows at compile time that nothing may be cached."""
+
+# ---- meta[M_*] ----------------------------------------------------------------------------------
+M_CODE = 0  # virtual address of segment 0
+M_CODE_LEN = 1  # words in segment 0
+M_CPU = 2  # the CPU this process runs on (set by the driver before each run)
+M_PA = 6  # physical address of the data word seg_check approved
+M_FAIL = 7  # ST_* of a page fault that could not be served, else 0
+M_FAIL_VA = 8  # its virtual address
+M_ACC = 9  # loads and stores of segment words (instruction fetches are counted by the caller)
+M_PID = 11  # the process
+M_REFILLS = 12  # fetch-buffer refills
+M_VICTIM = 13  # the fetch-buffer way the next refill replaces
+M_WAYS = 16  # fetch buffer: way k is (M_WAYS + 2k: first UM index of segment 0 on its page, or
+#              NO_PAGE; M_WAYS + 2k + 1: word index in physical memory of that UM index)
+M_SIZE = 24
+
+NO_PAGE = -(1 << 62)  # M_LO of an empty fetch buffer: no UM index is within 1024 of it
+POISON = 0xF0000000  # operator 15: what a fetch returns once M_FAIL is set
+PAGE_WORDS = 1024
+NEED_READ = PTE_U
+NEED_WRITE = PTE_U | PTE_W | PTE_D  # a write hits only entries that know Dirty is set
+
+
+def new_meta(pid: int) -> np.ndarray:
+    """A fresh meta array for process `pid` (fetch buffer empty, no failure)."""
+    meta = np.zeros(M_SIZE, dtype=np.int64)
+    meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
+    meta[M_PID] = pid
+    return meta
+
+
+def make_space(ms, heap: np.ndarray, meta: np.ndarray, cpu: int, lru: bool):
+    """The space of a process (heap, meta) running on CPU `cpu` of machine state `ms`."""
+    meta[M_CPU] = cpu
+    meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
+    kind = PagedSpaceLRU if lru else PagedSpace
+    return kind(ms, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE])
+
+
+_inline_leaf = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+# LLVM-level forced inlining (as vm32.kernel.fault.vm_translate): an ordinary call passes the
+# space - seventeen arrays, over a hundred words - by value, which costs more than the access.
+# Functions that are not forced inline here are slow paths.
+
+
+def _is_paged_space(space) -> bool:
+    return isinstance(space, types.BaseNamedTuple) and getattr(space, "instance_class", None) in (
+        PagedSpace, PagedSpaceLRU)
+
+
+def _is_lru(space):
+    """True for a PagedSpaceLRU (a compile-time constant in compiled code)."""
+    return type(space) is PagedSpaceLRU
+
+
+@overload(_is_lru, jit_options={"_nrt": False})
+def _ov_is_lru(space):
+    if _is_paged_space(space):
+        lru = space.instance_class is PagedSpaceLRU
+        return lambda space: lru
+    return None
+
+
+# ---- translation ----------------------------------------------------------------------------------
+
+
+@_inline_leaf
+def _probe(tlb, va, need):
+    """The entry of TLB row `tlb` for `va` if it holds the bits `need`, else 0 (no poll)."""
+    vpn = va >> 12
+    e = tlb[vpn & (tlb.shape[0] - 1)]
+    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
+        return e
+    return np.int64(0)
+
+
+@_inline_leaf
+def _drop(m):
+    """Empty the fetch buffer (this CPU's TLB may have changed)."""
+    m[M_WAYS] = NO_PAGE
+    m[M_WAYS + 2] = NO_PAGE
+
+
+@_inline_leaf
+def _refill(m, code, va, pa):
+    """Put the page of segment 0 holding virtual `va` (at physical `pa`) in a fetch-buffer way."""
+    k = M_WAYS + 2 * m[M_VICTIM]
+    m[k] = ((va & ~np.int64(0xFFF)) - np.int64(code)) >> 2
+    m[k + 1] = (pa >> 2) - ((va & 0xFFF) >> 2)
+    m[M_VICTIM] ^= 1
+    m[M_REFILLS] += 1
+
+
+@_inline_leaf
+def _fail(m, status, va):
+    """Record a page fault the kernel could not serve; drop the fetch buffer (next fetch: POISON)."""
+    if m[M_FAIL] == 0:
+        m[M_FAIL] = status
+        m[M_FAIL_VA] = va
+    _drop(m)
+
+
+@kernel
+def _serve(space):
+    """Serve this CPU's pending shootdown request; the fetch buffer goes with it."""
+    cpu_service(space.ms, space.meta[M_CPU])
+    _drop(space.meta)
+
+
+@_inline_leaf
+def _poll(space):
+    """Acknowledge a pending shootdown request, if any (one load when there is none)."""
+    if atomic_load(space.cpu, C_REQ) != REQ_NONE:
+        _serve(space)
+
+
+@kernel
+def _xlate_slow(space, va, write):
+    """Walk and fault for `va` (the TLB could not answer); pa, or ST_* with M_FAIL set."""
+    m = space.meta
+    _drop(m)  # this CPU's TLB may change below (own eviction, served shootdowns)
+    pa = vm_translate_slow(space.ms, m[M_CPU], va, write, 1)
+    if pa < 0:
+        _fail(m, pa, va)
+    return pa
+
+
+@_inline_leaf
+def _xlate(space, va, write):
+    """Physical address of virtual `va` (int64) for a user read or write; ST_* < 0 on failure.
+
+    Polls this CPU's shootdown slot first, then the TLB, then walks (and faults).
+    """
+    _poll(space)
+    if not _is_lru(space):
+        e = _probe(space.tlb, va, NEED_WRITE if write else NEED_READ)
+        if e != 0:
+            return (e & PTE_FRAME) | (va & 0xFFF)
+    return _xlate_slow(space, va, write)
+
+
+# ---- the allocator's memory: load_word / store_word on a PagedSpace ---------------------------------
+
+
+@overload(load_word)
+def _load_word_paged_space(mem, addr):
+    if not _is_paged_space(mem):
+        return None
+
+    def impl(mem, addr):
+        if mem.meta[M_FAIL] != 0:  # the operation is lost already: finish it quickly
+            return np.uint32(0)
+        pa = _xlate(mem, np.int64(addr), 0)
+        if pa < 0:
+            return np.uint32(0)
+        return mem.ms.words[pa >> 2]
+
+    return impl
+
+
+@overload(store_word)
+def _store_word_paged_space(mem, addr, value):
+    if not _is_paged_space(mem):
+        return None
+
+    def impl(mem, addr, value):
+        if mem.meta[M_FAIL] == 0:
+            pa = _xlate(mem, np.int64(addr), 1)
+            if pa >= 0:
+                mem.ms.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
+
+    return impl
+
+
+# ---- bulk work, a page at a time --------------------------------------------------------------------
+
+
+@leaf_kernel
+def _zero(space, va, nwords):
+    """Zero `nwords` words from `va`, one translation per page; False if a page failed."""
+    words = space.ms.words
+    k = np.int64(0)
+    while k < nwords:
+        a = va + 4 * k
+        pa = _xlate(space, a, 1)
+        if pa < 0:
+            return False
+        n = min(PAGE_WORDS - ((a & 0xFFF) >> 2), nwords - k)
+        w = pa >> 2
+        for j in range(n):
+            words[w + j] = 0
+        k += n
+    return True
+
+
+@kernel
+def _copy(space, dst, src, nwords):
+    """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk.
+
+    Translating one side may evict the other's frame (on this CPU, or by serving a
+    shootdown), so the destination is probed again after the source is translated and the
+    chunk is retried when it has gone.  False if a page failed or memory is too short to
+    hold both pages at once (after many retries).
+    """
+    words = space.ms.words
+    m = space.meta
+    k = np.int64(0)
+    retries = 0
+    while k < nwords:
+        s, d = src + 4 * k, dst + 4 * k
+        n = min(PAGE_WORDS - ((s & 0xFFF) >> 2), PAGE_WORDS - ((d & 0xFFF) >> 2), nwords - k)
+        pd = _xlate(space, d, 1)
+        if pd < 0:
+            return False
+        ps = _xlate(space, s, 0)
+        if ps < 0:
+            return False
+        if _is_lru(space):  # nothing is cached: translate again (a TLB hit unless d just left)
+            pd = _xlate(space, d, 1)
+            if pd < 0:
+                return False
+        else:
+            e = _probe(space.tlb, d, NEED_WRITE)
+            if e == 0:
+                retries += 1
+                if retries > 64:
+                    _fail(m, np.int64(ST_NO_FRAME), d)  # the two pages never fit in memory together
+                    return False
+                continue
+            pd = (e & PTE_FRAME) | (d & 0xFFF)
+        ws, wd = ps >> 2, pd >> 2
+        for j in range(n):
+            words[wd + j] = words[ws + j]
+        k += n
+    return True
+
+
+@kernel
+def _copy_in(space, dst, program):
+    """Copy host array `program` (uint32) to virtual `dst`, a page at a time; False on failure."""
+    words = space.ms.words
+    n = np.int64(program.shape[0])
+    k = np.int64(0)
+    while k < n:
+        a = dst + 4 * k
+        pa = _xlate(space, a, 1)
+        if pa < 0:
+            return False
+        c = min(PAGE_WORDS - ((a & 0xFFF) >> 2), n - k)
+        w = pa >> 2
+        for j in range(c):
+            words[w + j] = program[k + j]
+        k += c
+    return True
+
+
+# ---- the segment-space operations ----------------------------------------------------------------------
+
+
+def _code_of(space):
+    return np.uint64(space.meta[M_CODE])
+
+
+def _code_len(space, code):
+    return np.uint64(space.meta[M_CODE_LEN])
+
+
+@kernel
+def _fetch_slow(space, code, i):
+    """Word i of segment 0 when the TLB does not hold its page: walk (fault), refill the buffer."""
+    m = space.meta
+    if m[M_FAIL] != 0:
+        return np.uint32(POISON)
+    va = np.int64(code) + 4 * np.int64(i)
+    pa = _xlate_slow(space, va, 0)
+    if pa < 0:
+        return np.uint32(POISON)
+    if not _is_lru(space):
+        _refill(m, code, va, pa)
+    return space.ms.words[pa >> 2]
+
+
+@_inline_leaf
+def _fetch_refill(space, code, i):
+    """Word i of segment 0 when it is not in the fetch buffer: poll, probe the TLB, refill."""
+    m = space.meta
+    _poll(space)
+    if not _is_lru(space) and m[M_FAIL] == 0:
+        va = np.int64(code) + 4 * np.int64(i)
+        e = _probe(space.tlb, va, NEED_READ)
+        if e != 0:
+            pa = (e & PTE_FRAME) | (va & 0xFFF)
+            _refill(m, code, va, pa)
+            return space.ms.words[pa >> 2]
+    return _fetch_slow(space, code, i)
+
+
+def _code_get(space, code, i):
+    m = space.meta
+    d = np.int64(i) - m[M_WAYS]
+    if np.uint64(d) < np.uint64(PAGE_WORDS):
+        return space.ms.words[np.uint64(m[M_WAYS + 1] + d)]
+    d = np.int64(i) - m[M_WAYS + 2]
+    if np.uint64(d) < np.uint64(PAGE_WORDS):
+        return space.ms.words[np.uint64(m[M_WAYS + 3] + d)]
+    return _fetch_refill(space, code, i)
+
+
+def _code_set(space, code, i, value):
+    space.meta[M_ACC] += 1
+    pa = _xlate(space, np.int64(code) + 4 * np.int64(i), 1)
+    if pa >= 0:
+        space.ms.words[pa >> 2] = value
+
+
+@_inline_leaf
+def _is_segment(space, s):
+    """True iff `s` is an active segment other than segment 0 (host tag map: never faults)."""
+    return s != space.meta[M_CODE] and heap_is_live(space.heap, s)
+
+
+def _seg_check(space, sid, off):
+    s = np.int64(sid)
+    if not _is_segment(space, s):
+        return S.INACTIVE_ARRAY
+    space.meta[M_ACC] += 1
+    h = s - 4
+    ph = _xlate(space, h, 0)
+    if ph < 0:
+        return S.OUT_OF_MEMORY  # M_FAIL tells the driver it is the kernel's failure
+    if off >= (np.uint64(space.ms.words[ph >> 2]) >> np.uint64(2)):
+        return S.INDEX_OUT_OF_BOUNDS
+    a = s + 4 * np.int64(off)
+    if (a ^ h) >> 12 == 0:
+        pa = ph + (a - h)
+    else:
+        pa = _xlate(space, a, 0)
+        if pa < 0:
+            return S.OUT_OF_MEMORY
+    space.meta[M_PA] = pa
+    return 0
+
+
+def _seg_get(space, sid, off):
+    return space.ms.words[space.meta[M_PA] >> 2]
+
+
+@kernel
+def _store_slow(space, va, value):
+    """A store whose TLB entry lacks write permission or a known Dirty bit: walk (sets Dirty)."""
+    pa = _xlate_slow(space, va, 1)
+    if pa >= 0:
+        space.ms.words[pa >> 2] = value
+
+
+def _seg_set(space, sid, off, value):
+    a = np.int64(sid) + 4 * np.int64(off)
+    e = np.int64(0) if _is_lru(space) else _probe(space.tlb, a, NEED_WRITE)
+    if e != 0:
+        space.ms.words[((e & PTE_FRAME) | (a & 0xFFF)) >> 2] = value
+    else:
+        _store_slow(space, a, value)
+
+
+def _seg_map(space, n):
+    nbytes = np.int64(n) * 4
+    p = heap_malloc(space, space.heap, nbytes)
+    if p == 0 or space.meta[M_FAIL] != 0:
+        return np.uint32(0)
+    if not _zero(space, p, np.int64(n)):
+        return np.uint32(0)
+    return np.uint32(p)
+
+
+def _seg_unmap(space, sid):
+    s = np.int64(sid)
+    if not _is_segment(space, s):
+        return S.UNMAP_INACTIVE
+    heap_free(space, space.heap, s)
+    if space.meta[M_FAIL] != 0:
+        return S.OUT_OF_MEMORY
+    return 0
+
+
+@kernel
+def _load_program(space, sid):
+    """Segment 0 becomes a copy of segment `sid` (live, not segment 0); 0 or a fault status."""
+    m = space.meta
+    s = np.int64(sid)
+    nbytes = np.int64(load_word(space, s - 4))
+    if m[M_FAIL] != 0:
+        return S.OUT_OF_MEMORY
+    new = heap_malloc(space, space.heap, nbytes)
+    if new == 0 or m[M_FAIL] != 0:
+        return S.OUT_OF_MEMORY
+    if not _copy(space, new, s, nbytes >> 2):
+        return S.OUT_OF_MEMORY
+    heap_free(space, space.heap, m[M_CODE])
+    if m[M_FAIL] != 0:
+        return S.OUT_OF_MEMORY
+    m[M_CODE] = new
+    m[M_CODE_LEN] = nbytes >> 2
+    _drop(m)
+    return 0
+
+
+def _seg_load_program(space, sid):
+    if not _is_segment(space, np.int64(sid)):
+        return S.LOADPROG_INACTIVE
+    return _load_program(space, sid)
+
+
+_OPS = dict(
+    code_of=_code_of, code_len=_code_len, code_get=_code_get, code_set=_code_set,
+    seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
+    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
+)
+
+
+# forced inline: an ordinary call of an operation passes this space (over a hundred words)
+# by value - it tripled the cost of a load
+for _kind in (PagedSpace, PagedSpaceLRU):
+    sp.register(_kind, refcounted=False, inline=True, **_OPS)
+
+
+# ---- entry points (one visit of the CPU each) --------------------------------------------------------------
+
+
+@kernel
+def paged_setup(space, program, base, limit):
+    """Set up the process heap over [base, limit) and copy `program` into segment 0.
+
+    Returns OK, ST_DEAD, ST_* of a failed page fault (M_FAIL set), or 1 when the
+    heap has no room for the program.
+    """
+    ms, m = space.ms, space.meta
+    cpu = m[M_CPU]
+    st = cpu_enter(ms, cpu, m[M_PID])
+    if st != OK:
+        return st
+    _drop(m)
+    heap_init(space, space.heap, base, limit)
+    r = np.int64(OK)
+    if m[M_FAIL] == 0:
+        p = heap_malloc(space, space.heap, 4 * np.int64(program.shape[0]))
+        if p == 0 and m[M_FAIL] == 0:
+            r = np.int64(1)
+        elif m[M_FAIL] == 0 and _copy_in(space, p, program):
+            m[M_CODE] = p
+            m[M_CODE_LEN] = program.shape[0]
+    if m[M_FAIL] != 0:
+        r = m[M_FAIL]
+    _drop(m)
+    cpu_leave(ms, cpu, program.shape[0])
+    return r
+
+
+@kernel
+def paged_um_run(space, regs, st, inbuf, outbuf, budget):
+    """`um_run` on a paged space, as one visit of the process's CPU (cpu_enter .. cpu_leave).
+
+    Returns um_run's status, or ST_DEAD (< 0) if the process has exited.  The accesses
+    credited to the process are the instructions fetched plus the segment loads and stores.
+    """
+    ms, m = space.ms, space.meta
+    cpu = m[M_CPU]
+    e = cpu_enter(ms, cpu, m[M_PID])
+    if e != OK:
+        return np.int64(e)
+    _drop(m)  # other CPUs did not wait for this one while it was away
+    icount = st[ST_ICOUNT]
+    acc = m[M_ACC]
+    r = um_run(space, regs, st, inbuf, outbuf, budget)
+    _drop(m)
+    cpu_leave(ms, cpu, (st[ST_ICOUNT] - icount) + (m[M_ACC] - acc))
+    return np.int64(r)
+
+
+# ---- the Python face ----------------------------------------------------------------------------------------
+
+PAGED_MAX_HEAP = STACK_TOP - IMAGE_BASE
+"""The largest heap region (UM segments) of a process: from IMAGE_BASE (no image) to the kernel."""
+DEFAULT_FRAMES = 4096  # 16 MiB of physical memory for a machine a UM creates for itself
+DEFAULT_POLICY = "clock"
+DEFAULT_TLB = 1024
+
+
+class PagedProcess:
+    """A UM program as a process of a `vm32.kernel.Machine`: owns its PagedSpace.
+
+    The process has no image and no stack; its heap region of `heap_size` bytes
+    (rounded down to pages, at most PAGED_MAX_HEAP) holds every segment.  With
+    `machine` None a machine of its own is made (closed with the process) from
+    `frames`, `policy`, `swap` (bytes; default the heap size: the swap file is sparse),
+    `swap_path` and `tlb_entries`; otherwise those must be None.  Used by
+    `vm32.um.machine.UniversalMachine`; any host thread may run it, one at a time.
+    """
+
+    def __init__(self, words: np.ndarray, heap_size: int, *, name: str = "program", frames=None, policy=None,
+                 swap=None, swap_path=None, tlb_entries=None, machine=None):
+        from vm32.kernel.machine import Machine
+
+        heap_size = min(int(heap_size), PAGED_MAX_HEAP) // PAGE_SIZE * PAGE_SIZE
+        if heap_size < 2 * PAGE_SIZE:
+            raise InvalidArgument("the paged backend needs a heap of at least 8K (--memory)")
+        self.name = name
+        self.own_machine = machine is None
+        if machine is None:
+            machine = Machine(
+                frames=DEFAULT_FRAMES if frames is None else frames,
+                swap=heap_size if swap is None else swap,
+                policy=DEFAULT_POLICY if policy is None else policy,
+                tlb_entries=DEFAULT_TLB if tlb_entries is None else tlb_entries,
+                swap_path=swap_path,
+            )
+        elif any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries)):
+            raise InvalidArgument("frames, policy, swap, swap_path and tlb_entries belong to the shared machine")
+        self.machine = machine
+        self.proc = None
+        try:
+            self._start(words, heap_size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, words: np.ndarray, heap_size: int) -> None:
+        m = self.machine
+        self.proc = m.spawn(image=None, heap_size=heap_size, stack_size=0)
+        base, limit = self.proc.heap_base, self.proc.heap_end
+        self.heap_base, self.heap_limit = base, limit
+        self.lru = bool(m.ms.kv[KV_LRU])
+        meta = new_meta(self.proc.pid)
+        self.space = make_space(m.ms, new_heap_state(base, limit), meta, m.cpu(), self.lru)
+        r = int(paged_setup(self.space, np.ascontiguousarray(words, dtype=np.uint32), base, limit))
+        if r == 1:
+            raise OutOfMemory(f"{self.name}: the program ({4 * len(words)} bytes) does not fit in a heap of "
+                              f"{heap_size} bytes; use a larger --memory")
+        if r != OK:
+            raise self._kernel_error(r, int(meta[M_FAIL_VA]), "loading the program")
+
+    # ---- running ----
+    def run_slice(self, regs, st, inbuf, outbuf, budget: int) -> int:
+        """One call of the interpreter on the calling thread's CPU; um_run's status."""
+        meta = self.space.meta
+        cpu = self.machine.cpu()
+        if cpu != meta[M_CPU]:
+            self.space = make_space(self.machine.ms, self.space.heap, meta, cpu, self.lru)
+        r = int(paged_um_run(self.space, regs, st, inbuf, outbuf, budget))
+        if r < 0:
+            raise InvalidArgument(f"{self.name}: the process has ended; load the program again")
+        return r
+
+    def failure(self, pc: int) -> VM32Error | None:
+        """The kernel's error if the last slice stopped on a page fault it could not serve."""
+        status = int(self.space.meta[M_FAIL])
+        if status == 0:
+            return None
+        return self._kernel_error(status, int(self.space.meta[M_FAIL_VA]), f"at UM pc={pc:#x}")
+
+    def _kernel_error(self, status: int, va: int, where: str) -> VM32Error:
+        reason = STATUS_NAMES.get(status, f"kernel status {status}")
+        text = f"{self.name}: page fault at {va:#010x} {where} could not be served: {reason}"
+        if status == ST_SWAP_FULL:
+            return OutOfMemory(f"{text} ({self.machine.swap.slots} slots of 4K); use a larger --swap or more --frames")
+        if status == ST_NO_FRAME:
+            return OutOfMemory(f"{text}; the machine has {self.machine.frames} frames - use more --frames")
+        return VM32Error(text)
+
+    def finish(self) -> None:
+        """End the process (frames and swap slots go back to the machine); keep its statistics."""
+        if self.proc is not None and self.proc.alive:
+            self.proc.exit()
+
+    def close(self) -> None:
+        """End the process and close the machine if it is this process's own."""
+        try:
+            self.finish()
+        finally:
+            if self.own_machine and not self.machine.closed:
+                self.machine.close()
+
+    # ---- inspection ----
+    def code_words(self) -> np.ndarray:
+        """A copy of segment 0's words (empty if they cannot be read any more)."""
+        meta = self.space.meta
+        n = int(meta[M_CODE_LEN])
+        if self.proc is None or not self.proc.alive or n == 0:
+            return np.zeros(0, dtype=np.uint32)
+        try:
+            return np.frombuffer(self.proc.read(int(meta[M_CODE]), 4 * n), dtype=np.uint32).copy()
+        except VM32Error:
+            return np.zeros(0, dtype=np.uint32)
+
+    def stats(self) -> dict:
+        """Kernel counters of the process (faults, paging, TLB) and of its heap."""
+        k = self.proc.stats() if self.proc is not None else {}
+        h = self.space.heap
+        acc = k.get("accesses", 0)
+        out = {
+            "frames": self.machine.frames,
+            "policy": self.machine.policy,
+            "page_faults": k.get("page_faults", 0),
+            "zero_fill": k.get("zero_fill", 0),
+            "page_ins_from_swap": k.get("swap_in", 0),
+            "page_outs": k.get("page_outs", 0),
+            "evictions": k.get("evictions", 0),
+            "swap_bytes_in": k.get("swap_bytes_in", 0),
+            "swap_bytes_out": k.get("swap_bytes_out", 0),
+            "page_tables": k.get("page_tables", 0),
+            "memory_accesses": acc,
+            "tlb_misses": k.get("tlb_misses", 0),
+            "tlb_hit_rate": (1.0 - k.get("tlb_misses", 0) / acc) if acc else 0.0,
+            "fetch_buffer_refills": int(self.space.meta[M_REFILLS]),
+            "allocator_footprint_bytes": int(h[heap_core.M_HIGH] - heap_core.HEADER - h[heap_core.M_BASE]),
+            "allocator_peak_live_bytes": int(h[heap_core.M_PEAK_LIVE]),
+        }
+        return out
