@@ -1,38 +1,55 @@
 """The one place that sets numba options for vm32's compiled kernels.
 
-`kernel` compiles a plain function over numpy arrays and scalars, caches the
-machine code on disk (a warm start loads it instead of compiling) and releases
-the GIL so several host threads can run kernels at once.
+Every decorator caches the machine code on disk (a warm start loads it instead
+of compiling) and releases the GIL so several host threads can run kernels at
+once.  They differ in two choices that decide the speed of hot paths:
+
+* reference counting: numba increfs every array a function receives (each
+  array of a tuple argument too) and decrefs it on every return path; after
+  inlining LLVM cannot pair them up across branches.  A *leaf* kernel is
+  compiled without it (``_nrt=False``): it may not allocate or return arrays.
+* inlining: LLVM inlines small callees by itself.  *inline* kernels are always
+  inlined (LLVM ``alwaysinline``), *outline* kernels never are.  A callee
+  compiled without explicit options inherits its first caller's, so a cold
+  path called from an inline kernel must say ``outline`` to stay out of line.
+
+numba's own IR-level inlining (``inline="always"``) miscompiled the UM kernel on
+numba 0.68 (wrong results, with an "is not in scope" NumbaIRAssumptionWarning);
+only `ir_inline_leaf_kernel` uses it, for a few allocator helpers whose calls
+cost more than their work, and the allocator's tests check them.
 """
 
 from numba import njit
 
-kernel = njit(cache=True, nogil=True)
-"""Decorator for hot-path functions: ``@kernel def f(...)``."""
+_COMMON = dict(cache=True, nogil=True)
 
-leaf_kernel = njit(cache=True, nogil=True, _nrt=False)
-"""For small leaf functions on hot paths (accessors, checks): LLVM inlines them.
-
-They are compiled without numba's reference counting (`_nrt=False`), so they
-may not allocate or return arrays.  Why: a function that receives a tuple of
-arrays increfs every array on entry and decrefs it on every return path;
-after inlining LLVM cannot pair them up across branches, and the UM paid about
-eight atomic operations per load/store (measured: 3.5x slower on sandmark).
-"""
-
-inline_leaf_kernel = njit(cache=True, nogil=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
-"""A `leaf_kernel` that LLVM always inlines into its callers (``alwaysinline``), for
-hot functions too big for LLVM to inline by itself (the UM's step).  Callable
-from compiled code only (no Python wrapper: its arguments, such as typed lists,
-could not be unboxed without reference counting).  A callee compiled without
-explicit options inherits these: give callees that must not be inlined, or that
-need reference counting, their own options."""
+kernel = njit(**_COMMON)
+"""Decorator for compiled functions: ``@kernel def f(...)``."""
 
 inline_kernel = kernel
-"""Small helpers that may allocate: same options as `kernel` (LLVM inlines small
-callees by itself).
+"""Small helpers that may allocate (LLVM inlines small callees by itself)."""
 
-numba's own IR-level inlining (``inline="always"``) is avoided on purpose: on
-numba 0.68 it miscompiled the UM kernel (wrong results, with an
-"is not in scope" NumbaIRAssumptionWarning).
+outline_kernel = njit(**_COMMON, forceinline=False)
+"""Cold paths (the page-fault handler's slow path...) kept out of their callers."""
+
+leaf_kernel = njit(**_COMMON, _nrt=False)
+"""Small leaf functions on hot paths (accessors, checks): no reference counting.
+
+Why: the UM once paid about eight atomic operations per load/store for the
+increfs and decrefs of the arrays in its space tuple (3.5x slower on sandmark).
 """
+
+inline_leaf_kernel = njit(**_COMMON, _nrt=False, forceinline=True)
+"""A `leaf_kernel` always inlined: hot functions LLVM judged too big to inline
+(heap_malloc/heap_free: a call passes each array as 7 words on the stack)."""
+
+outline_leaf_kernel = njit(**_COMMON, _nrt=False, forceinline=False)
+"""A `leaf_kernel` never inlined: the slow paths of inline leaf kernels."""
+
+step_kernel = njit(**_COMMON, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+"""An `inline_leaf_kernel` callable from compiled code only: the UM's step, whose
+arguments (the classic backend's typed lists) could not even be unboxed from
+Python without reference counting."""
+
+ir_inline_leaf_kernel = njit(**_COMMON, _nrt=False, inline="always")
+"""A `leaf_kernel` inlined by numba at IR level (see the module note)."""

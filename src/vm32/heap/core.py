@@ -99,23 +99,18 @@ for a bad address (nothing changed).
 """
 
 import numpy as np
-from numba import njit
 
 from vm32.heap.bits import load_byte, lsb, msb, prefetch_word, store_byte
-from vm32.jit import leaf_kernel
+from vm32.jit import inline_leaf_kernel, ir_inline_leaf_kernel, leaf_kernel, outline_leaf_kernel
 from vm32.memory import load_word, store_word
 
-_inline_helper = njit(cache=True, nogil=True, _nrt=False, inline="always")
-# numba-IR inlining for the few big helpers on the general malloc/free paths: a call
-# between kernels passes each array as 7 words on the stack, and LLVM does not inline
-# callees this size, so the call chain malloc -> carve -> make_free cost more than the work.
-_fast_path = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
-_slow_path = njit(cache=True, nogil=True, _nrt=False, forceinline=False)
-# heap_malloc, heap_calloc, heap_free, heap_is_live, heap_size_of are _fast_path: LLVM's
-# alwaysinline puts them into the caller's loop (left to itself LLVM did not inline
-# heap_free: the call cost ~2 ns per operation on the sandmark replay). Their slow paths
-# are _slow_path, explicitly not inlined: numba compiles a callee that sets no
-# forceinline with the flags of its first caller.
+# Inlining (vm32.jit): the few big helpers on the general malloc/free paths are
+# ir_inline_leaf_kernel - a call between kernels passes each array as 7 words on the
+# stack, and LLVM does not inline callees this size, so the call chain
+# malloc -> carve -> make_free cost more than the work.  heap_malloc, heap_calloc,
+# heap_free, heap_is_live, heap_size_of are inline_leaf_kernel: they go into the
+# caller's loop (left to itself LLVM did not inline heap_free: the call cost ~2 ns per
+# operation on the sandmark replay).  Their slow paths are outline_leaf_kernel.
 
 HEAP_OK = 0
 """heap_free: the block was freed."""
@@ -328,7 +323,7 @@ def free_size(mem, tag, p):
     return load(mem, p - HEADER)
 
 
-@_inline_helper
+@ir_inline_leaf_kernel
 def make_free(mem, heap, p, size, mark_end):
     """Turn [p - 4, p - 4 + size) into one listed free block. Its last granule gets the
     T_END mark if `mark_end` (callers pass False when that granule carries it already).
@@ -359,7 +354,7 @@ def unmake_free(mem, heap, p, size):
     heap[M_FREE_BLOCKS] -= 1
 
 
-@_inline_helper
+@ir_inline_leaf_kernel
 def release(mem, heap, p, size):
     """Make [p - 4, p - 4 + size) free space, merged with the free block or top above it.
 
@@ -424,7 +419,7 @@ def heap_init(mem, heap, base, limit):
     store(mem, base, 0)  # the pad word below the first header
 
 
-@_fast_path
+@inline_leaf_kernel
 def heap_malloc(mem, heap, nbytes):
     """Address of a new live block of `nbytes` bytes (contents undefined), or 0 if no room.
 
@@ -447,7 +442,7 @@ def heap_malloc(mem, heap, nbytes):
     return malloc_general(mem, heap, nbytes)
 
 
-@_slow_path
+@outline_leaf_kernel
 def malloc_general(mem, heap, nbytes):
     """heap_malloc without a cached block: the first list that surely fits (O(1)); else the
     first CLASS_SCAN blocks of the request's own class; else top below the high-water mark;
@@ -504,7 +499,7 @@ def malloc_grow(mem, heap, nbytes):
     return p
 
 
-@_inline_helper
+@ir_inline_leaf_kernel
 def carve(mem, heap, p, size):
     """Make the front `size` bytes of free block `p` live; the rest stays free."""
     fsize = free_size(mem, tag_of(heap, p), p)
@@ -531,7 +526,7 @@ def fit_in_class(mem, heap, size, max_scan):
     return np.int64(0)
 
 
-@_fast_path
+@inline_leaf_kernel
 def heap_calloc(mem, heap, nbytes):
     """Like heap_malloc, with the first nbytes (rounded up to words) zeroed."""
     p = heap_malloc(mem, heap, nbytes)
@@ -541,7 +536,7 @@ def heap_calloc(mem, heap, nbytes):
     return p
 
 
-@_fast_path
+@inline_leaf_kernel
 def heap_is_live(heap, addr):
     """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
     # g = granule index - 1 of addr, rotated right by 3 bits: an address below base + 8
@@ -554,7 +549,7 @@ def heap_is_live(heap, addr):
     return (load_byte(heap, np.uint64(8 * M_TAGS + 1) + g) & T_LIVE) != 0
 
 
-@_fast_path
+@inline_leaf_kernel
 def heap_size_of(mem, heap, addr):
     """The nbytes requested for live block `addr` (the caller has checked it is live)."""
     return np.int64(load_word(mem, np.uint64(np.int64(addr) - HEADER)))
@@ -573,7 +568,7 @@ def addr_status(heap, addr):
     return HEAP_INVALID_FREE
 
 
-@_fast_path
+@inline_leaf_kernel
 def heap_free(mem, heap, addr):
     """Free live block `addr`; HEAP_OK, or HEAP_INVALID_FREE / HEAP_DOUBLE_FREE (nothing changed).
 
@@ -597,7 +592,7 @@ def heap_free(mem, heap, addr):
     return free_slow(mem, heap, addr)
 
 
-@_slow_path
+@outline_leaf_kernel
 def free_slow(mem, heap, addr):
     """heap_free for everything but a cached free: a bad address (its status), or a block
     that the caches do not take (merged into free space by free_block; HEAP_OK)."""
@@ -611,7 +606,7 @@ def free_slow(mem, heap, addr):
     return HEAP_OK
 
 
-@_inline_helper
+@ir_inline_leaf_kernel
 def free_block(mem, heap, p, size):
     """Turn block `p` of `size` bytes (live or cached; accounted for) into free space, merged
     with its free neighbours and top."""

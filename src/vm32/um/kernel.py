@@ -25,7 +25,7 @@ Speed notes:
 
 import numpy as np
 
-from vm32.jit import inline_leaf_kernel, kernel
+from vm32.jit import kernel, step_kernel
 from vm32.um import status as S
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.space import code_get, code_len, code_of, code_set
@@ -58,7 +58,7 @@ def new_state() -> np.ndarray:
     return np.zeros(ST_SIZE, dtype=np.int64)
 
 
-@inline_leaf_kernel
+@step_kernel
 def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
     """Execute the instruction at `pc` (< ncode) of segment 0; return (pc', event).
 
