@@ -36,9 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from numba import njit
 
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import inline_leaf_kernel, kernel, leaf_kernel, outline_kernel
 from vm32.kernel.layout import (
     C_CR3,
     C_FAULT_VA,
@@ -426,11 +425,9 @@ def prefault_host(ms):
             atomic_add(ms.words, f * 1024, 0)
 
 
-# forceinline=False is explicit because numba compiles a callee with the flags of the
-# caller it is first compiled for when the callee does not set them: called from
-# vm_translate (forceinline=True), the whole fault path would inherit LLVM's alwaysinline
-# and be copied into every access site.
-@njit(cache=True, nogil=True, forceinline=False)
+# outline: called from vm_translate (inline), it would otherwise inherit LLVM's
+# alwaysinline and the whole fault path would be copied into every access site.
+@outline_kernel
 def vm_translate_slow(ms, cpu, va, write, user):
     """TLB miss (or any access under LRU): walk, and on a not-present entry run the
     fault handler; pa or ST_*."""
@@ -474,13 +471,13 @@ def vm_translate_slow(ms, cpu, va, write, user):
         return status
 
 
-# LLVM-level forced inlining (`forceinline=True` puts LLVM's alwaysinline attribute on the
-# function; numba's IR-level inline="always", which miscompiled the UM kernel, is not used).
+# LLVM-level forced inlining (inline_leaf_kernel: LLVM's alwaysinline attribute; numba's
+# IR-level inline="always", which miscompiled the UM kernel, is not used).
 # As an ordinary leaf, LLVM inlined the whole fault path into vm_translate, which then was
 # too big to inline into the caller's loop, and each call passed the machine tuple (~100
 # scalars) by value.  Measured (benchmarks/paging.py --only tlb, random reads): ordinary
 # leaf 23.3 ns per TLB hit; numba IR inlining 3.5 ns; forceinline 3.58 ns; flat 1.83 ns.
-@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
+@inline_leaf_kernel
 def vm_translate(ms, cpu, va, write, user):
     """Physical address of virtual `va` for CPU `cpu` (entered with cpu_enter), or ST_* < 0.
 

@@ -63,9 +63,7 @@ evictions on other CPUs whose victims it has in its TLB.
 
 from __future__ import annotations
 
-from numba import njit
-
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import kernel, leaf_kernel, outline_kernel
 from vm32.kernel.layout import (
     C_BUSY,
     C_CR3,
@@ -95,7 +93,7 @@ from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, s
 from vm32.mmu.tlb import TLB_TAG_SHIFT, tlb_flush, tlb_invalidate
 
 
-@njit(cache=True, nogil=True, forceinline=False)  # cold: not inlined into every access (see fault.py)
+@outline_kernel  # cold: kept out of every access that polls
 def cpu_service(ms, cpu):
     """Apply the pending shootdown request of CPU `cpu` to its own TLB and acknowledge it."""
     base = cpu * CPU_STRIDE
