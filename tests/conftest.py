@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-UM_BACKENDS = ("flat", "classic")
+UM_BACKENDS = ("flat", "classic", "paged")
 TEST_MEMORY = 64 << 20  # small machines: cheap to create, and quick to run out of
 
 

@@ -3,10 +3,17 @@
     um = UniversalMachine(program, backend="flat", stdin=sys.stdin.buffer, stdout=sys.stdout.buffer)
     stats = um.run()
 
+    # the paged backend: the program is a process of a vm32.kernel Machine
+    um = UniversalMachine(program, backend="paged", frames=64, policy="clock")
+    um = UniversalMachine(program, backend="paged", machine=shared_machine)  # several at once
+
 The kernel (`vm32.um.kernel.um_run`) runs until it must stop; this driver then
 drains the output buffer, refills the input buffer, or turns a fault status
-into `vm32.errors.UMFault`.  Output is written and flushed before the driver
-blocks on input, so prompts appear before a program waits at a terminal.  Each
+into `vm32.errors.UMFault`.  On the paged backend a page fault the kernel
+could not serve (no frame, swap full) is raised as `vm32.errors.OutOfMemory`
+naming the program, the address and the pc, and the process is ended: its frames
+and swap slots go back to the machine, other processes go on.  Output is written
+and flushed before the driver blocks on input, so prompts appear before a program waits at a terminal.  Each
 kernel call runs at most `slice_instructions` (checked at jumps), so output
 reaches the terminal within a few milliseconds and Ctrl-C is noticed.
 """
@@ -30,7 +37,7 @@ from vm32.um.kernel import ST_ICOUNT, ST_IN_EOF, ST_IN_LEN, ST_IN_POS, ST_LIVE, 
 from vm32.um.kernel import ST_MAPS, ST_OUT_LEN, ST_PC, ST_PEAK_LIVE, ST_UNMAPS, new_state, um_run
 from vm32.um.loader import program_words
 
-BACKENDS = ("flat", "classic")
+BACKENDS = ("flat", "classic", "paged")
 IO_BUFFER = 1 << 16
 SLICE_INSTRUCTIONS = 1 << 24  # ~20 ms of UM time between returns to Python
 
@@ -54,13 +61,41 @@ class UniversalMachine:
         memory_size: int | str = DEFAULT_SIZE,
         stdin: BinaryIO | bytes | None = None,
         stdout: BinaryIO | None = None,
+        frames: int | None = None,
+        policy: str | None = None,
+        swap: int | str | None = None,
+        swap_path: str | os.PathLike | None = None,
+        tlb_entries: int | None = None,
+        machine=None,
+        name: str = "program",
     ):
+        """Load `program` (words, UM file bytes, or a path) on `backend`.
+
+        flat and classic: `memory_size` bytes of emulated memory hold the segments.
+        paged: the program is a process whose heap region (its segments) is
+        `memory_size` bytes of virtual memory (at most PAGED_MAX_HEAP); it runs on
+        `machine` (a vm32.kernel.Machine shared with other processes) or on a machine of
+        its own with `frames` frames, replacement `policy`, `swap` bytes of swap (default:
+        as large as the heap region) in `swap_path` (default: a temporary file) and TLBs of
+        `tlb_entries`.  `name` names the program in error messages.
+        """
         if backend not in BACKENDS:
             raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend != "paged" and any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries, machine)):
+            raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
         words = program_words(program)
         self.backend = backend
+        self.name = name
         self.memory_size = check_size(parse_size(memory_size))
-        if backend == "flat":
+        self.paged = None
+        if backend == "paged":
+            from vm32.um.paged import PagedProcess
+
+            self.memory = self.heap = None
+            self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
+                                      swap_path=swap_path, tlb_entries=tlb_entries, machine=machine)
+            self.space = self.paged.space
+        elif backend == "flat":
             if self.memory_size < 2 * PAGE_SIZE:
                 raise InvalidArgument(
                     "the flat backend needs at least 8K of memory (page 0 stays unused, so that "
@@ -101,7 +136,10 @@ class UniversalMachine:
                     budget = min(budget, stop_at - self.st[ST_ICOUNT])
                     if budget <= 0:
                         break
-                status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
+                if self.paged is not None:
+                    status = self.paged.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
+                else:
+                    status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
                 self._after_call(status)
                 if on_slice is not None:
                     on_slice(self)
@@ -124,7 +162,15 @@ class UniversalMachine:
                 self._drain_output()
         else:
             self._drain_output()
-            raise self._fault(status)
+            if self.paged is not None:
+                error = self.paged.failure(int(self.st[ST_PC]))  # the kernel's failure, if any
+                if error is not None:
+                    self.paged.finish()
+                    raise error
+            fault = self._fault(status)
+            if self.paged is not None:
+                self.paged.finish()  # a dead process gives its frames back at once
+            raise fault
 
     def _drain_output(self) -> None:
         n = int(self.st[ST_OUT_LEN])
@@ -165,7 +211,9 @@ class UniversalMachine:
 
     # -- inspection ------------------------------------------------------------
     def code_words(self) -> np.ndarray:
-        """The current words of segment 0 (a view: do not modify)."""
+        """The current words of segment 0 (a view: do not modify; a copy on the paged backend)."""
+        if self.paged is not None:
+            return self.paged.code_words()
         if isinstance(self.space, ClassicSpace):
             return self.space.table[0]
         base = int(self.space.meta[CODE])
@@ -190,10 +238,15 @@ class UniversalMachine:
             h = self.heap.stats()
             stats["allocator_footprint_bytes"] = int(h["footprint"])
             stats["allocator_peak_live_bytes"] = int(h.get("peak_live_bytes", 0))
+        if self.paged is not None:
+            stats.update(self.paged.stats())
         return stats
 
     def close(self) -> None:
-        """Release the machine's memory."""
+        """Release the machine's memory (paged: end the process; close the machine if it is its own)."""
+        if self.paged is not None:
+            self.paged.close()
+            return
         if self.memory is not None:
             self.space = self.heap = None
             self.memory.close()

@@ -8,35 +8,39 @@ handler, swap), so a program may use far more memory than the machine's frames.
 
 Words
 -----
-*space*    ``PagedSpace(ms, heap, meta)``: the machine state tuple (`vm32.kernel.state`),
-           the allocator's state array, and this process's scalars ``meta[M_*]``.
+*space*    ``PagedSpace(words, heap, meta, tlb, cpu, ref)``: physical memory, the
+           allocator's state array, this process's scalars ``meta[M_*]``, the TLB row and
+           register row of the CPU it runs on, and `ref`, the machine state by address
+           (below).  Small on purpose: see "Hot and cold".
 *code*     the code handle of segment 0 is its virtual address; its length in words
            is kept in ``meta[M_CODE_LEN]`` (no translation to learn it).
-*fetch buffer*  the translation of the code page being executed, cached in meta as
-           (M_LO, M_BASE): UM indices [M_LO, M_LO + 1024) of segment 0 are on the cached
-           page and word i is ``words[M_BASE + i - M_LO]``.  A fetch that hits it is two
-           loads and a compare, no TLB lookup.  Like an instruction prefetch buffer it is
-           dropped (M_LO = NO_PAGE) whenever this CPU's TLB may have changed: on entry,
-           when a shootdown request is served, and after every slow translation (a miss
-           may have evicted the code page's frame on this very CPU).
+*fetch buffer*  the translations of the two code pages used last, like an instruction
+           prefetch buffer: way k holds the UM index of segment 0 where its page starts
+           and the physical word index of that index, so a fetch that hits way 0 is two
+           loads and a compare, no TLB lookup.  Two ways, because segment 0 is also data
+           (sandmark loads from segment 0 about once per ten instructions: with one way,
+           each such load evicted the code page).  The buffer is dropped whenever this
+           CPU's TLB may have changed: on entry, when a shootdown request is served, and
+           after every slow translation (a miss may have evicted the code page's frame on
+           this very CPU).
 *fail*     ``meta[M_FAIL]``: the kernel status (ST_* < 0) of an access whose page fault
-           could not be served (no frame, swap full).  The interpreter's operations
-           cannot all report failures (code_get, seg_get and seg_set return no status), so
-           a failure is recorded, the fetch buffer dropped, and the next fetch returns
-           POISON, an invalid instruction: the interpreter stops at once and the driver,
-           seeing M_FAIL, reports the kernel's error instead of a UM fault.  A failure
-           inside an allocator operation leaves the heap half-changed: the process is
-           finished either way (the driver never resumes it).
+           could not be served (no frame, swap full).  Not every operation of the seam can
+           report a failure (code_get, seg_get and seg_set return no status), so a failure
+           is recorded, the fetch buffer dropped, and the next fetch returns POISON, an
+           invalid instruction: the interpreter stops at once and the driver, seeing
+           M_FAIL, reports the kernel's error instead of a UM fault.  A failure inside an
+           allocator operation leaves the heap half-changed: the process is finished
+           either way (the driver never resumes it).
 
 Translation
 -----------
 `_xlate` is the one translation of this backend: poll this CPU's shootdown slot
-(one load: the CPU acknowledges evictions on other CPUs here, so an evicting CPU
-waits at most one data access or slice for this one), probe the TLB (one load and a
-compare), else `vm_translate_slow` (walk, fault handler).  Fetches that leave the
-cached page, loads, stores and the allocator's own header and link accesses all use
-it.  Under the LRU policy every access must stamp its frame, so nothing is cached
-and every translation takes the slow path.
+(one load: the CPU acknowledges evictions on other CPUs here), probe the TLB (one
+load and a compare), else the cold path: walk and fault (`vm_translate_slow`).
+Fetches that leave the buffered pages, loads, stores and the allocator's own header
+and link accesses all use it.  Under the LRU policy every access must stamp its
+frame, so the space has its own type (PagedSpaceLRU), nothing is cached and every
+translation takes the slow path.
 
 A load or store of segment s at offset i: the live bit of s (host tag map, as flat),
 one translation of s's header (its size), and the data word's address derived from
@@ -45,25 +49,39 @@ else a second translation.  `seg_check` leaves the data word's physical address 
 ``meta[M_PA]`` for `seg_get`; `seg_set` probes the TLB for write permission with a
 known Dirty bit and takes the slow path (which sets Dirty) otherwise.
 
+Hot and cold
+------------
+Every operation is inlined into the interpreter, and with it every call of a slow
+path.  A call passing the kernel's MachineState (thirteen arrays, ~90 words) by value
+cost ~500 bytes of pushes per call site; with dozens of sites the interpreter grew to
+70 000 lines of assembly and ran 1.8x slower than flat even on pure arithmetic
+(instruction-cache misses).  So the space carries the machine state *by address*:
+``ref`` holds each array's data address and shape, and the cold functions take four
+scalars (addresses of ref and meta, va, write) and rebuild the arrays with `carray`
+(views without reference counts; the Machine owns the memory and outlives the run).
+
 Concurrency
 -----------
 Each process runs on one CPU at a time (`paged_um_run` brackets the interpreter with
 cpu_enter / cpu_leave).  Its heap and meta belong to that process alone.  The fetch
 buffer is safe against other CPUs' evictions because an evicting CPU waits until this
-one acknowledges its shootdown request, which only happens inside `_xlate` or a kernel
-slow path, after which the buffer is dropped.  Fetches from the buffer do not poll: a
-program running only in segment 0 acknowledges at the end of its slice (the driver's
-instruction budget), so the driver keeps slices short when several CPUs run.
+one acknowledges its shootdown request, which only happens inside `_xlate`'s poll or
+a kernel slow path, after which the buffer is dropped.  Fetches from the buffer do
+not poll: a program running only in segment 0 acknowledges at the end of its slice
+(the driver's instruction budget), so the driver keeps slices short when several
+CPUs run.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from llvmlite import ir
+import numba
+from numba import cfunc, njit, types
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array, populate_array
 
 from vm32.errors import InvalidArgument, OutOfMemory, VM32Error
 from vm32.heap import core as heap_core
@@ -74,9 +92,9 @@ from vm32.kernel.fault import vm_translate_slow
 from vm32.kernel.layout import (
     C_REQ, CPU_STRIDE, IMAGE_BASE, KV_LRU, OK, REQ_NONE, STACK_TOP, STATUS_NAMES, ST_NO_FRAME, ST_SWAP_FULL,
 )
-from vm32.memory import PAGE_SIZE
+from vm32.kernel.state import MachineState
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_service
-from vm32.memory import load_word, store_word
+from vm32.memory import PAGE_SIZE, load_word, store_word
 from vm32.mmu.atomic import atomic_load
 from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_U, PTE_W
 from vm32.mmu.tlb import TLB_TAG_SHIFT
@@ -84,9 +102,10 @@ from vm32.um import space as sp
 from vm32.um import status as S
 from vm32.um.kernel import ST_ICOUNT, um_run
 
-PagedSpace = namedtuple("PagedSpace", ["ms", "heap", "meta", "tlb", "cpu"])
-"""ms: the kernel's MachineState; heap: vm32.heap state of the process heap; meta: int64[M_SIZE];
-tlb: the running CPU's TLB row (ms.tlb[cpu]); cpu: its register row (ms.cpus[cpu * CPU_STRIDE:][:CPU_STRIDE])."""
+PagedSpace = namedtuple("PagedSpace", ["words", "heap", "meta", "tlb", "cpu", "ref"])
+"""words: physical memory (uint32); heap: vm32.heap state of the process heap; meta:
+int64[M_SIZE]; tlb: the running CPU's TLB row; cpu: its register row; ref: the machine
+state by address (`machine_ref`)."""
 
 PagedSpaceLRU = namedtuple("PagedSpaceLRU", PagedSpace._fields)
 """The same space on a machine whose policy (LRU) must see every access: its own type, so the
@@ -97,6 +116,7 @@ M_CODE = 0  # virtual address of segment 0
 M_CODE_LEN = 1  # words in segment 0
 M_CPU = 2  # the CPU this process runs on (set by the driver before each run)
 M_PA = 6  # physical address of the data word seg_check approved
+M_PW = 3  # the same if its TLB entry also allows a store (W and Dirty known), else -1
 M_FAIL = 7  # ST_* of a page fault that could not be served, else 0
 M_FAIL_VA = 8  # its virtual address
 M_ACC = 9  # loads and stores of segment words (instruction fetches are counted by the caller)
@@ -107,7 +127,7 @@ M_WAYS = 16  # fetch buffer: way k is (M_WAYS + 2k: first UM index of segment 0 
 #              NO_PAGE; M_WAYS + 2k + 1: word index in physical memory of that UM index)
 M_SIZE = 24
 
-NO_PAGE = -(1 << 62)  # M_LO of an empty fetch buffer: no UM index is within 1024 of it
+NO_PAGE = -(1 << 62)  # an empty fetch-buffer way: no UM index is within 1024 of it
 POISON = 0xF0000000  # operator 15: what a fetch returns once M_FAIL is set
 PAGE_WORDS = 1024
 NEED_READ = PTE_U
@@ -122,18 +142,90 @@ def new_meta(pid: int) -> np.ndarray:
     return meta
 
 
-def make_space(ms, heap: np.ndarray, meta: np.ndarray, cpu: int, lru: bool):
-    """The space of a process (heap, meta) running on CPU `cpu` of machine state `ms`."""
+# ---- the machine state by address ------------------------------------------------------------
+
+REF_STRIDE = 3  # per MachineState field: data address, shape[0], shape[1] (1 for 1-d)
+REF_LEN = REF_STRIDE * len(MachineState._fields)
+REF_COLD = REF_LEN  # then: the host address of the cold-path entry point (`_cold_entry`)
+
+
+def machine_ref(ms) -> np.ndarray:
+    """`ms`'s arrays by address, for the cold paths (valid while the arrays live)."""
+    if not _MS_TYPE:
+        _MS_TYPE.append(numba.typeof(ms))
+    elif numba.typeof(ms) != _MS_TYPE[0]:
+        raise InvalidArgument("machine_ref: a machine state of another layout than the first one")
+    ref = np.zeros(REF_LEN + 1, dtype=np.int64)
+    for k, a in enumerate(ms):
+        if not a.flags.c_contiguous:
+            raise InvalidArgument(f"machine state field {MachineState._fields[k]} is not contiguous")
+        ref[REF_STRIDE * k] = a.ctypes.data
+        ref[REF_STRIDE * k + 1] = a.shape[0]
+        ref[REF_STRIDE * k + 2] = a.shape[1] if a.ndim == 2 else 1
+    ref[REF_COLD] = _cold_entry().address
+    return ref
+
+
+_MS_TYPE: list = []  # [numba type of MachineState], recorded by machine_ref before any compile
+
+
+@intrinsic
+def _ms_view(typingctx, ref):
+    """The MachineState whose arrays `ref` (from machine_ref) names: views without reference
+    counts (numba's carray is a function returning a new array, which code compiled without
+    reference counting may not call; this builds the same views in place)."""
+    if not _MS_TYPE or not isinstance(ref, types.Array):
+        return None
+    ms_type = _MS_TYPE[0]
+
+    def codegen(context, builder, signature, args):
+        base = make_array(signature.args[0])(context, builder, args[0]).data
+        i64 = ir.IntType(64)
+
+        def word(i):
+            return builder.load(builder.gep(base, [ir.Constant(i64, i)]))
+
+        arrays = []
+        for k, aty in enumerate(ms_type.types):
+            shape = [word(REF_STRIDE * k + 1 + d) for d in range(aty.ndim)]
+            itemsize = ir.Constant(i64, context.get_abi_sizeof(context.get_data_type(aty.dtype)))
+            strides = [itemsize] if aty.ndim == 1 else [builder.mul(itemsize, shape[1]), itemsize]
+            ptr = builder.inttoptr(word(REF_STRIDE * k), context.get_data_type(aty.dtype).as_pointer())
+            out = make_array(aty)(context, builder)
+            populate_array(out, data=ptr, shape=shape, strides=strides, itemsize=itemsize, meminfo=None)
+            arrays.append(out._getvalue())
+        return context.make_tuple(builder, ms_type, arrays)
+
+    return ms_type(ref), codegen
+
+
+@intrinsic
+def _i64_view(typingctx, addr, n):
+    """The int64 array of `n` elements at host address `addr` (a view, no reference count)."""
+    if not isinstance(addr, types.Integer) or not isinstance(n, types.Integer):
+        return None
+    aty = types.Array(types.int64, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        out = make_array(aty)(context, builder)
+        eight = ir.Constant(ir.IntType(64), 8)
+        ptr = builder.inttoptr(args[0], context.get_data_type(types.int64).as_pointer())
+        populate_array(out, data=ptr, shape=[args[1]], strides=[eight], itemsize=eight, meminfo=None)
+        return out._getvalue()
+
+    return aty(addr, n), codegen
+
+
+def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int, lru: bool):
+    """The space of a process (heap, meta) running on CPU `cpu` of machine state `ms` (ref: its address)."""
     meta[M_CPU] = cpu
     meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
     kind = PagedSpaceLRU if lru else PagedSpace
-    return kind(ms, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE])
+    return kind(ms.words, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE], ref)
 
 
 _inline_leaf = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
-# LLVM-level forced inlining (as vm32.kernel.fault.vm_translate): an ordinary call passes the
-# space - seventeen arrays, over a hundred words - by value, which costs more than the access.
-# Functions that are not forced inline here are slow paths.
+# LLVM-level forced inlining (as vm32.kernel.fault.vm_translate) for the fast paths.
 
 
 def _is_paged_space(space) -> bool:
@@ -154,17 +246,7 @@ def _ov_is_lru(space):
     return None
 
 
-# ---- translation ----------------------------------------------------------------------------------
-
-
-@_inline_leaf
-def _probe(tlb, va, need):
-    """The entry of TLB row `tlb` for `va` if it holds the bits `need`, else 0 (no poll)."""
-    vpn = va >> 12
-    e = tlb[vpn & (tlb.shape[0] - 1)]
-    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
-        return e
-    return np.int64(0)
+# ---- the fetch buffer --------------------------------------------------------------------------
 
 
 @_inline_leaf
@@ -174,12 +256,26 @@ def _drop(m):
     m[M_WAYS + 2] = NO_PAGE
 
 
+@intrinsic
+def _host_u32(typingctx, addr):
+    """The uint32 at host address `addr` (inside physical memory: the fetch buffer's pages)."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.load(builder.inttoptr(args[0], ir.IntType(32).as_pointer()))
+
+    return types.uint32(addr), codegen
+
+
 @_inline_leaf
-def _refill(m, code, va, pa):
+def _refill(space, code, va, pa):
     """Put the page of segment 0 holding virtual `va` (at physical `pa`) in a fetch-buffer way."""
+    m = space.meta
     k = M_WAYS + 2 * m[M_VICTIM]
-    m[k] = ((va & ~np.int64(0xFFF)) - np.int64(code)) >> 2
-    m[k + 1] = (pa >> 2) - ((va & 0xFFF) >> 2)
+    lo = ((va & ~np.int64(0xFFF)) - np.int64(code)) >> 2
+    m[k] = lo
+    m[k + 1] = space.words.ctypes.data + (pa - (va & 0xFFF)) - 4 * lo  # host address of UM index 0
     m[M_VICTIM] ^= 1
     m[M_REFILLS] += 1
 
@@ -193,29 +289,88 @@ def _fail(m, status, va):
     _drop(m)
 
 
+# ---- translation: hot paths inline, cold paths out of line with scalar arguments ------------------
+
+
+@_inline_leaf
+def _probe(tlb, va, need):
+    """The entry of TLB row `tlb` for `va` if it holds the bits `need`, else 0 (no poll)."""
+    vpn = va >> 12
+    e = tlb[np.uint64(vpn) & np.uint64(tlb.shape[0] - 1)]  # unsigned: no negative-index fix-up
+    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
+        return e
+    return np.int64(0)
+
+
+COLD_SERVE, COLD_READ, COLD_WRITE = -1, 0, 1
+
+
 @kernel
-def _serve(space):
-    """Serve this CPU's pending shootdown request; the fetch buffer goes with it."""
-    cpu_service(space.ms, space.meta[M_CPU])
-    _drop(space.meta)
+def _cold(ref_addr, meta_addr, va, what):
+    """The cold paths, out of line with scalar arguments only (see "Hot and cold").
+
+    what = COLD_SERVE: serve this CPU's pending shootdown request; returns 0.
+    what = COLD_READ / COLD_WRITE: walk and fault for `va` (the TLB could not answer);
+    returns the physical address, or ST_* with M_FAIL set.
+    Either way the fetch buffer is dropped: this CPU's TLB may change here (own
+    evictions, served shootdowns).
+    """
+    ms = _ms_view(_i64_view(ref_addr, REF_LEN))
+    m = _i64_view(meta_addr, M_SIZE)
+    _drop(m)
+    if what == COLD_SERVE:
+        cpu_service(ms, m[M_CPU])
+        return np.int64(0)
+    pa = vm_translate_slow(ms, m[M_CPU], va, what, 1)
+    if pa < 0:
+        _fail(m, pa, va)
+    return pa
+
+
+_COLD_ENTRY: list = []
+
+
+def _cold_entry():
+    """`_cold` as a C-callable function (compiled on first use): the hot code calls it through
+    its address, so LLVM cannot inline it into the interpreter (it did, 64 times, when it was
+    an ordinary call: each copy brought a 90-word call of the fault handler along)."""
+    if not _COLD_ENTRY:
+        sig = types.int64(types.int64, types.int64, types.int64, types.int64)
+        _COLD_ENTRY.append(cfunc(sig, nopython=True, cache=True)(_cold_c))
+    return _COLD_ENTRY[0]
+
+
+def _cold_c(ref_addr, meta_addr, va, what):
+    return _cold(ref_addr, meta_addr, va, what)
+
+
+@intrinsic
+def _call_cold(typingctx, fn, ref_addr, meta_addr, va, what):
+    """Call the C function at host address `fn` with four int64 arguments; its int64 result."""
+    args = (fn, ref_addr, meta_addr, va, what)
+    if not all(isinstance(a, types.Integer) for a in args):
+        return None
+
+    def codegen(context, builder, signature, llargs):
+        i64 = ir.IntType(64)
+        vals = [context.cast(builder, v, t, types.int64) for v, t in zip(llargs, signature.args)]
+        fnty = ir.FunctionType(i64, [i64] * 4)
+        return builder.call(builder.inttoptr(vals[0], fnty.as_pointer()), vals[1:])
+
+    return types.int64(*args), codegen
 
 
 @_inline_leaf
 def _poll(space):
     """Acknowledge a pending shootdown request, if any (one load when there is none)."""
     if atomic_load(space.cpu, C_REQ) != REQ_NONE:
-        _serve(space)
+        _call_cold(space.ref[REF_COLD], space.ref.ctypes.data, space.meta.ctypes.data, np.int64(0), COLD_SERVE)
 
 
-@kernel
+@_inline_leaf
 def _xlate_slow(space, va, write):
-    """Walk and fault for `va` (the TLB could not answer); pa, or ST_* with M_FAIL set."""
-    m = space.meta
-    _drop(m)  # this CPU's TLB may change below (own eviction, served shootdowns)
-    pa = vm_translate_slow(space.ms, m[M_CPU], va, write, 1)
-    if pa < 0:
-        _fail(m, pa, va)
-    return pa
+    """The cold path of a translation (a call with four scalars)."""
+    return _call_cold(space.ref[REF_COLD], space.ref.ctypes.data, space.meta.ctypes.data, va, np.int64(write))
 
 
 @_inline_leaf
@@ -246,7 +401,7 @@ def _load_word_paged_space(mem, addr):
         pa = _xlate(mem, np.int64(addr), 0)
         if pa < 0:
             return np.uint32(0)
-        return mem.ms.words[pa >> 2]
+        return mem.words[pa >> 2]
 
     return impl
 
@@ -260,7 +415,7 @@ def _store_word_paged_space(mem, addr, value):
         if mem.meta[M_FAIL] == 0:
             pa = _xlate(mem, np.int64(addr), 1)
             if pa >= 0:
-                mem.ms.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
+                mem.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
 
     return impl
 
@@ -271,7 +426,7 @@ def _store_word_paged_space(mem, addr, value):
 @leaf_kernel
 def _zero(space, va, nwords):
     """Zero `nwords` words from `va`, one translation per page; False if a page failed."""
-    words = space.ms.words
+    words = space.words
     k = np.int64(0)
     while k < nwords:
         a = va + 4 * k
@@ -286,7 +441,7 @@ def _zero(space, va, nwords):
     return True
 
 
-@kernel
+@leaf_kernel
 def _copy(space, dst, src, nwords):
     """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk.
 
@@ -295,7 +450,7 @@ def _copy(space, dst, src, nwords):
     chunk is retried when it has gone.  False if a page failed or memory is too short to
     hold both pages at once (after many retries).
     """
-    words = space.ms.words
+    words = space.words
     m = space.meta
     k = np.int64(0)
     retries = 0
@@ -328,10 +483,10 @@ def _copy(space, dst, src, nwords):
     return True
 
 
-@kernel
+@leaf_kernel
 def _copy_in(space, dst, program):
     """Copy host array `program` (uint32) to virtual `dst`, a page at a time; False on failure."""
-    words = space.ms.words
+    words = space.words
     n = np.int64(program.shape[0])
     k = np.int64(0)
     while k < n:
@@ -358,7 +513,7 @@ def _code_len(space, code):
     return np.uint64(space.meta[M_CODE_LEN])
 
 
-@kernel
+@leaf_kernel
 def _fetch_slow(space, code, i):
     """Word i of segment 0 when the TLB does not hold its page: walk (fault), refill the buffer."""
     m = space.meta
@@ -369,8 +524,8 @@ def _fetch_slow(space, code, i):
     if pa < 0:
         return np.uint32(POISON)
     if not _is_lru(space):
-        _refill(m, code, va, pa)
-    return space.ms.words[pa >> 2]
+        _refill(space, code, va, pa)
+    return space.words[pa >> 2]
 
 
 @_inline_leaf
@@ -383,19 +538,17 @@ def _fetch_refill(space, code, i):
         e = _probe(space.tlb, va, NEED_READ)
         if e != 0:
             pa = (e & PTE_FRAME) | (va & 0xFFF)
-            _refill(m, code, va, pa)
-            return space.ms.words[pa >> 2]
+            _refill(space, code, va, pa)
+            return space.words[pa >> 2]
     return _fetch_slow(space, code, i)
 
 
 def _code_get(space, code, i):
     m = space.meta
-    d = np.int64(i) - m[M_WAYS]
-    if np.uint64(d) < np.uint64(PAGE_WORDS):
-        return space.ms.words[np.uint64(m[M_WAYS + 1] + d)]
-    d = np.int64(i) - m[M_WAYS + 2]
-    if np.uint64(d) < np.uint64(PAGE_WORDS):
-        return space.ms.words[np.uint64(m[M_WAYS + 3] + d)]
+    if np.uint64(np.int64(i) - m[M_WAYS]) < np.uint64(PAGE_WORDS):
+        return _host_u32(m[M_WAYS + 1] + 4 * np.int64(i))
+    if np.uint64(np.int64(i) - m[M_WAYS + 2]) < np.uint64(PAGE_WORDS):
+        return _host_u32(m[M_WAYS + 3] + 4 * np.int64(i))
     return _fetch_refill(space, code, i)
 
 
@@ -403,7 +556,7 @@ def _code_set(space, code, i, value):
     space.meta[M_ACC] += 1
     pa = _xlate(space, np.int64(code) + 4 * np.int64(i), 1)
     if pa >= 0:
-        space.ms.words[pa >> 2] = value
+        space.words[pa >> 2] = value
 
 
 @_inline_leaf
@@ -412,47 +565,61 @@ def _is_segment(space, s):
     return s != space.meta[M_CODE] and heap_is_live(space.heap, s)
 
 
+@_inline_leaf
+def _read_entry(space, va):
+    """(pa, w) of a read of `va`: w is True when the TLB entry would let a store through too
+    (W and a known Dirty bit), so that a store after the check needs no second lookup.
+    pa is ST_* < 0 if the page could not come in."""
+    _poll(space)
+    if not _is_lru(space):
+        e = _probe(space.tlb, va, NEED_READ)
+        if e != 0:
+            return (e & PTE_FRAME) | (va & 0xFFF), (e & (PTE_W | PTE_D)) == (PTE_W | PTE_D)
+    return _xlate_slow(space, va, 0), False
+
+
 def _seg_check(space, sid, off):
     s = np.int64(sid)
     if not _is_segment(space, s):
         return S.INACTIVE_ARRAY
-    space.meta[M_ACC] += 1
+    m = space.meta
+    m[M_ACC] += 1
     h = s - 4
-    ph = _xlate(space, h, 0)
+    ph, w = _read_entry(space, h)
     if ph < 0:
         return S.OUT_OF_MEMORY  # M_FAIL tells the driver it is the kernel's failure
-    if off >= (np.uint64(space.ms.words[ph >> 2]) >> np.uint64(2)):
+    if off >= (np.uint64(space.words[ph >> 2]) >> np.uint64(2)):
         return S.INDEX_OUT_OF_BOUNDS
     a = s + 4 * np.int64(off)
     if (a ^ h) >> 12 == 0:
         pa = ph + (a - h)
     else:
-        pa = _xlate(space, a, 0)
+        pa, w = _read_entry(space, a)
         if pa < 0:
             return S.OUT_OF_MEMORY
-    space.meta[M_PA] = pa
+    m[M_PA] = pa
+    m[M_PW] = pa if w else np.int64(-1)
     return 0
 
 
 def _seg_get(space, sid, off):
-    return space.ms.words[space.meta[M_PA] >> 2]
+    return space.words[space.meta[M_PA] >> 2]
 
 
-@kernel
+@leaf_kernel
 def _store_slow(space, va, value):
     """A store whose TLB entry lacks write permission or a known Dirty bit: walk (sets Dirty)."""
     pa = _xlate_slow(space, va, 1)
     if pa >= 0:
-        space.ms.words[pa >> 2] = value
+        space.words[pa >> 2] = value
 
 
 def _seg_set(space, sid, off, value):
-    a = np.int64(sid) + 4 * np.int64(off)
-    e = np.int64(0) if _is_lru(space) else _probe(space.tlb, a, NEED_WRITE)
-    if e != 0:
-        space.ms.words[((e & PTE_FRAME) | (a & 0xFFF)) >> 2] = value
+    p = space.meta[M_PW]
+    if p >= 0:
+        space.words[p >> 2] = value
     else:
-        _store_slow(space, a, value)
+        _store_slow(space, np.int64(sid) + 4 * np.int64(off), value)
 
 
 def _seg_map(space, n):
@@ -475,7 +642,7 @@ def _seg_unmap(space, sid):
     return 0
 
 
-@kernel
+@leaf_kernel
 def _load_program(space, sid):
     """Segment 0 becomes a copy of segment `sid` (live, not segment 0); 0 or a fault status."""
     m = space.meta
@@ -508,10 +675,6 @@ _OPS = dict(
     seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-
-
-# forced inline: an ordinary call of an operation passes this space (over a hundred words)
-# by value - it tripled the cost of a load
 for _kind in (PagedSpace, PagedSpaceLRU):
     sp.register(_kind, refcounted=False, inline=True, **_OPS)
 
@@ -520,13 +683,13 @@ for _kind in (PagedSpace, PagedSpaceLRU):
 
 
 @kernel
-def paged_setup(space, program, base, limit):
+def paged_setup(ms, space, program, base, limit):
     """Set up the process heap over [base, limit) and copy `program` into segment 0.
 
     Returns OK, ST_DEAD, ST_* of a failed page fault (M_FAIL set), or 1 when the
     heap has no room for the program.
     """
-    ms, m = space.ms, space.meta
+    m = space.meta
     cpu = m[M_CPU]
     st = cpu_enter(ms, cpu, m[M_PID])
     if st != OK:
@@ -549,13 +712,13 @@ def paged_setup(space, program, base, limit):
 
 
 @kernel
-def paged_um_run(space, regs, st, inbuf, outbuf, budget):
+def paged_um_run(ms, space, regs, st, inbuf, outbuf, budget):
     """`um_run` on a paged space, as one visit of the process's CPU (cpu_enter .. cpu_leave).
 
     Returns um_run's status, or ST_DEAD (< 0) if the process has exited.  The accesses
     credited to the process are the instructions fetched plus the segment loads and stores.
     """
-    ms, m = space.ms, space.meta
+    m = space.meta
     cpu = m[M_CPU]
     e = cpu_enter(ms, cpu, m[M_PID])
     if e != OK:
@@ -622,9 +785,10 @@ class PagedProcess:
         base, limit = self.proc.heap_base, self.proc.heap_end
         self.heap_base, self.heap_limit = base, limit
         self.lru = bool(m.ms.kv[KV_LRU])
+        self.ref = machine_ref(m.ms)
         meta = new_meta(self.proc.pid)
-        self.space = make_space(m.ms, new_heap_state(base, limit), meta, m.cpu(), self.lru)
-        r = int(paged_setup(self.space, np.ascontiguousarray(words, dtype=np.uint32), base, limit))
+        self.space = make_space(m.ms, self.ref, new_heap_state(base, limit), meta, m.cpu(), self.lru)
+        r = int(paged_setup(m.ms, self.space, np.ascontiguousarray(words, dtype=np.uint32), base, limit))
         if r == 1:
             raise OutOfMemory(f"{self.name}: the program ({4 * len(words)} bytes) does not fit in a heap of "
                               f"{heap_size} bytes; use a larger --memory")
@@ -637,8 +801,8 @@ class PagedProcess:
         meta = self.space.meta
         cpu = self.machine.cpu()
         if cpu != meta[M_CPU]:
-            self.space = make_space(self.machine.ms, self.space.heap, meta, cpu, self.lru)
-        r = int(paged_um_run(self.space, regs, st, inbuf, outbuf, budget))
+            self.space = make_space(self.machine.ms, self.ref, self.space.heap, meta, cpu, self.lru)
+        r = int(paged_um_run(self.machine.ms, self.space, regs, st, inbuf, outbuf, budget))
         if r < 0:
             raise InvalidArgument(f"{self.name}: the process has ended; load the program again")
         return r
