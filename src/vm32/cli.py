@@ -2,6 +2,7 @@
 
     vm32 demo                           run the built-in showcase
     vm32 um run PROGRAM [--backend ...] run a UM program (stdin/stdout are its console)
+    vm32 um run A.um B.um ... --frames N  several UM programs at once on one paged machine
     vm32 um asm FILE -o OUT.um          assemble UM assembly into a program file
     vm32 um disasm PROGRAM              disassemble a program file
 
@@ -19,6 +20,16 @@ from pathlib import Path
 
 from vm32 import __version__
 from vm32.errors import InvalidArgument, VM32Error
+
+DEFAULT_FRAMES = 4096  # as vm32.um.paged (kept here so that --help needs no numba import)
+DEFAULT_POLICY = "clock"
+DEFAULT_TLB = 1024
+
+
+def _policies() -> tuple[str, ...]:
+    from vm32.kernel.policies import POLICIES
+
+    return tuple(POLICIES)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -40,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    demo = commands.add_parser("demo", help="run the built-in showcase (no input files needed)")
+    demo = commands.add_parser(
+        "demo", help="run the built-in showcase (no input files needed)",
+        description="Four built-in UM programs run at once as processes of one paged machine with too "
+                    "little physical memory: a live view of frames, faults and swap traffic, a final "
+                    "report, and each output checked against a solo run on the flat backend.")
+    demo.add_argument("--frames", type=int, default=None, metavar="N",
+                      help="physical frames of 4 KiB (default 64: 256 KiB for about 7 MB of data)")
+    demo.add_argument("--policy", default=None, metavar="P",
+                      help=f"page replacement policy: {', '.join(_policies())} (default clock)")
     demo.set_defaults(handler=cmd_demo)
 
     from vm32.kernel.demo import add_paging_commands
@@ -51,14 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
     um_commands = um.add_subparsers(dest="um_command", metavar="UM_COMMAND", parser_class=_Parser)
     um_commands.required = True
 
-    run = um_commands.add_parser("run", help="run a UM program with stdin/stdout as its console")
-    run.add_argument("program", help="UM program file (big-endian 32-bit words, e.g. sandmark.umz)")
-    run.add_argument("--backend", choices=("flat", "classic"), default="flat",
-                     help="flat: segment id = 32-bit address (default); classic: table of arrays")
-    run.add_argument("--memory", default="4G", metavar="SIZE",
-                     help="emulated memory size, a multiple of 4K (default 4G)")
-    run.add_argument("--input", metavar="FILE", help="read the program's input from FILE, not stdin")
-    run.add_argument("--stats", action="store_true", help="print run statistics on stderr at the end")
+    run = um_commands.add_parser(
+        "run", help="run UM programs (one: stdin/stdout are its console; several: at once, paged)",
+        description="Run a UM program with stdin/stdout as its console, or several programs at once "
+                    "as processes of one paged machine sharing its frames (each on its own host thread).")
+    run.add_argument("program", nargs="+",
+                     help="UM program file(s) (big-endian 32-bit words, e.g. sandmark.umz)")
+    run.add_argument("--backend", choices=("flat", "classic", "paged"), default=None,
+                     help="flat: segment id = 32-bit address (default for one program); classic: table "
+                          "of arrays; paged: a process of the demand-paged kernel (always, for several)")
+    run.add_argument("--memory", default=None, metavar="SIZE",
+                     help="flat/classic: emulated memory (default 4G); paged: each process's heap region, "
+                          "its virtual memory for segments (default: as much as a process can have, 3.7G)")
+    run.add_argument("--input", metavar="FILE", action="append",
+                     help="read the program's input from FILE, not stdin (several programs: once per "
+                          "program, in order; a program without one reads end of input)")
+    paged = run.add_argument_group("paged backend")
+    paged.add_argument("--frames", type=int, default=None, metavar="N",
+                       help=f"physical frames of 4 KiB (default {DEFAULT_FRAMES}: {DEFAULT_FRAMES * 4 >> 10} MiB)")
+    paged.add_argument("--policy", default=None, metavar="P",
+                       help=f"page replacement policy: {', '.join(_policies())} (default {DEFAULT_POLICY})")
+    paged.add_argument("--swap", default=None, metavar="FILE",
+                       help="swap file to use (default: a temporary file, removed at the end)")
+    paged.add_argument("--swap-size", default=None, metavar="SIZE",
+                       help="swap size (default: room for every heap region; the file is sparse)")
+    paged.add_argument("--tlb", type=int, default=None, metavar="N",
+                       help=f"TLB entries per CPU, a power of two (default {DEFAULT_TLB})")
+    paged.add_argument("--output-dir", default=None, metavar="DIR",
+                       help="several programs: write each program's output to DIR/NAME.out "
+                            "(default: stdout, each line tagged with the program's name)")
+    run.add_argument("--stats", action="store_true",
+                     help="print run statistics on stderr at the end (paged: also faults, page-ins/outs, "
+                          "TLB hit rate, swap bytes)")
     run.set_defaults(handler=cmd_um_run)
 
     asm = um_commands.add_parser("asm", help="assemble UM assembly source into a program file")
@@ -73,28 +116,225 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_um_run(args) -> int:
-    """`vm32 um run`: run a program to completion on the chosen backend."""
-    from vm32.um.machine import UniversalMachine
+PAGED_ONLY = ("frames", "policy", "swap", "swap_size", "tlb", "output_dir")
 
+
+def cmd_um_run(args) -> int:
+    """`vm32 um run`: run one program to completion, or several at once on a paged machine."""
+    several = len(args.program) > 1
+    backend = args.backend or ("paged" if several else "flat")
+    if several and backend != "paged":
+        raise InvalidArgument(f"several programs run only on --backend paged, not {backend}")
+    if backend != "paged":
+        given = [f"--{n.replace('_', '-')}" for n in PAGED_ONLY if getattr(args, n) is not None]
+        if given:
+            raise InvalidArgument(f"{', '.join(given)}: only for --backend paged")
+    elif not several and args.output_dir is not None:
+        raise InvalidArgument("--output-dir is for several programs; one program writes to stdout")
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
         raise InvalidArgument("standard output is closed; redirect it to a file or /dev/null")
+    if several:
+        return _run_several(args)
+    if args.input and len(args.input) > 1:
+        raise InvalidArgument("--input given more than once for one program")
+    return _run_one(args, backend)
+
+
+def _paged_options(args) -> dict:
+    """The UniversalMachine keyword arguments for --backend paged."""
+    return dict(frames=args.frames, policy=args.policy, swap=args.swap_size, swap_path=args.swap,
+                tlb_entries=args.tlb)
+
+
+def _run_one(args, backend: str) -> int:
+    from vm32.um.machine import UniversalMachine
+    from vm32.um.multi import StatusLine, TerminalOutput
+
+    program = args.program[0]
     if args.input:
-        stdin = _open_input(args.input)
+        stdin = _open_input(args.input[0])
     else:  # a closed stdin (`<&-`) is an empty one: the program sees end of input
         stdin = sys.stdin.buffer if sys.stdin is not None else b""
+    status = StatusLine(sys.stderr)
+    stdout = sys.stdout.buffer
+    if status.enabled and _same_terminal(sys.stdout, sys.stderr):
+        stdout = TerminalOutput(stdout, status)
+    extra = _paged_options(args) if backend == "paged" else {}
+    memory = args.memory if args.memory is not None else ("4G" if backend != "paged" else _MAX_HEAP)
+    name = Path(program).name
     try:
-        with UniversalMachine(args.program, backend=args.backend, memory_size=args.memory,
-                              stdin=stdin, stdout=sys.stdout.buffer) as um:
+        with UniversalMachine(program, backend=backend, memory_size=memory, stdin=stdin, stdout=stdout,
+                              name=name, **extra) as um:
+            tick = _live_line(status, name) if status.enabled else None
             try:
-                stats = um.run()
+                um.run(on_slice=tick)
             finally:
+                status.clear()
                 if args.stats:
-                    _print_stats(um.stats(), f"vm32 um run {Path(args.program).name}")
+                    _print_stats(um.stats(), f"vm32 um run {name}")
     finally:
         if args.input:
             stdin.close()
     return 0
+
+
+_MAX_HEAP = 0xEFC00000  # vm32.um.paged.PAGED_MAX_HEAP, without importing numba code for --help
+
+
+def _same_terminal(a, b) -> bool:
+    try:
+        return a.isatty() and b.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _live_line(status, name: str):
+    """An on_slice callback that shows progress on the status line (a few times a second)."""
+    import time
+
+    start = time.perf_counter()
+    last = [0.0]
+
+    def tick(um) -> None:
+        now = time.perf_counter()
+        if now - last[0] < status.min_interval:
+            return
+        last[0] = now
+        status.show(_progress_text(name, um.stats(), now - start))
+
+    return tick
+
+
+def _progress_text(name: str, s: dict, seconds: float):
+    """One status line: instructions, speed and (paged) the paging traffic."""
+    from rich.text import Text
+
+    t = Text()
+    t.append(f"{name} ", style="bold")
+    t.append(f"{s['instructions'] / 1e6:,.0f}M instr  {s['instructions'] / max(seconds, 1e-9) / 1e6:,.0f} MIPS  "
+             f"{s['live_segments']:,} segments")
+    if "page_faults" in s:
+        t.append(f"  | frames {s['frames']}  faults {s['page_faults']:,}  "
+                 f"swap in {s['swap_bytes_in'] >> 20:,} MiB out {s['swap_bytes_out'] >> 20:,} MiB  "
+                 f"TLB {100 * s['tlb_hit_rate']:.2f}%", style="cyan")
+    t.append(f"  {seconds:,.0f}s", style="dim")
+    return t
+
+
+def _run_several(args) -> int:
+    """Several programs at once (see vm32.um.multi); errors of single programs are reported,
+    and the exit status is 1 if any program failed."""
+    import threading
+
+    from vm32.um.multi import LinePrefixWriter, StatusLine, run_programs
+
+    names = _unique_names(args.program)
+    if args.input and len(args.input) > len(args.program):
+        raise InvalidArgument(f"--input given {len(args.input)} times for {len(args.program)} programs")
+    inputs = [None] * len(names)
+    opened = []
+    status = StatusLine(sys.stderr)
+    try:
+        for i, path in enumerate(args.input or []):
+            inputs[i] = _open_input(path)
+            opened.append(inputs[i])
+        if args.output_dir is not None:
+            out_dir = Path(args.output_dir)
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InvalidArgument(f"cannot create output directory {out_dir}: {e.strerror}") from None
+            outputs = []
+            for name in names:
+                try:
+                    outputs.append(open(out_dir / f"{name}.out", "wb"))
+                except OSError as e:
+                    raise InvalidArgument(f"cannot write {out_dir / (name + '.out')}: {e.strerror}") from None
+            opened += outputs
+        else:
+            lock = threading.Lock()
+            shared = status if _same_terminal(sys.stdout, sys.stderr) else None
+            outputs = [LinePrefixWriter(sys.stdout.buffer, f"{name}| ", lock, shared) for name in names]
+            opened += outputs
+        memory = args.memory if args.memory is not None else "1G"
+        frames = args.frames if args.frames is not None else DEFAULT_FRAMES
+        tick = _live_several(status) if status.enabled else None
+        runs, machine_stats = run_programs(
+            args.program, names=names, inputs=inputs, outputs=outputs, frames=frames,
+            policy=args.policy or DEFAULT_POLICY, swap=args.swap_size, swap_path=args.swap,
+            tlb_entries=args.tlb or DEFAULT_TLB, memory_size=memory, on_tick=tick)
+    finally:
+        status.clear()
+        for f in opened:
+            try:
+                f.close()
+            except OSError:
+                pass
+    if args.stats:
+        _print_runs_table(runs, machine_stats)
+    failed = [r for r in runs if r.error is not None]
+    for r in failed:
+        _flush_stdout()
+        print(f"vm32: error: {r.error}", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
+def _unique_names(paths) -> list[str]:
+    """Program names from paths, made unique with .2, .3 ... suffixes."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        base = Path(p).name or "program"
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}.{seen[base]}")
+    return names
+
+
+def _live_several(status):
+    """on_tick for run_programs: totals of the machine on the status line."""
+    import time
+
+    start = time.perf_counter()
+
+    def tick(machine, runs) -> None:
+        from rich.text import Text
+
+        s = machine.stats()
+        done = sum(1 for r in runs if r.thread is not None and not r.thread.is_alive())
+        instr = sum(int(r.um.st[1]) for r in runs if r.um is not None)  # ST_ICOUNT
+        t = Text()
+        t.append(f"{len(runs)} processes, {done} done  ", style="bold")
+        t.append(f"{instr / 1e6:,.0f}M instr  ")
+        t.append(f"frames {s['frames'] - s['free_frames']}/{s['frames']}  faults {s['page_faults']:,}  "
+                 f"swap in {s['swap_bytes_in'] >> 20:,} MiB out {s['swap_bytes_out'] >> 20:,} MiB", style="cyan")
+        t.append(f"  {time.perf_counter() - start:,.0f}s", style="dim")
+        status.show(t)
+
+    return tick
+
+
+def _print_runs_table(runs, machine_stats: dict) -> None:
+    """Per-process statistics of a several-program run, and the machine's totals, on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"vm32 um run: {len(runs)} processes on {machine_stats['frames']} frames")
+    cols = ["program", "result", "instructions", "seconds", "page faults", "swap-ins", "page-outs",
+            "swap KiB in", "swap KiB out", "TLB hit %"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("program", "result") else "right")
+    for r in runs:
+        s = r.stats
+        result = "halted" if r.halted else ("error" if r.error else "stopped")
+        t.add_row(r.name, result, f"{s.get('instructions', 0):,}", f"{s.get('wall_seconds', 0):.2f}",
+                  f"{s.get('page_faults', 0):,}", f"{s.get('page_ins_from_swap', 0):,}",
+                  f"{s.get('page_outs', 0):,}", f"{s.get('swap_bytes_in', 0) >> 10:,}",
+                  f"{s.get('swap_bytes_out', 0) >> 10:,}", f"{100 * s.get('tlb_hit_rate', 0):.3f}")
+    m = machine_stats
+    t.add_row("machine", "", "", "", f"{m['page_faults']:,}", f"{m['swap_in']:,}", f"{m['page_outs']:,}",
+              f"{m['swap_bytes_in'] >> 10:,}", f"{m['swap_bytes_out'] >> 10:,}",
+              f"{100 * m['tlb_hits'] / m['accesses']:.3f}" if m["accesses"] else "-")
+    Console(file=sys.stderr).print(t)
 
 
 def _open_input(path: str):
@@ -135,18 +375,11 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def cmd_demo(args) -> int:
-    """`vm32 demo`: run the built-in UM demo program and report on the run."""
-    from vm32.um.asm import assemble
-    from vm32.um.machine import UniversalMachine
+    """`vm32 demo`: the showcase (see vm32.um.showcase)."""
+    from vm32.um.showcase import DEFAULT_FRAMES, DEFAULT_POLICY, run_demo
 
-    source = resources.files("vm32.um").joinpath("programs/demo.uma").read_text()
-    words = assemble(source, "demo.uma")
-    print(f"vm32 demo: running the built-in UM program demo.uma ({len(words)} words) "
-          "on the flat backend\n", file=sys.stderr)
-    with UniversalMachine(words, backend="flat", stdin=b"", stdout=sys.stdout.buffer) as um:
-        stats = um.run()
-    _print_stats(stats, "vm32 demo")
-    return 0
+    return run_demo(frames=args.frames if args.frames is not None else DEFAULT_FRAMES,
+                    policy=args.policy or DEFAULT_POLICY)
 
 
 def _print_stats(stats: dict, title: str) -> None:

@@ -441,44 +441,30 @@ def _zero(space, va, nwords):
     return True
 
 
-@leaf_kernel
+@kernel
 def _copy(space, dst, src, nwords):
-    """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk.
-
-    Translating one side may evict the other's frame (on this CPU, or by serving a
-    shootdown), so the destination is probed again after the source is translated and the
-    chunk is retried when it has gone.  False if a page failed or memory is too short to
-    hold both pages at once (after many retries).
-    """
+    """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk,
+    through a host bounce buffer: a physical address may be used only while this CPU's TLB
+    holds its entry (kernel/sync.py, point 6), and translating one side may evict the other
+    side's entry (the same TLB slot) or frame.  False if a page failed."""
     words = space.words
-    m = space.meta
+    buf = np.empty(PAGE_WORDS, dtype=np.uint32)
     k = np.int64(0)
-    retries = 0
     while k < nwords:
         s, d = src + 4 * k, dst + 4 * k
         n = min(PAGE_WORDS - ((s & 0xFFF) >> 2), PAGE_WORDS - ((d & 0xFFF) >> 2), nwords - k)
-        pd = _xlate(space, d, 1)
-        if pd < 0:
-            return False
         ps = _xlate(space, s, 0)
         if ps < 0:
             return False
-        if _is_lru(space):  # nothing is cached: translate again (a TLB hit unless d just left)
-            pd = _xlate(space, d, 1)
-            if pd < 0:
-                return False
-        else:
-            e = _probe(space.tlb, d, NEED_WRITE)
-            if e == 0:
-                retries += 1
-                if retries > 64:
-                    _fail(m, np.int64(ST_NO_FRAME), d)  # the two pages never fit in memory together
-                    return False
-                continue
-            pd = (e & PTE_FRAME) | (d & 0xFFF)
-        ws, wd = ps >> 2, pd >> 2
+        ws = ps >> 2
         for j in range(n):
-            words[wd + j] = words[ws + j]
+            buf[j] = words[ws + j]
+        pd = _xlate(space, d, 1)
+        if pd < 0:
+            return False
+        wd = pd >> 2
+        for j in range(n):
+            words[wd + j] = buf[j]
         k += n
     return True
 
@@ -642,7 +628,7 @@ def _seg_unmap(space, sid):
     return 0
 
 
-@leaf_kernel
+@kernel
 def _load_program(space, sid):
     """Segment 0 becomes a copy of segment `sid` (live, not segment 0); 0 or a fault status."""
     m = space.meta
