@@ -315,26 +315,31 @@ def _live_several(status):
 
 def _print_runs_table(runs, machine_stats: dict) -> None:
     """Per-process statistics of a several-program run, and the machine's totals, on stderr."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"vm32 um run: {len(runs)} processes on {machine_stats['frames']} frames")
-    cols = ["program", "result", "instructions", "seconds", "page faults", "swap-ins", "page-outs",
-            "swap KiB in", "swap KiB out", "TLB hit %"]
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("program", "result") else "right")
+    from vm32.um.showcase import _n
+
+    t = Table(title=f"vm32 um run: {len(runs)} processes on {machine_stats['frames']} frames",
+              box=box.SIMPLE_HEAD, caption="outs: pages written to swap; KiB: swap traffic")
+    for c in ("program", "result", "instr", "sec", "faults", "swap-ins", "outs", "KiB in", "KiB out", "TLB %"):
+        t.add_column(c, justify="left" if c in ("program", "result") else "right", no_wrap=True)
     for r in runs:
         s = r.stats
         result = "halted" if r.halted else ("error" if r.error else "stopped")
-        t.add_row(r.name, result, f"{s.get('instructions', 0):,}", f"{s.get('wall_seconds', 0):.2f}",
-                  f"{s.get('page_faults', 0):,}", f"{s.get('page_ins_from_swap', 0):,}",
-                  f"{s.get('page_outs', 0):,}", f"{s.get('swap_bytes_in', 0) >> 10:,}",
-                  f"{s.get('swap_bytes_out', 0) >> 10:,}", f"{100 * s.get('tlb_hit_rate', 0):.3f}")
+        t.add_row(r.name, result, _n(s.get("instructions", 0)), f"{s.get('wall_seconds', 0):.2f}",
+                  _n(s.get("page_faults", 0)), _n(s.get("page_ins_from_swap", 0)), _n(s.get("page_outs", 0)),
+                  _n(s.get("swap_bytes_in", 0) >> 10), _n(s.get("swap_bytes_out", 0) >> 10),
+                  f"{100 * s.get('tlb_hit_rate', 0):.3f}")
     m = machine_stats
-    t.add_row("machine", "", "", "", f"{m['page_faults']:,}", f"{m['swap_in']:,}", f"{m['page_outs']:,}",
-              f"{m['swap_bytes_in'] >> 10:,}", f"{m['swap_bytes_out'] >> 10:,}",
+    t.add_row("machine", "", "", "", _n(m["page_faults"]), _n(m["swap_in"]), _n(m["page_outs"]),
+              _n(m["swap_bytes_in"] >> 10), _n(m["swap_bytes_out"] >> 10),
               f"{100 * m['tlb_hits'] / m['accesses']:.3f}" if m["accesses"] else "-")
-    Console(file=sys.stderr).print(t)
+    console = Console(file=sys.stderr)
+    if not console.is_terminal:
+        console = Console(file=sys.stderr, width=120)
+    console.print(t)
 
 
 def _open_input(path: str):

@@ -87,7 +87,7 @@ from vm32.errors import InvalidArgument, OutOfMemory, VM32Error
 from vm32.heap import core as heap_core
 from vm32.heap import heap_free, heap_init, heap_is_live, heap_malloc
 from vm32.heap import new_state as new_heap_state
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import inline_leaf_kernel, kernel, outline_leaf_kernel
 from vm32.kernel.fault import vm_translate_slow
 from vm32.kernel.layout import (
     C_REQ, CPU_STRIDE, IMAGE_BASE, KV_LRU, OK, REQ_NONE, STACK_TOP, STATUS_NAMES, ST_NO_FRAME, ST_SWAP_FULL,
@@ -102,10 +102,10 @@ from vm32.um import space as sp
 from vm32.um import status as S
 from vm32.um.kernel import ST_ICOUNT, um_run
 
-PagedSpace = namedtuple("PagedSpace", ["words", "heap", "meta", "tlb", "cpu", "ref"])
+PagedSpace = namedtuple("PagedSpace", ["words", "heap", "meta", "tlb", "cpu", "ref", "bounce"])
 """words: physical memory (uint32); heap: vm32.heap state of the process heap; meta:
 int64[M_SIZE]; tlb: the running CPU's TLB row; cpu: its register row; ref: the machine
-state by address (`machine_ref`)."""
+state by address (`machine_ref`); bounce: uint32[1024], the copy buffer of load program."""
 
 PagedSpaceLRU = namedtuple("PagedSpaceLRU", PagedSpace._fields)
 """The same space on a machine whose policy (LRU) must see every access: its own type, so the
@@ -221,11 +221,11 @@ def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int
     meta[M_CPU] = cpu
     meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
     kind = PagedSpaceLRU if lru else PagedSpace
-    return kind(ms.words, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE], ref)
+    return kind(ms.words, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE], ref,
+                np.zeros(PAGE_WORDS, dtype=np.uint32))
 
 
-_inline_leaf = njit(cache=True, nogil=True, _nrt=False, forceinline=True)
-# LLVM-level forced inlining (as vm32.kernel.fault.vm_translate) for the fast paths.
+_inline_leaf = inline_leaf_kernel  # the fast paths: inlined into the interpreter
 
 
 def _is_paged_space(space) -> bool:
@@ -423,7 +423,7 @@ def _store_word_paged_space(mem, addr, value):
 # ---- bulk work, a page at a time --------------------------------------------------------------------
 
 
-@leaf_kernel
+@_inline_leaf
 def _zero(space, va, nwords):
     """Zero `nwords` words from `va`, one translation per page; False if a page failed."""
     words = space.words
@@ -441,14 +441,14 @@ def _zero(space, va, nwords):
     return True
 
 
-@kernel
+@outline_leaf_kernel
 def _copy(space, dst, src, nwords):
     """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk,
     through a host bounce buffer: a physical address may be used only while this CPU's TLB
     holds its entry (kernel/sync.py, point 6), and translating one side may evict the other
     side's entry (the same TLB slot) or frame.  False if a page failed."""
     words = space.words
-    buf = np.empty(PAGE_WORDS, dtype=np.uint32)
+    buf = space.bounce
     k = np.int64(0)
     while k < nwords:
         s, d = src + 4 * k, dst + 4 * k
@@ -469,7 +469,7 @@ def _copy(space, dst, src, nwords):
     return True
 
 
-@leaf_kernel
+@outline_leaf_kernel
 def _copy_in(space, dst, program):
     """Copy host array `program` (uint32) to virtual `dst`, a page at a time; False on failure."""
     words = space.words
@@ -499,7 +499,7 @@ def _code_len(space, code):
     return np.uint64(space.meta[M_CODE_LEN])
 
 
-@leaf_kernel
+@outline_leaf_kernel
 def _fetch_slow(space, code, i):
     """Word i of segment 0 when the TLB does not hold its page: walk (fault), refill the buffer."""
     m = space.meta
@@ -592,7 +592,7 @@ def _seg_get(space, sid, off):
     return space.words[space.meta[M_PA] >> 2]
 
 
-@leaf_kernel
+@outline_leaf_kernel
 def _store_slow(space, va, value):
     """A store whose TLB entry lacks write permission or a known Dirty bit: walk (sets Dirty)."""
     pa = _xlate_slow(space, va, 1)
@@ -628,7 +628,7 @@ def _seg_unmap(space, sid):
     return 0
 
 
-@kernel
+@outline_leaf_kernel
 def _load_program(space, sid):
     """Segment 0 becomes a copy of segment `sid` (live, not segment 0); 0 or a fault status."""
     m = space.meta
