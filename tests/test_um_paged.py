@@ -171,7 +171,8 @@ def test_random_programs_agree_with_flat(program):
 def test_swap_full_is_a_clear_error_and_ends_only_that_process(sweep):
     with Machine(frames=12, swap=8 * 4096, policy="fifo") as m:
         with UniversalMachine(sweep, backend="paged", machine=m, memory_size="1M") as um:
-            with pytest.raises(OutOfMemory, match=r"sweep|program.*swap is full.*--swap"):
+            with pytest.raises(OutOfMemory, match=r"program: page fault at 0x[0-9a-f]{8} at UM pc=0x[0-9a-f]+ "
+                                                  r"could not be served: swap is full.*--swap-size"):
                 um.run()
             assert not um.paged.proc.alive  # its frames and slots went back to the machine
         assert m.stats()["swap_slots_used"] == 0
@@ -343,6 +344,15 @@ def test_cli_paged_errors(capsys, files, args, fragment):
     assert code == 1 and out == ""
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("vm32: error:") and fragment in lines[0], err
+
+
+def test_cli_swap_full_is_one_error_line(capsys, files):
+    code, out, err = call_main(capsys, "um", "run", files["sweep"], "--backend", "paged", "--frames", "12",
+                               "--swap-size", "32K")
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vm32: error: sweep.um: page fault at 0x"), err
+    assert "swap is full" in lines[0] and "--swap-size" in lines[0]
 
 
 def test_cli_several_programs_need_paged(capsys, files):

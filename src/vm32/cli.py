@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     paged.add_argument("--swap", default=None, metavar="FILE",
                        help="swap file to use (default: a temporary file, removed at the end)")
     paged.add_argument("--swap-size", default=None, metavar="SIZE",
-                       help="swap size (default: room for every heap region; the file is sparse)")
+                       help="swap size (default: room for the heap regions, at most 256 MiB for one "
+                            "program, 512 MiB for several; the file's blocks are allocated up front)")
     paged.add_argument("--tlb", type=int, default=None, metavar="N",
                        help=f"TLB entries per CPU, a power of two (default {DEFAULT_TLB})")
     paged.add_argument("--output-dir", default=None, metavar="DIR",

@@ -223,7 +223,7 @@ def run_programs(
 ) -> tuple[list[ProcessRun], dict]:
     """Run `programs` (paths, UM file bytes or word arrays) concurrently on one paged machine.
 
-    `frames`, `policy`, `swap` (bytes; default: room for every heap), `swap_path` and
+    `frames`, `policy`, `swap` (bytes; default: room for every heap, at most 512 MiB), `swap_path` and
     `tlb_entries` describe the machine; `memory_size` is each process's heap region.
     Process i reads `inputs[i]` (None: end of input at once) and writes to `outputs[i]`
     (default: kept in memory, see ProcessRun.um).  `on_tick(machine, runs)` is called
@@ -245,8 +245,8 @@ def run_programs(
     if not len(names) == len(inputs) == len(outputs) == n:
         raise InvalidArgument("run_programs: names, inputs and outputs must have one entry per program")
     heap = parse_size(memory_size)
-    if swap is None:
-        swap = min(n * heap + (1 << 20), 16 << 30)
+    if swap is None:  # the kernel preallocates the swap file's blocks: no more than needed
+        swap = min(n * heap + (1 << 20), 512 << 20)
     runs = [ProcessRun(name) for name in names]
     stop = threading.Event()
     with Machine(frames=frames, swap=swap, policy=policy, tlb_entries=tlb_entries, cpus=n + 1,

@@ -725,6 +725,7 @@ PAGED_MAX_HEAP = STACK_TOP - IMAGE_BASE
 DEFAULT_FRAMES = 4096  # 16 MiB of physical memory for a machine a UM creates for itself
 DEFAULT_POLICY = "clock"
 DEFAULT_TLB = 1024
+DEFAULT_SWAP = 256 << 20  # at most: the kernel preallocates every block of the swap file
 
 
 class PagedProcess:
@@ -733,7 +734,7 @@ class PagedProcess:
     The process has no image and no stack; its heap region of `heap_size` bytes
     (rounded down to pages, at most PAGED_MAX_HEAP) holds every segment.  With
     `machine` None a machine of its own is made (closed with the process) from
-    `frames`, `policy`, `swap` (bytes; default the heap size: the swap file is sparse),
+    `frames`, `policy`, `swap` (bytes; default the heap size, at most DEFAULT_SWAP),
     `swap_path` and `tlb_entries`; otherwise those must be None.  Used by
     `vm32.um.machine.UniversalMachine`; any host thread may run it, one at a time.
     """
@@ -750,7 +751,7 @@ class PagedProcess:
         if machine is None:
             machine = Machine(
                 frames=DEFAULT_FRAMES if frames is None else frames,
-                swap=heap_size if swap is None else swap,
+                swap=min(heap_size, DEFAULT_SWAP) if swap is None else swap,
                 policy=DEFAULT_POLICY if policy is None else policy,
                 tlb_entries=DEFAULT_TLB if tlb_entries is None else tlb_entries,
                 swap_path=swap_path,
@@ -804,7 +805,7 @@ class PagedProcess:
         reason = STATUS_NAMES.get(status, f"kernel status {status}")
         text = f"{self.name}: page fault at {va:#010x} {where} could not be served: {reason}"
         if status == ST_SWAP_FULL:
-            return OutOfMemory(f"{text} ({self.machine.swap.slots} slots of 4K); use a larger --swap or more --frames")
+            return OutOfMemory(f"{text} ({self.machine.swap.slots} slots of 4K); use a larger --swap-size or more --frames")
         if status == ST_NO_FRAME:
             return OutOfMemory(f"{text}; the machine has {self.machine.frames} frames - use more --frames")
         return VM32Error(text)
