@@ -8,16 +8,16 @@ handler, swap), so a program may use far more memory than the machine's frames.
 
 Words
 -----
-*space*    ``PagedSpace(words, heap, meta, tlb, cpu, ref)``: physical memory, the
+*space*    ``PagedSpace(words, heap, meta, tlb, cpu, ref, bounce)``: physical memory, the
            allocator's state array, this process's scalars ``meta[M_*]``, the TLB row and
-           register row of the CPU it runs on, and `ref`, the machine state by address
-           (below).  Small on purpose: see "Hot and cold".
+           register row of the CPU it runs on, `ref`, the machine state by address
+           (below), and a page-sized copy buffer.  Small on purpose: see "Hot and cold".
 *code*     the code handle of segment 0 is its virtual address; its length in words
            is kept in ``meta[M_CODE_LEN]`` (no translation to learn it).
 *fetch buffer*  the translations of the two code pages used last, like an instruction
            prefetch buffer: way k holds the UM index of segment 0 where its page starts
-           and the physical word index of that index, so a fetch that hits way 0 is two
-           loads and a compare, no TLB lookup.  Two ways, because segment 0 is also data
+           and the host address of UM index 0 as that page maps it, so a fetch that hits
+           way 0 is two loads and a compare, no TLB lookup.  Two ways, because segment 0 is also data
            (sandmark loads from segment 0 about once per ten instructions: with one way,
            each such load evicted the code page).  The buffer is dropped whenever this
            CPU's TLB may have changed: on entry, when a shootdown request is served, and
@@ -52,24 +52,30 @@ known Dirty bit and takes the slow path (which sets Dirty) otherwise.
 Hot and cold
 ------------
 Every operation is inlined into the interpreter, and with it every call of a slow
-path.  A call passing the kernel's MachineState (thirteen arrays, ~90 words) by value
+path.  A call passing the kernel's MachineState (fifteen arrays, ~100 words) by value
 cost ~500 bytes of pushes per call site; with dozens of sites the interpreter grew to
-70 000 lines of assembly and ran 1.8x slower than flat even on pure arithmetic
-(instruction-cache misses).  So the space carries the machine state *by address*:
-``ref`` holds each array's data address and shape, and the cold functions take four
-scalars (addresses of ref and meta, va, write) and rebuild the arrays with `carray`
-(views without reference counts; the Machine owns the memory and outlives the run).
+54 000-70 000 lines of assembly (flat: 4 900) and ran 2-3x slower than flat.  So the
+space carries the machine state *by address*: ``ref`` holds each array's data address
+and shape, and all cold paths go through one C-callable entry point (`_cold`, a
+numba cfunc) called through its address with four scalars (addresses of ref and meta,
+va, what): LLVM cannot inline a call through a pointer, and `_ms_view` rebuilds the
+arrays as views without reference counts (the Machine owns the memory and outlives
+the run).  The interpreter is now ~10 700 lines.
 
 Concurrency
 -----------
 Each process runs on one CPU at a time (`paged_um_run` brackets the interpreter with
-cpu_enter / cpu_leave).  Its heap and meta belong to that process alone.  The fetch
-buffer is safe against other CPUs' evictions because an evicting CPU waits until this
-one acknowledges its shootdown request, which only happens inside `_xlate`'s poll or
-a kernel slow path, after which the buffer is dropped.  Fetches from the buffer do
-not poll: a program running only in segment 0 acknowledges at the end of its slice
-(the driver's instruction budget), so the driver keeps slices short when several
-CPUs run.
+cpu_enter / cpu_leave).  Its heap and meta belong to that process alone.  The kernel's
+contract (kernel/sync.py, point 6): a physical address may be used only while this
+CPU's TLB holds the entry it came from, and translations kept elsewhere must be
+dropped whenever the TLB changes (a fill, an invalidation, a served request).  This
+CPU's TLB changes only inside the cold paths (walks, faults, served shootdowns), and
+every one of them drops the fetch buffer; the other physical addresses (M_PA, M_PW,
+a page being zeroed or copied) are used right after the TLB hit they came from, with
+no cold path in between (load program copies through the bounce buffer, since
+translating its destination may evict its source).  Fetches from the buffer do not
+poll: a program running only in segment 0 acknowledges shootdowns at the end of its
+slice (the driver's instruction budget), so several processes run with short slices.
 """
 
 from __future__ import annotations
@@ -533,6 +539,13 @@ def _code_get(space, code, i):
     m = space.meta
     if np.uint64(np.int64(i) - m[M_WAYS]) < np.uint64(PAGE_WORDS):
         return _host_u32(m[M_WAYS + 1] + 4 * np.int64(i))
+    return _fetch_way1(space, code, i)
+
+
+@_inline_leaf
+def _fetch_way1(space, code, i):
+    """A fetch that missed way 0: way 1 (kept out of the hot path's straight line), else refill."""
+    m = space.meta
     if np.uint64(np.int64(i) - m[M_WAYS + 2]) < np.uint64(PAGE_WORDS):
         return _host_u32(m[M_WAYS + 3] + 4 * np.int64(i))
     return _fetch_refill(space, code, i)
