@@ -212,13 +212,12 @@ def _progress_text(name: str, s: dict, seconds: float):
 
     t = Text()
     t.append(f"{name} ", style="bold")
-    t.append(f"{s['instructions'] / 1e6:,.0f}M instr  {s['instructions'] / max(seconds, 1e-9) / 1e6:,.0f} MIPS  "
-             f"{s['live_segments']:,} segments")
+    t.append(f"{s['instructions'] / 1e6:,.0f}M instr {s['instructions'] / max(seconds, 1e-9) / 1e6:,.0f} MIPS")
     if "page_faults" in s:
-        t.append(f"  | frames {s['frames']}  faults {s['page_faults']:,}  "
-                 f"swap in {s['swap_bytes_in'] >> 20:,} MiB out {s['swap_bytes_out'] >> 20:,} MiB  "
-                 f"TLB {100 * s['tlb_hit_rate']:.2f}%", style="cyan")
-    t.append(f"  {seconds:,.0f}s", style="dim")
+        t.append(f" | {s['frames']} frames, {s['page_faults']:,} faults, swap "
+                 f"{s['swap_bytes_in'] >> 20:,}/{s['swap_bytes_out'] >> 20:,} MiB in/out, "
+                 f"TLB {100 * s['tlb_hit_rate']:.1f}%", style="cyan")
+    t.append(f" {seconds:,.0f}s", style="dim")
     return t
 
 
