@@ -12,7 +12,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, OutOfMemory
 from vm32.kernel import Machine
-from vm32.kernel.inspect import page_table_rows
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """vm32.mmu: entry bit layout, the walk, translation with A/D and protection, the TLB."""
 
 import numpy as np
-import pytest
 
 from vm32.mmu import (
     PTE_A,

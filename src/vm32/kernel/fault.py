@@ -94,7 +94,6 @@ from vm32.kernel.layout import (
     S_ZERO_FILL,
     ST_COLS,
     ST_NO_FRAME,
-    ST_NOT_PRESENT,
     ST_PROT_USER,
     ST_PROT_WRITE,
     ST_IN_SWAP,

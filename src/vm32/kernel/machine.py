@@ -32,7 +32,6 @@ from vm32.kernel.layout import (
     IMAGE_BASE,
     KERNEL_BASE,
     KV_FREE,
-    KV_KFRAMES,
     KV_LRU,
     KV_MAXPROC,
     KV_NCPU,
@@ -75,7 +74,6 @@ from vm32.kernel.policies import P_LRU, make_policy_state, policy_id, policy_nam
 from vm32.kernel.state import MachineState
 from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
-from vm32.mmu.entry import PT_SPAN
 from vm32.mmu.tlb import make_tlbs
 
 MIN_FRAMES = 8

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vm32.jit import inline_kernel, kernel, leaf_kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_G, PTE_U, PTE_W
 from vm32.mmu.walk import mmu_walk
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from vm32.jit import kernel, step_kernel
 from vm32.um import status as S
-from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
+from vm32.um.isa import ADD, CMOV, DIV, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.space import code_get, code_len, code_of, code_set
 from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap
 
@@ -160,7 +160,7 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
             r[c] = WORD
         else:
             return pc, S.NEED_INPUT
-    else:  # HALT
+    else:  # HALT (the one operator left)
         return nxt, S.HALTED
     return nxt, NEXT
 

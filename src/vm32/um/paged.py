@@ -85,7 +85,7 @@ from collections import namedtuple
 import numpy as np
 from llvmlite import ir
 import numba
-from numba import cfunc, njit, types
+from numba import cfunc, types
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 
