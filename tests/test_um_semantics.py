@@ -193,6 +193,13 @@ def test_map_unmap_churn_keeps_live_count(backend, um_run):
     assert stats["segments_mapped"] == 5000
     assert stats["segments_unmapped"] == 5000
     assert stats["peak_live_segments"] == 1
+    assert stats["live_segments"] == 0
+
+
+def test_live_and_peak_segments(backend, um_run):
+    stats = um_run("li r1, 2\nmap r2, r1\nmap r3, r1\nmap r4, r1\nunmap r3\nmap r3, r1\nunmap r2\nhalt",
+                   backend).stats
+    assert (stats["live_segments"], stats["peak_live_segments"]) == (2, 3)
 
 
 def test_load_store_round_trip(backend, um_run, out_word, words_of):

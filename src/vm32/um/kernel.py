@@ -39,8 +39,7 @@ ST_IN_LEN = 3  # bytes valid in the input buffer
 ST_IN_EOF = 4  # 1 once the input stream has ended
 ST_OUT_LEN = 5  # bytes waiting in the output buffer
 ST_MAPS = 6  # segments mapped
-ST_UNMAPS = 7  # segments unmapped
-ST_LIVE = 8  # segments active now, besides segment 0
+ST_UNMAPS = 7  # segments unmapped (active now, besides segment 0: maps - unmaps)
 ST_PEAK_LIVE = 9  # most segments active at once
 ST_LOADPROGS = 10  # load-program instructions that copied a non-zero segment
 ST_SIZE = 16
@@ -129,9 +128,9 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
         if sid == 0:
             return pc, S.OUT_OF_MEMORY
         r[b] = sid
-        st[ST_MAPS] += 1
-        live = st[ST_LIVE] + 1
-        st[ST_LIVE] = live
+        maps = st[ST_MAPS] + 1
+        st[ST_MAPS] = maps
+        live = maps - st[ST_UNMAPS]
         if live > st[ST_PEAK_LIVE]:
             st[ST_PEAK_LIVE] = live
     elif op == UNMAP:
@@ -142,7 +141,6 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
         if fault != 0:
             return pc, fault
         st[ST_UNMAPS] += 1
-        st[ST_LIVE] -= 1
     elif op == OUT:
         if r[c] > 255:
             return pc, S.OUTPUT_TOO_LARGE

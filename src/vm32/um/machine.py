@@ -33,7 +33,7 @@ from vm32.memory import DEFAULT_SIZE, PAGE_SIZE, PhysicalMemory, check_size, par
 from vm32.um import status as S
 from vm32.um.classic import ClassicSpace, new_classic_space
 from vm32.um.flat import CODE, new_flat_space
-from vm32.um.kernel import ST_ICOUNT, ST_IN_EOF, ST_IN_LEN, ST_IN_POS, ST_LIVE, ST_LOADPROGS
+from vm32.um.kernel import ST_ICOUNT, ST_IN_EOF, ST_IN_LEN, ST_IN_POS, ST_LOADPROGS
 from vm32.um.kernel import ST_MAPS, ST_OUT_LEN, ST_PC, ST_PEAK_LIVE, ST_UNMAPS, new_state, um_run
 from vm32.um.loader import program_words
 
@@ -228,7 +228,7 @@ class UniversalMachine:
             "instructions": icount,
             "segments_mapped": int(st[ST_MAPS]),
             "segments_unmapped": int(st[ST_UNMAPS]),
-            "live_segments": int(st[ST_LIVE]),
+            "live_segments": int(st[ST_MAPS] - st[ST_UNMAPS]),
             "peak_live_segments": int(st[ST_PEAK_LIVE]),
             "program_loads": int(st[ST_LOADPROGS]),
             "wall_seconds": self.wall_seconds,
