@@ -40,19 +40,20 @@ def _code_of(space):
 
 
 def _seg_check(space, sid, off):
+    where = (np.int64(sid), np.int64(off))
     if sid >= len(space.sizes) or space.sizes[sid] < 0:
-        return S.INACTIVE_ARRAY
+        return S.INACTIVE_ARRAY, where
     if off >= space.sizes[sid]:
-        return S.INDEX_OUT_OF_BOUNDS
-    return 0
+        return S.INDEX_OUT_OF_BOUNDS, where
+    return 0, where
 
 
-def _seg_get(space, sid, off):
-    return space.table[sid][off]
+def _seg_get(space, where):
+    return space.table[where[0]][where[1]]
 
 
-def _seg_set(space, sid, off, value):
-    space.table[sid][off] = value
+def _seg_set(space, where, value):
+    space.table[where[0]][where[1]] = value
 
 
 def _seg_map(space, n):
@@ -97,5 +98,6 @@ sp.register(
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-sp.register(ClassicSpace, refcounted=False, **sp.ARRAY_CODE)  # plain indexing: no refcounts per fetch
+sp.register(ClassicSpace, refcounted=False, **sp.ARRAY_CODE, **sp.TWO_STEPS)
+sp.register(ClassicSpace, **sp.WHOLE_CODE)  # plain indexing: no refcounts per fetch
 

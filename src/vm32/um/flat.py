@@ -63,19 +63,20 @@ def _code_set(space, code, i, value):
 
 
 def _seg_check(space, sid, off):
+    where = (sid, off)
     if not _is_segment(space, sid):
-        return S.INACTIVE_ARRAY
+        return S.INACTIVE_ARRAY, where
     if off >= np.uint64(heap_size_of(space.mem, space.heap, np.int64(sid)) >> 2):
-        return S.INDEX_OUT_OF_BOUNDS
-    return 0
+        return S.INDEX_OUT_OF_BOUNDS, where
+    return 0, where
 
 
-def _seg_get(space, sid, off):
-    return space.mem[np.uint64(sid >> 2) + off]
+def _seg_get(space, where):
+    return space.mem[np.uint64(where[0] >> 2) + where[1]]
 
 
-def _seg_set(space, sid, off, value):
-    space.mem[np.uint64(sid >> 2) + off] = value
+def _seg_set(space, where, value):
+    space.mem[np.uint64(where[0] >> 2) + where[1]] = value
 
 
 def _seg_map(space, n):
@@ -106,8 +107,8 @@ def _seg_load_program(space, sid):
 
 
 sp.register(
-    FlatSpace, refcounted=False, inline=True,
-    code_of=_code_of, code_len=_code_len, code_get=_code_get, code_set=_code_set,
+    FlatSpace, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS,
+    code_of=_code_of, code_len=_code_len, code_fetch=_code_get, code_get=_code_get, code_set=_code_set,
     seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )

@@ -11,16 +11,23 @@ constants; the eight registers live in `regs` (uint32[8]).  The pc and the
 instruction count are locals of `um_run`.
 
 Speed notes:
-* `um_step` is compiled without reference counting and inlined by LLVM, and
-  `um_run` calls it twice per loop iteration: each inlined copy has its own
-  dispatch branch, which the CPU predicts separately (measured: 8% faster on
-  sandmark than one copy).
+* `um_step` is compiled without reference counting and inlined by LLVM.  On
+  flat memory `um_run` calls it twice per loop iteration: each inlined copy has
+  its own dispatch branch, which the CPU predicts separately (8% faster on
+  sandmark than one copy).  On paged memory one copy is faster (5%): its
+  bigger loop runs short of registers.  The backend says which (`two_steps`).
+* Instruction fetch is one host load through the code handle, checked against
+  `end`, a local: at every jump `code_at` gives the handle and the end of the
+  words it can fetch (segment 0's end on flat memory; the end of the page on
+  paged memory, where reaching it just starts a new straight run).  A segment
+  operation that invalidated the handle (`code_valid`: on paged memory, this
+  CPU's TLB changed) ends the straight run as a jump does.
 * Invalid operators are the last case of the switch, not a test before it:
   LLVM then emits one range check before the jump table instead of two
   (measured: 5% faster on sandmark; a test `op >= 14` first cost a compare
   and branch on every instruction).
 * Instructions are counted per straight run, at jumps and exits, not one by
-  one; the budget is checked only at load program, the UM's one jump.
+  one; the budget is checked only at the end of a straight run.
 * Register fields are decoded with unsigned arithmetic, so numba indexes
   without negative-index fix-ups.  Segment 0 is handled here for every backend
   through its code handle, so code and constants in segment 0 never go through
@@ -32,8 +39,8 @@ import numpy as np
 from vm32.jit import kernel, step_kernel
 from vm32.um import status as S
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
-from vm32.um.space import code_get, code_len, code_of, code_set
-from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap
+from vm32.um.space import code_at, code_fetch, code_get, code_len, code_of, code_set, code_valid
+from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap, two_steps
 
 # Layout of the state array `st`.
 ST_PC = 0  # execution finger (next instruction; the failing one after a fault)
@@ -63,14 +70,15 @@ def new_state() -> np.ndarray:
 
 @step_kernel
 def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
-    """Execute the instruction at `pc` (< ncode) of segment 0; return (pc', event).
+    """Execute the instruction at `pc` of segment 0 (inside `code`'s fetch window); return (pc', event).
 
     event is NEXT, JUMP or LOADED (pc' = where to go on), HALTED, or a status
     that stops the machine before the instruction completes (a fault,
     NEED_INPUT, OUTPUT_FULL: pc' = pc, the instruction to report or retry).
+    JUMP also follows a segment operation that invalidated the fetch window.
     Counters and I/O positions are updated in `st`.
     """
-    w = code_get(space, code, pc)
+    w = code_fetch(space, code, pc)
     nxt = pc + np.uint64(1)
     op = w >> np.uint32(28)
     if op == LOADIMM:
@@ -90,10 +98,12 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
                 return pc, S.INDEX_OUT_OF_BOUNDS
             r[a] = code_get(space, code, off)
         else:
-            fault = seg_check(space, sid, off)
+            fault, where = seg_check(space, sid, off)
             if fault != 0:
                 return pc, fault
-            r[a] = seg_get(space, sid, off)
+            r[a] = seg_get(space, where)
+        if not code_valid(space, code):
+            return nxt, JUMP
     elif op == STORE:
         sid = r[a]
         off = np.uint64(r[b])
@@ -102,10 +112,12 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
                 return pc, S.INDEX_OUT_OF_BOUNDS
             code_set(space, code, off, r[c])
         else:
-            fault = seg_check(space, sid, off)
+            fault, where = seg_check(space, sid, off)
             if fault != 0:
                 return pc, fault
-            seg_set(space, sid, off, r[c])
+            seg_set(space, where, r[c])
+        if not code_valid(space, code):
+            return nxt, JUMP
     elif op == ADD:
         r[a] = (np.uint64(r[b]) + np.uint64(r[c])) & WORD
     elif op == MUL:
@@ -135,6 +147,8 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
         live = maps - st[ST_UNMAPS]
         if live > st[ST_PEAK_LIVE]:
             st[ST_PEAK_LIVE] = live
+        if not code_valid(space, code):
+            return nxt, JUMP
     elif op == UNMAP:
         sid = r[c]
         if sid == 0:
@@ -143,6 +157,8 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
         if fault != 0:
             return pc, fault
         st[ST_UNMAPS] += 1
+        if not code_valid(space, code):
+            return nxt, JUMP
     elif op == OUT:
         if r[c] > 255:
             return pc, S.OUTPUT_TOO_LARGE
@@ -180,29 +196,29 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     icount = st[ST_ICOUNT]
     limit = icount + budget
     while True:  # one pass per segment 0: a load program of another segment starts a new one
-        # `code` is assigned here only, never inside the instruction loop, so
-        # when it is an array the loop carries none for numba to reference-count.
         code = code_of(space)
         ncode = np.uint64(code_len(space, code))
         while True:  # one pass per straight run of instructions, up to a jump
+            code, end = code_at(space, code, pc, ncode)
             run_start = pc
             at = pc
             ev = NEXT
-            while True:  # two steps per iteration: see "Speed notes"
+            while True:  # one or two steps per iteration: see "Speed notes"
                 at = pc
-                if at >= ncode:
-                    ev = S.PC_OUT_OF_RANGE
+                if at >= end:  # the end of segment 0, or of the fetch window
+                    ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
                     break
                 pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
                 if ev != NEXT:
                     break
-                at = pc
-                if at >= ncode:
-                    ev = S.PC_OUT_OF_RANGE
-                    break
-                pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
-                if ev != NEXT:
-                    break
+                if two_steps(space):
+                    at = pc
+                    if at >= end:
+                        ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
+                        break
+                    pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
+                    if ev != NEXT:
+                        break
             # The instruction at `at` ended the run; count it only if it completed.
             done = ev == JUMP or ev == LOADED or ev == S.HALTED
             icount += np.int64(at - run_start) + np.int64(done)

@@ -12,17 +12,23 @@ Words
            allocator's state array, this process's scalars ``meta[M_*]``, the TLB row and
            register row of the CPU it runs on, `ref`, the machine state by address
            (below), and a page-sized copy buffer.  Small on purpose: see "Hot and cold".
-*code*     the code handle of segment 0 is its virtual address; its length in words
-           is kept in ``meta[M_CODE_LEN]`` (no translation to learn it).
-*fetch buffer*  the translations of the two code pages used last, like an instruction
-           prefetch buffer: way k holds the UM index of segment 0 where its page starts
-           and the host address of UM index 0 as that page maps it, so a fetch that hits
-           way 0 is two loads and a compare, no TLB lookup.  Two ways, because segment 0 is also data
-           (sandmark loads from segment 0 about once per ten instructions: with one way,
-           each such load evicted the code page).  The buffer is dropped whenever this
-           CPU's TLB may have changed: on entry, when a shootdown request is served, and
-           after every slow translation (a miss may have evicted the code page's frame on
-           this very CPU).
+*fetch buffer*  translations of pages of segment 0, like an instruction prefetch
+           buffer: WAYS ways, direct-mapped by virtual page; way k holds the UM index of
+           segment 0 where its page starts, the host address of UM index 0 as that page
+           maps it, and whether its TLB entry lets stores through.  The buffer is dropped
+           whenever this CPU's TLB may have changed (on entry, when a shootdown request is
+           served, after every slow translation: a miss may have evicted a buffered page's
+           frame on this very CPU), and every drop adds one to ``meta[M_GEN]``.
+*code*     the code handle (`CodeHandle`, a local of the interpreter): segment 0's virtual
+           address and two *windows* copied from ways, valid while M_GEN is unchanged:
+           the fetch window (the page of the running code) and the data window (the page
+           the last load or store of segment 0 outside the fetch window used; sandmark
+           loads from segment 0 about once per ten instructions and stores into it 449
+           million times).  A fetch inside the window is one host load from a local
+           address, as on flat memory: the interpreter asks `code_at` for the window at
+           every jump and checks `code_valid` (M_GEN) after every segment operation, the
+           only places where this CPU's TLB can change.  The length of segment 0 is kept
+           in ``meta[M_CODE_LEN]`` (no translation to learn it).
 *fail*     ``meta[M_FAIL]``: the kernel status (ST_* < 0) of an access whose page fault
            could not be served (no frame, swap full).  Not every operation of the seam can
            report a failure (code_get, seg_get and seg_set return no status), so a failure
@@ -45,9 +51,9 @@ translation takes the slow path.
 A load or store of segment s at offset i: the live bit of s (host tag map, as flat),
 one translation of s's header (its size), and the data word's address derived from
 the header's when both are on one page (the common case: most segments are small),
-else a second translation.  `seg_check` leaves the data word's physical address in
-``meta[M_PA]`` for `seg_get`; `seg_set` probes the TLB for write permission with a
-known Dirty bit and takes the slow path (which sets Dirty) otherwise.
+else a second translation.  `seg_check` returns the data word's physical address (and
+whether its TLB entry allows a store: W and a known Dirty bit) for `seg_get` and
+`seg_set`; a store the entry does not allow takes the slow path (which sets Dirty).
 
 Hot and cold
 ------------
@@ -70,12 +76,13 @@ contract (kernel/sync.py, point 6): a physical address may be used only while th
 CPU's TLB holds the entry it came from, and translations kept elsewhere must be
 dropped whenever the TLB changes (a fill, an invalidation, a served request).  This
 CPU's TLB changes only inside the cold paths (walks, faults, served shootdowns), and
-every one of them drops the fetch buffer; the other physical addresses (M_PA, M_PW,
+every one of them drops the fetch buffer; the other physical addresses (seg_check's,
 a page being zeroed or copied) are used right after the TLB hit they came from, with
 no cold path in between (load program copies through the bounce buffer, since
-translating its destination may evict its source).  Fetches from the buffer do not
-poll: a program running only in segment 0 acknowledges shootdowns at the end of its
-slice (the driver's instruction budget), so several processes run with short slices.
+translating its destination may evict its source).  Fetches, loads and stores through
+the code handle's windows do not poll: a program running only in segment 0 acknowledges
+shootdowns at the end of its slice (the driver's instruction budget), so several
+processes run with short slices.
 """
 
 from __future__ import annotations
@@ -121,17 +128,21 @@ compiled code knows at compile time that nothing may be cached."""
 M_CODE = 0  # virtual address of segment 0
 M_CODE_LEN = 1  # words in segment 0
 M_CPU = 2  # the CPU this process runs on (set by the driver before each run)
-M_PA = 6  # physical address of the data word seg_check approved
-M_PW = 3  # the same if its TLB entry also allows a store (W and Dirty known), else -1
+M_DATA_WAY = 6  # the fetch-buffer way the last data load or store of segment 0 used
+M_GEN = 4  # fetch-buffer generation: +1 at every drop (a code handle's window is valid while equal)
+M_POISON = 5  # holds POISON: the one-word fetch window of a code page that could not come in
 M_FAIL = 7  # ST_* of a page fault that could not be served, else 0
 M_FAIL_VA = 8  # its virtual address
 M_ACC = 9  # loads and stores of segment words (instruction fetches are counted by the caller)
 M_PID = 11  # the process
 M_REFILLS = 12  # fetch-buffer refills
-M_VICTIM = 13  # the fetch-buffer way the next refill replaces
-M_WAYS = 16  # fetch buffer: way k is (M_WAYS + 2k: first UM index of segment 0 on its page, or
-#              NO_PAGE; M_WAYS + 2k + 1: word index in physical memory of that UM index)
-M_SIZE = 24
+M_WAYS = 16  # fetch buffer: way k is meta[M_WAYS + WAY * k + W_*]
+W_LO = 0  # first UM index of segment 0 on the way's page, or NO_PAGE
+W_BASE = 1  # host address of UM index 0 as that page maps it
+W_WRITE = 2  # 1 if its TLB entry lets a store through (W and a known Dirty bit)
+WAY = 3
+WAYS = 16  # a power of two
+M_SIZE = M_WAYS + WAY * WAYS
 
 NO_PAGE = -(1 << 62)  # an empty fetch-buffer way: no UM index is within 1024 of it
 POISON = 0xF0000000  # operator 15: what a fetch returns once M_FAIL is set
@@ -143,7 +154,9 @@ NEED_WRITE = PTE_U | PTE_W | PTE_D  # a write hits only entries that know Dirty 
 def new_meta(pid: int) -> np.ndarray:
     """A fresh meta array for process `pid` (fetch buffer empty, no failure)."""
     meta = np.zeros(M_SIZE, dtype=np.int64)
-    meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
+    meta[M_WAYS + W_LO :: WAY] = NO_PAGE
+    meta[M_DATA_WAY] = M_WAYS
+    meta[M_POISON] = POISON
     meta[M_PID] = pid
     return meta
 
@@ -225,7 +238,7 @@ def _i64_view(typingctx, addr, n):
 def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int, lru: bool):
     """The space of a process (heap, meta) running on CPU `cpu` of machine state `ms` (ref: its address)."""
     meta[M_CPU] = cpu
-    meta[M_WAYS] = meta[M_WAYS + 2] = NO_PAGE
+    meta[M_WAYS + W_LO :: WAY] = NO_PAGE
     kind = PagedSpaceLRU if lru else PagedSpace
     return kind(ms.words, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE], ref,
                 np.zeros(PAGE_WORDS, dtype=np.uint32))
@@ -257,9 +270,10 @@ def _ov_is_lru(space):
 
 @_inline_leaf
 def _drop(m):
-    """Empty the fetch buffer (this CPU's TLB may have changed)."""
-    m[M_WAYS] = NO_PAGE
-    m[M_WAYS + 2] = NO_PAGE
+    """Empty the fetch buffer (this CPU's TLB may have changed); invalidates every code window."""
+    for k in range(WAYS):
+        m[M_WAYS + WAY * k + W_LO] = NO_PAGE
+    m[M_GEN] += 1
 
 
 @intrinsic
@@ -274,15 +288,35 @@ def _host_u32(typingctx, addr):
     return types.uint32(addr), codegen
 
 
+@intrinsic
+def _host_store_u32(typingctx, addr, value):
+    """Store uint32 `value` at host address `addr` (inside physical memory: a writable window)."""
+    if not isinstance(addr, types.Integer) or not isinstance(value, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = context.cast(builder, args[1], signature.args[1], types.uint32)
+        builder.store(v, builder.inttoptr(args[0], ir.IntType(32).as_pointer()))
+        return context.get_dummy_value()
+
+    return types.none(addr, value), codegen
+
+
 @_inline_leaf
-def _refill(space, code, va, pa):
+def _way_index(va):
+    """The meta index of the fetch-buffer way for virtual page of `va` (direct-mapped)."""
+    return M_WAYS + WAY * ((va >> 12) & (WAYS - 1))
+
+
+@_inline_leaf
+def _refill(space, code, va, pa, writable):
     """Put the page of segment 0 holding virtual `va` (at physical `pa`) in a fetch-buffer way."""
     m = space.meta
-    k = M_WAYS + 2 * m[M_VICTIM]
-    lo = ((va & ~np.int64(0xFFF)) - np.int64(code)) >> 2
-    m[k] = lo
-    m[k + 1] = space.words.ctypes.data + (pa - (va & 0xFFF)) - 4 * lo  # host address of UM index 0
-    m[M_VICTIM] ^= 1
+    k = _way_index(va)
+    lo = ((va & ~np.int64(0xFFF)) - code.va) >> 2
+    m[k + W_LO] = lo
+    m[k + W_BASE] = np.int64(space.words.ctypes.data) + (pa - (va & 0xFFF)) - 4 * lo
+    m[k + W_WRITE] = writable
     m[M_REFILLS] += 1
 
 
@@ -497,8 +531,18 @@ def _copy_in(space, dst, program):
 # ---- the segment-space operations ----------------------------------------------------------------------
 
 
+CodeHandle = namedtuple("CodeHandle", [
+    "va", "gen", "lo", "hi", "base", "wend", "dway", "dlo", "dhi", "dbase", "dwend"])
+"""The paged code handle: segment 0 at virtual `va`, and two windows valid while
+meta[M_GEN] == gen: the fetch window, UM indices [lo, hi) on one page mapped at host
+address base + 4 * index, where stores may go too below `wend` (lo when the page's TLB
+entry does not allow them); and the data window (dlo, dhi, dbase, dwend) of the way
+`dway` that the last data access of segment 0 outside the fetch window used."""
+
+
 def _code_of(space):
-    return np.uint64(space.meta[M_CODE])
+    return CodeHandle(space.meta[M_CODE], np.int64(0), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE,
+                      np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
 
 
 def _code_len(space, code):
@@ -506,56 +550,150 @@ def _code_len(space, code):
 
 
 @outline_leaf_kernel
-def _fetch_slow(space, code, i):
-    """Word i of segment 0 when the TLB does not hold its page: walk (fault), refill the buffer."""
-    m = space.meta
-    if m[M_FAIL] != 0:
-        return np.uint32(POISON)
-    va = np.int64(code) + 4 * np.int64(i)
+def _code_translate_slow(space, code, i):
+    """Host address of word i of segment 0 when the TLB does not hold its page: walk (fault),
+    refill the fetch buffer; < 0 if the page cannot come in."""
+    if space.meta[M_FAIL] != 0:
+        return np.int64(-1)
+    va = code.va + 4 * np.int64(i)
     pa = _xlate_slow(space, va, 0)
     if pa < 0:
-        return np.uint32(POISON)
+        return pa
     if not _is_lru(space):
-        _refill(space, code, va, pa)
-    return space.words[pa >> 2]
+        _refill(space, code, va, pa, 0)
+    return np.int64(space.words.ctypes.data) + pa
 
 
 @_inline_leaf
-def _fetch_refill(space, code, i):
-    """Word i of segment 0 when it is not in the fetch buffer: poll, probe the TLB, refill."""
-    m = space.meta
+def _code_translate(space, code, i):
+    """Host address of word i of segment 0, not in the fetch buffer: poll, probe the TLB and
+    refill, else the slow path; < 0 if the page cannot come in."""
     _poll(space)
-    if not _is_lru(space) and m[M_FAIL] == 0:
-        va = np.int64(code) + 4 * np.int64(i)
+    if not _is_lru(space) and space.meta[M_FAIL] == 0:
+        va = code.va + 4 * np.int64(i)
         e = _probe(space.tlb, va, NEED_READ)
         if e != 0:
             pa = (e & PTE_FRAME) | (va & 0xFFF)
-            _refill(space, code, va, pa)
-            return space.words[pa >> 2]
-    return _fetch_slow(space, code, i)
-
-
-def _code_get(space, code, i):
-    m = space.meta
-    if np.uint64(np.int64(i) - m[M_WAYS]) < np.uint64(PAGE_WORDS):
-        return _host_u32(m[M_WAYS + 1] + 4 * np.int64(i))
-    return _fetch_way1(space, code, i)
+            _refill(space, code, va, pa, np.int64((e & (PTE_W | PTE_D)) == (PTE_W | PTE_D)))
+            return np.int64(space.words.ctypes.data) + pa
+    return _code_translate_slow(space, code, i)
 
 
 @_inline_leaf
-def _fetch_way1(space, code, i):
-    """A fetch that missed way 0: way 1 (kept out of the hot path's straight line), else refill."""
+def _way_of(m, code, i):
+    """The meta index of the fetch-buffer way holding word i of segment 0, or -1."""
+    k = _way_index(code.va + 4 * i)
+    if np.uint64(i - m[k + W_LO]) < np.uint64(PAGE_WORDS):
+        return k
+    return -1
+
+
+@_inline_leaf
+def _window_of(space, code, i):
+    """The code handle whose fetch window holds word i of segment 0: the fetch-buffer way with
+    its page (refilled now if it has not), and the data window of way M_DATA_WAY; under LRU
+    just the word (every fetch must stamp its frame) and no data window; a one-word window
+    reading POISON if the page cannot come in."""
     m = space.meta
-    if np.uint64(np.int64(i) - m[M_WAYS + 2]) < np.uint64(PAGE_WORDS):
-        return _host_u32(m[M_WAYS + 3] + 4 * np.int64(i))
-    return _fetch_refill(space, code, i)
+    k = -1 if _is_lru(space) else _way_of(m, code, i)
+    if k < 0:
+        host = _code_translate(space, code, i)
+        if host < 0:
+            host = np.int64(m.ctypes.data) + 8 * M_POISON  # a word holding POISON
+        if host < 0 or _is_lru(space):
+            return CodeHandle(code.va, m[M_GEN], i, i + 1, host - 4 * i, i,
+                              np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
+        k = _way_of(m, code, i)  # the refill put the page in a way
+    lo = m[k + W_LO]
+    hi = lo + PAGE_WORDS
+    code = CodeHandle(code.va, m[M_GEN], lo, hi, m[k + W_BASE], hi if m[k + W_WRITE] != 0 else lo,
+                      np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
+    return _with_data_window(m, code)
+
+
+@_inline_leaf
+def _with_data_window(m, code):
+    """`code` with the data window of way M_DATA_WAY (empty if that way is)."""
+    d = m[M_DATA_WAY]
+    dlo = m[d + W_LO]
+    dhi = dlo + PAGE_WORDS if dlo != NO_PAGE else NO_PAGE
+    return CodeHandle(code.va, code.gen, code.lo, code.hi, code.base, code.wend,
+                      d, dlo, dhi, m[d + W_BASE], dhi if m[d + W_WRITE] != 0 else dlo)
+
+
+def _code_at(space, code, pc, ncode):
+    if pc >= ncode:
+        return code, pc  # nothing to fetch: the interpreter reports pc out of range
+    i = np.int64(pc)
+    m = space.meta
+    if np.uint64(i - code.lo) >= np.uint64(code.hi - code.lo) or code.gen != m[M_GEN]:
+        code = _window_of(space, code, i)
+    elif code.dway != m[M_DATA_WAY]:
+        code = _with_data_window(m, code)
+    return code, min(ncode, np.uint64(code.hi))
+
+
+def _code_fetch(space, code, i):
+    # The window's host address is a local: the word's load depends on no other load.
+    return _host_u32(code.base + 4 * np.int64(i))
+
+
+def _code_valid(space, code):
+    return code.gen == space.meta[M_GEN]
+
+
+def _code_get(space, code, i):
+    j = np.int64(i)
+    if np.uint64(j - code.dlo) < np.uint64(code.dhi - code.dlo):
+        return _host_u32(code.dbase + 4 * j)
+    if np.uint64(j - code.lo) < np.uint64(code.hi - code.lo):
+        return _host_u32(code.base + 4 * j)
+    return _code_get_buffered(space, code, i)
+
+
+@_inline_leaf
+def _code_get_buffered(space, code, i):
+    """A data load of segment 0 outside the code handle's window: either way of the fetch
+    buffer, else translate (and refill)."""
+    m = space.meta
+    j = np.int64(i)
+    k = -1 if _is_lru(space) else _way_of(m, code, j)
+    if k >= 0:
+        m[M_DATA_WAY] = k  # the next jump takes this page as the data window
+        return _host_u32(m[k + W_BASE] + 4 * j)
+    host = _code_translate(space, code, j)
+    if host < 0:
+        return np.uint32(0)  # M_FAIL is set: the interpreter stops at the next check
+    return _host_u32(host)
 
 
 def _code_set(space, code, i, value):
     space.meta[M_ACC] += 1
-    pa = _xlate(space, np.int64(code) + 4 * np.int64(i), 1)
+    j = np.int64(i)
+    if np.uint64(j - code.dlo) < np.uint64(code.dwend - code.dlo):
+        _host_store_u32(code.dbase + 4 * j, value)
+    elif np.uint64(j - code.lo) < np.uint64(code.wend - code.lo):
+        _host_store_u32(code.base + 4 * j, value)
+    else:
+        _code_set_buffered(space, code, j, value)
+
+
+@_inline_leaf
+def _code_set_buffered(space, code, i, value):
+    """A store into segment 0 outside the code handle's writable windows: a writable way of the
+    fetch buffer, else translate for writing (and put the page in its way)."""
+    m = space.meta
+    k = -1 if _is_lru(space) else _way_of(m, code, i)
+    if k >= 0 and m[k + W_WRITE] != 0:
+        m[M_DATA_WAY] = k
+        _host_store_u32(m[k + W_BASE] + 4 * i, value)
+        return
+    va = code.va + 4 * i
+    pa = _xlate(space, va, 1)
     if pa >= 0:
         space.words[pa >> 2] = value
+        if not _is_lru(space):  # the TLB now holds the page's entry with W and Dirty
+            _refill(space, code, va, pa, 1)
 
 
 @_inline_leaf
@@ -579,30 +717,28 @@ def _read_entry(space, va):
 
 def _seg_check(space, sid, off):
     s = np.int64(sid)
+    a = s + 4 * np.int64(off)
     if not _is_segment(space, s):
-        return S.INACTIVE_ARRAY
+        return S.INACTIVE_ARRAY, (a, a, a)
     m = space.meta
     m[M_ACC] += 1
     h = s - 4
     ph, w = _read_entry(space, h)
     if ph < 0:
-        return S.OUT_OF_MEMORY  # M_FAIL tells the driver it is the kernel's failure
+        return S.OUT_OF_MEMORY, (a, a, a)  # M_FAIL tells the driver it is the kernel's failure
     if off >= (np.uint64(space.words[ph >> 2]) >> np.uint64(2)):
-        return S.INDEX_OUT_OF_BOUNDS
-    a = s + 4 * np.int64(off)
+        return S.INDEX_OUT_OF_BOUNDS, (a, a, a)
     if (a ^ h) >> 12 == 0:
         pa = ph + (a - h)
     else:
         pa, w = _read_entry(space, a)
         if pa < 0:
-            return S.OUT_OF_MEMORY
-    m[M_PA] = pa
-    m[M_PW] = pa if w else np.int64(-1)
-    return 0
+            return S.OUT_OF_MEMORY, (a, a, a)
+    return 0, (pa, pa if w else np.int64(-1), a)  # where: (pa, pa if a store may use it, va)
 
 
-def _seg_get(space, sid, off):
-    return space.words[space.meta[M_PA] >> 2]
+def _seg_get(space, where):
+    return space.words[where[0] >> 2]
 
 
 @outline_leaf_kernel
@@ -613,12 +749,11 @@ def _store_slow(space, va, value):
         space.words[pa >> 2] = value
 
 
-def _seg_set(space, sid, off, value):
-    p = space.meta[M_PW]
-    if p >= 0:
-        space.words[p >> 2] = value
+def _seg_set(space, where, value):
+    if where[1] >= 0:
+        space.words[where[1] >> 2] = value
     else:
-        _store_slow(space, np.int64(sid) + 4 * np.int64(off), value)
+        _store_slow(space, where[2], value)
 
 
 def _seg_map(space, n):
@@ -670,7 +805,8 @@ def _seg_load_program(space, sid):
 
 
 _OPS = dict(
-    code_of=_code_of, code_len=_code_len, code_get=_code_get, code_set=_code_set,
+    **sp.ONE_STEP, code_of=_code_of, code_len=_code_len, code_at=_code_at, code_fetch=_code_fetch, code_valid=_code_valid,
+    code_get=_code_get, code_set=_code_set,
     seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )

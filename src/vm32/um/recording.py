@@ -36,12 +36,12 @@ def _seg_check(space, sid, off):
     return sp.seg_check(space.inner, sid, off)
 
 
-def _seg_get(space, sid, off):
-    return sp.seg_get(space.inner, sid, off)
+def _seg_get(space, where):
+    return sp.seg_get(space.inner, where)
 
 
-def _seg_set(space, sid, off, value):
-    sp.seg_set(space.inner, sid, off, value)
+def _seg_set(space, where, value):
+    sp.seg_set(space.inner, where, value)
 
 
 def _seg_map(space, n):
@@ -78,7 +78,8 @@ sp.register(
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-sp.register(RecordingSpace, refcounted=False, **sp.ARRAY_CODE)  # plain indexing: no refcounts per fetch
+sp.register(RecordingSpace, refcounted=False, **sp.ARRAY_CODE, **sp.TWO_STEPS)
+sp.register(RecordingSpace, **sp.WHOLE_CODE)  # plain indexing: no refcounts per fetch
 
 
 

@@ -1,6 +1,6 @@
 """The segment-space interface: the one seam between the UM interpreter and its memory.
 
-The interpreter (`vm32.um.kernel.um_run`) is written once against the eight
+The interpreter (`vm32.um.kernel.um_run`) is written once against the
 operations below.  Each backend is a namedtuple type (`FlatSpace`,
 `ClassicSpace`, ...) and registers an implementation of every operation with
 `register`; numba picks the implementation from the space's type at compile
@@ -11,16 +11,31 @@ implementations are called through a dict.
 Segment 0 (the running program) is reached through a *code handle*, a value
 of the backend's choosing that `code_of` returns and the interpreter keeps in
 a local until the next load program: the segment's array itself (classic), a
-word index into physical memory (flat) or a virtual address (paged).  The other
-operations see only non-zero segment ids.
+word index into physical memory (flat) or a virtual address with a *fetch
+window* (paged).  At every jump the interpreter asks `code_at` for a handle
+and the end of the words it may fetch with it, so that a fetch inside the
+window is one host load from a local address, checked against a local end, on
+every backend; after a segment operation that invalidated the window
+(`code_valid`) it asks again.  The other operations see only non-zero segment
+ids.
 
     code_of(space)                  -> code handle of segment 0
     code_len(space, code)           -> number of words in segment 0
-    code_get(space, code, i)        -> word i of segment 0 (i < code_len)
+    code_at(space, code, pc, ncode) -> (code', end): a handle for fetching from pc on, and
+                                       the end of its window: pc < end <= ncode, or end <= pc
+                                       when pc >= ncode (then nothing may be fetched)
+    code_fetch(space, code, i)      -> word i of segment 0, for pc <= i < end of code_at
+    code_valid(space, code)         -> False once a segment operation has changed what the
+                                       handle's window maps (the caller then asks code_at)
+    code_get(space, code, i)        -> word i of segment 0 (i < code_len): a data load
     code_set(space, code, i, value)           (i < code_len)
-    seg_check(space, sid, off)      -> 0, INACTIVE_ARRAY or INDEX_OUT_OF_BOUNDS
-    seg_get(space, sid, off)        -> word   (after seg_check said 0)
-    seg_set(space, sid, off, value)           (after seg_check said 0)
+    two_steps(space)                -> True if the interpreter loop runs two steps per
+                                       iteration on this backend (a constant)
+    seg_check(space, sid, off)      -> (0, where) or (INACTIVE_ARRAY or INDEX_OUT_OF_BOUNDS, any):
+                                       where is the backend's way to the word (flat: its
+                                       word index; paged: its physical address)
+    seg_get(space, where)           -> word   (where from seg_check)
+    seg_set(space, where, value)              (where from seg_check)
     seg_map(space, n)               -> new zeroed segment of n words; 0 if out of memory
     seg_unmap(space, sid)           -> 0 or UNMAP_INACTIVE
     seg_load_program(space, sid)    -> 0, LOADPROG_INACTIVE or OUT_OF_MEMORY;
@@ -70,6 +85,21 @@ def code_of(space):
     return _IMPLS["code_of", type(space)](space)
 
 
+def code_at(space, code, pc, ncode):
+    """(code', end): a handle for fetching from `pc` on and the end of its window (<= ncode)."""
+    return _IMPLS["code_at", type(space)](space, code, pc, ncode)
+
+
+def code_fetch(space, code, i):
+    """Word `i` of segment 0, inside the window that code_at gave with `code`."""
+    return _IMPLS["code_fetch", type(space)](space, code, i)
+
+
+def code_valid(space, code):
+    """False once a segment operation changed what `code`'s window maps."""
+    return _IMPLS["code_valid", type(space)](space, code)
+
+
 def code_len(space, code):
     """Number of words in segment 0."""
     return _IMPLS["code_len", type(space)](space, code)
@@ -85,19 +115,25 @@ def code_set(space, code, i, value):
     return _IMPLS["code_set", type(space)](space, code, i, value)
 
 
+def two_steps(space):
+    """True if the interpreter should run two steps per loop iteration on this backend
+    (a constant per backend, chosen by measurement: see vm32.um.kernel)."""
+    return _IMPLS["two_steps", type(space)](space)
+
+
 def seg_check(space, sid, off):
-    """0 if word `off` of segment `sid` may be accessed, else the fault status."""
+    """(0, where) if word `off` of segment `sid` may be accessed, else (the fault status, any)."""
     return _IMPLS["seg_check", type(space)](space, sid, off)
 
 
-def seg_get(space, sid, off):
-    """Word `off` of segment `sid` (checked by seg_check)."""
-    return _IMPLS["seg_get", type(space)](space, sid, off)
+def seg_get(space, where):
+    """The word seg_check found at `where`."""
+    return _IMPLS["seg_get", type(space)](space, where)
 
 
-def seg_set(space, sid, off, value):
-    """Store `value` at word `off` of segment `sid` (checked by seg_check)."""
-    return _IMPLS["seg_set", type(space)](space, sid, off, value)
+def seg_set(space, where, value):
+    """Store `value` in the word seg_check found at `where`."""
+    return _IMPLS["seg_set", type(space)](space, where, value)
 
 
 def seg_map(space, n):
@@ -115,6 +151,14 @@ def seg_load_program(space, sid):
     return _IMPLS["seg_load_program", type(space)](space, sid)
 
 
+def _whole_code(space, code, pc, ncode):
+    return code, ncode
+
+
+def _always_valid(space, code):
+    return True
+
+
 def _array_code_len(space, code):
     return code.shape[0]
 
@@ -127,12 +171,33 @@ def _array_code_set(space, code, i, value):
     code[i] = value
 
 
-ARRAY_CODE = dict(code_len=_array_code_len, code_get=_array_code_get, code_set=_array_code_set)
-"""code_len/code_get/code_set for backends whose code handle is the uint32 array itself."""
+def _yes(space):
+    return True
+
+
+def _no(space):
+    return False
+
+
+TWO_STEPS = dict(two_steps=_yes)
+"""two_steps for a backend whose interpreter loop runs two steps per iteration."""
+ONE_STEP = dict(two_steps=_no)
+"""two_steps for a backend whose interpreter loop runs one step per iteration."""
+
+WHOLE_CODE = dict(code_at=_whole_code, code_valid=_always_valid)
+"""code_at and code_valid for a backend whose code handle can fetch every word, always."""
+
+ARRAY_CODE = dict(
+    code_len=_array_code_len, code_fetch=_array_code_get, code_get=_array_code_get, code_set=_array_code_set,
+)
+"""The code operations of a backend whose code handle is the uint32 array itself, besides
+WHOLE_CODE: these may be registered without reference counting; code_at, which returns the
+array, may not (numba would then release a reference it never took)."""
 
 
 _OPERATIONS = (
-    "code_of", "code_len", "code_get", "code_set", "seg_check", "seg_get", "seg_set",
+    "code_of", "code_len", "code_at", "code_fetch", "code_valid", "code_get", "code_set",
+    "two_steps", "seg_check", "seg_get", "seg_set",
     "seg_map", "seg_unmap", "seg_load_program",
 )
 
