@@ -382,3 +382,50 @@ def test_sandmark_with_a_fraction_of_its_working_set(um_corpus):
     result = paged(program, frames=128)
     assert result.output == (um_corpus / "sandmark.expected").read_bytes()
     assert result.stats["page_outs"] > 100_000
+
+
+
+# Code and data of segment 0 on several pages: the interpreter's fetch window follows the
+# running page, its data window the page last loaded or stored, and a store into code that
+# already ran must be what the next fetch sees, whatever the few frames and the tiny TLB
+# evict in between.  Prints A (the code as loaded), then B twice (the data, the patched code).
+WINDOWS = """
+        li      r1, data
+        li      r7, far
+        loadprog r0, r7             ; to another page
+back:   load    r4, r0, r1          ; the data stored from the far page
+        out     r4
+        li      r6, patched
+        load    r5, r0, r6          ; the word "li r4, 65", which already ran
+        li      r4, 1
+        add     r5, r5, r4
+        store   r0, r6, r5          ; now "li r4, 66"
+        li      r7, patched
+        loadprog r0, r7
+        .space  2000
+far:    li      r5, 66
+        store   r0, r1, r5          ; data = 'B'
+        li      r6, 1024
+        map     r6, r6              ; a segment operation between the accesses
+        unmap   r6
+        li      r7, patched
+        loadprog r0, r7
+        .space  3000
+data:   .word   0
+        .space  1500
+patched: li     r4, 65
+        out     r4
+        li      r7, back
+        li      r6, done
+        cmov    r7, r6, r3          ; the second time (r3 = 1): done
+        li      r3, 1
+        loadprog r0, r7
+done:   halt
+"""
+
+
+@pytest.mark.parametrize("frames, tlb, policy", [(64, 64, "clock"), (8, 2, "clock"), (8, 2, "fifo"), (8, 2, "lru")])
+def test_code_and_data_windows_see_every_store(frames, tlb, policy):
+    words = assemble(WINDOWS, "windows")
+    assert run_program(words).output == b"ABB"
+    assert paged(words, frames=frames, tlb_entries=tlb, policy=policy).output == b"ABB"
