@@ -580,10 +580,13 @@ def _code_translate(space, code, i):
 
 
 @_inline_leaf
-def _way_of(m, code, i):
-    """The meta index of the fetch-buffer way holding word i of segment 0, or -1."""
+def _way_of(space, code, i):
+    """The meta index of the fetch-buffer way holding word i of segment 0, or -1 (always
+    under LRU, where nothing is cached)."""
+    if _is_lru(space):
+        return -1
     k = _way_index(code.va + 4 * i)
-    if np.uint64(i - m[k + W_LO]) < np.uint64(PAGE_WORDS):
+    if np.uint64(i - space.meta[k + W_LO]) < np.uint64(PAGE_WORDS):
         return k
     return -1
 
@@ -595,7 +598,7 @@ def _window_of(space, code, i):
     just the word (every fetch must stamp its frame) and no data window; a one-word window
     reading POISON if the page cannot come in."""
     m = space.meta
-    k = -1 if _is_lru(space) else _way_of(m, code, i)
+    k = _way_of(space, code, i)
     if k < 0:
         host = _code_translate(space, code, i)
         if host < 0:
@@ -603,7 +606,7 @@ def _window_of(space, code, i):
         if host < 0 or _is_lru(space):
             return CodeHandle(code.va, m[M_GEN], i, i + 1, host - 4 * i, i,
                               np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
-        k = _way_of(m, code, i)  # the refill put the page in a way
+        k = _way_of(space, code, i)  # the refill put the page in a way
     lo = m[k + W_LO]
     hi = lo + PAGE_WORDS
     code = CodeHandle(code.va, m[M_GEN], lo, hi, m[k + W_BASE], hi if m[k + W_WRITE] != 0 else lo,
@@ -657,7 +660,7 @@ def _code_get_buffered(space, code, i):
     buffer, else translate (and refill)."""
     m = space.meta
     j = np.int64(i)
-    k = -1 if _is_lru(space) else _way_of(m, code, j)
+    k = _way_of(space, code, j)
     if k >= 0:
         m[M_DATA_WAY] = k  # the next jump takes this page as the data window
         return _host_u32(m[k + W_BASE] + 4 * j)
@@ -683,7 +686,7 @@ def _code_set_buffered(space, code, i, value):
     """A store into segment 0 outside the code handle's writable windows: a writable way of the
     fetch buffer, else translate for writing (and put the page in its way)."""
     m = space.meta
-    k = -1 if _is_lru(space) else _way_of(m, code, i)
+    k = _way_of(space, code, i)
     if k >= 0 and m[k + W_WRITE] != 0:
         m[M_DATA_WAY] = k
         _host_store_u32(m[k + W_BASE] + 4 * i, value)
