@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     flat_times, paged_times = [], []
     for _ in range(args.repeat):
-        f_wall, f_cpu, out, f_stats = run(program, "flat", limit)
+        f_wall, f_cpu, out, _ = run(program, "flat", limit)
         check("flat", out)
         print(f"flat                      wall {f_wall:7.2f} s  cpu {f_cpu:7.2f} s", flush=True)
         p_wall, p_cpu, out, p_stats = run(program, "paged", limit, frames=4096, policy=args.policy)
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
               f"paged/flat: wall {p_wall / f_wall:.2f}x  cpu {p_cpu / f_cpu:.2f}x   {describe(p_stats)}", flush=True)
         flat_times.append((f_wall, f_cpu))
         paged_times.append((p_wall, p_cpu))
+    fw, fc = (statistics.median(t[i] for t in flat_times) for i in (0, 1))
+    pw, pc = (statistics.median(t[i] for t in paged_times) for i in (0, 1))
     if args.repeat > 1:
-        fw, fc = (statistics.median(t[i] for t in flat_times) for i in (0, 1))
-        pw, pc = (statistics.median(t[i] for t in paged_times) for i in (0, 1))
         print(f"medians of {args.repeat}: flat wall {fw:.2f} s cpu {fc:.2f} s, paged wall {pw:.2f} s cpu {pc:.2f} s; "
               f"paged/flat: wall {pw / fw:.2f}x  cpu {pc / fc:.2f}x", flush=True)
     if not args.skip_small:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         s_wall, s_cpu, out, s_stats = run(program, "paged", limit, frames=frames, policy=args.policy)
         check(f"paged at {frames} frames", out)
         print(f"paged, {frames} frames ({args.fraction:.0%} of {ws_pages} pages)  wall {s_wall:7.2f} s  "
-              f"cpu {s_cpu:7.2f} s   paged/flat: wall {s_wall / f_wall:.2f}x   {describe(s_stats)}", flush=True)
+              f"cpu {s_cpu:7.2f} s   paged/flat: wall {s_wall / fw:.2f}x   {describe(s_stats)}", flush=True)
     print("outputs " + ("not checked (--instructions)" if limit else "identical to sandmark.expected"))
     return 0
 
