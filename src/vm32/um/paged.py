@@ -464,6 +464,13 @@ def _store_word_paged_space(mem, addr, value):
 
 
 @_inline_leaf
+def _words_to_page_end(va):
+    """How many words there are from virtual address `va` to the end of its page: the
+    chunk that one translation covers in a page-by-page walk."""
+    return PAGE_WORDS - ((va & 0xFFF) >> 2)
+
+
+@_inline_leaf
 def _zero(space, va, nwords):
     """Zero `nwords` words from `va`, one translation per page; False if a page failed."""
     words = space.words
@@ -473,7 +480,7 @@ def _zero(space, va, nwords):
         pa = _xlate(space, a, 1)
         if pa < 0:
             return False
-        n = min(PAGE_WORDS - ((a & 0xFFF) >> 2), nwords - k)
+        n = min(_words_to_page_end(a), nwords - k)
         w = pa >> 2
         for j in range(n):
             words[w + j] = 0
@@ -492,7 +499,7 @@ def _copy(space, dst, src, nwords):
     k = np.int64(0)
     while k < nwords:
         s, d = src + 4 * k, dst + 4 * k
-        n = min(PAGE_WORDS - ((s & 0xFFF) >> 2), PAGE_WORDS - ((d & 0xFFF) >> 2), nwords - k)
+        n = min(_words_to_page_end(s), _words_to_page_end(d), nwords - k)
         ps = _xlate(space, s, 0)
         if ps < 0:
             return False
@@ -520,7 +527,7 @@ def _copy_in(space, dst, program):
         pa = _xlate(space, a, 1)
         if pa < 0:
             return False
-        c = min(PAGE_WORDS - ((a & 0xFFF) >> 2), n - k)
+        c = min(_words_to_page_end(a), n - k)
         w = pa >> 2
         for j in range(c):
             words[w + j] = program[k + j]
