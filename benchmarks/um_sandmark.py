@@ -1,11 +1,16 @@
 """Sandmark on every UM backend, and on the C reference UM, in one run.
 
-    .venv/bin/python benchmarks/um_sandmark.py [--corpus ../shared/um] [--backends flat,classic]
+    .venv/bin/python benchmarks/um_sandmark.py [--corpus ../shared/um] [--backends flat,classic] [--repeat N]
 
 Prints each wall and CPU time (numba cache warmed first, so compile time is not
 counted), checks every output against sandmark.expected, and prints the ratios
 flat/um_ref and classic/flat.  The C reference (`../shared/anchors/um_ref.c`)
 is built with `cc -O2` when a C compiler is present.
+
+`--repeat N` runs the whole round (um_ref, then each backend) N times and
+computes the ratios from the median times.  Why: on a shared 2-core VM two runs
+of the same binary differ by up to 20% (um_ref took 14.1 to 17.2 s on one day),
+so a single pair of runs cannot say which side of a target a ratio is on.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,28 +84,44 @@ def main() -> None:
     ap.add_argument("--corpus", default=os.environ.get("VM32_UM_CORPUS", SHARED / "um"), type=Path)
     ap.add_argument("--backends", default="flat,classic")
     ap.add_argument("--no-ref", action="store_true", help="skip the C reference")
+    ap.add_argument("--repeat", type=int, default=1, help="run every program this many times, alternated; "
+                    "ratios of the medians")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     program = args.corpus / "sandmark.umz"
     expected = (args.corpus / "sandmark.expected").read_bytes()
     backends = [b for b in args.backends.split(",") if b]
 
     warm_up(backends)
-    wall: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    print(f"{'':<17} {'wall':>8} {'cpu':>8}", flush=True)
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+
+    def record(name: str, w: float, c: float, extra: str = "") -> None:
+        wall.setdefault(name, []).append(w)
+        cpu.setdefault(name, []).append(c)
+        label = f"{name} (cc -O2)" if name == "um_ref" else name
+        if args.repeat > 1:
+            label += f" #{len(wall[name])}"
+        print(f"{label:<23} {w:7.2f}s {c:7.2f}s{extra}", flush=True)
+
+    print(f"{'':<23} {'wall':>8} {'cpu':>8}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         exe = None if args.no_ref else build_um_ref(args.corpus.parent, Path(tmp))
-        if exe is not None:
-            wall["um_ref"], cpu["um_ref"] = time_command([str(exe), str(program)], expected)
-            print(f"{'um_ref (cc -O2)':<17} {wall['um_ref']:7.2f}s {cpu['um_ref']:7.2f}s", flush=True)
-    for backend in backends:
-        wall[backend], cpu[backend], stats = time_backend(program, backend, expected)
-        print(f"{backend:<17} {wall[backend]:7.2f}s {cpu[backend]:7.2f}s   "
-              f"{stats['instructions'] / wall[backend] / 1e6:6.0f} M UM instructions/s", flush=True)
+        for _ in range(args.repeat):
+            if exe is not None:
+                record("um_ref", *time_command([str(exe), str(program)], expected))
+            for backend in backends:
+                w, c, stats = time_backend(program, backend, expected)
+                record(backend, w, c, f"   {stats['instructions'] / w / 1e6:6.0f} M UM instructions/s")
+    wall_m = {name: statistics.median(times) for name, times in wall.items()}
+    cpu_m = {name: statistics.median(times) for name, times in cpu.items()}
     print()
+    if args.repeat > 1:
+        print(f"ratios of the medians of {args.repeat} runs:")
     for a, b, target in (("flat", "um_ref", "<= 0.5"), ("classic", "flat", ">= 1.8")):
-        if a in wall and b in wall:
-            print(f"{a} / {b:<9} wall {wall[a] / wall[b]:6.3f}   cpu {cpu[a] / cpu[b]:6.3f}   (target {target})")
+        if a in wall_m and b in wall_m:
+            print(f"{a} / {b:<9} wall {wall_m[a] / wall_m[b]:6.3f}   cpu {cpu_m[a] / cpu_m[b]:6.3f}   (target {target})")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times stretch under load)")
     print("outputs identical to sandmark.expected: yes")
 
