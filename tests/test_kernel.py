@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault
+from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
 from vm32.kernel import Machine
 from vm32.kernel.inspect import frame_table_rows, page_table_rows
 from vm32.kernel.layout import IMAGE_BASE, KERNEL_BASE, P_COLS, P_PGDIR
@@ -188,6 +188,33 @@ def test_swap_full_is_out_of_memory_and_loses_nothing():
             raw = m.swap.bytes[r["slot"] * 4096 :][:4].tobytes()
         assert int.from_bytes(raw, "little") == 1000 + i
     assert p.load_u32(p.heap_base + 4096 * written[-1]) == 1000 + written[-1]  # resident
+    m.close()
+
+
+def test_swap_write_error_is_a_clear_error_and_loses_nothing():
+    m = Machine(frames=12, swap="1M", policy="fifo")
+    p = m.spawn(None, heap_size=40 * 4096)
+    for i in range(20):
+        p.store_u32(p.heap_base + 4096 * i, 1000 + i)
+    assert p.stats()["page_outs"] > 0
+    swap_fd = m.swap.fd
+    read_only = os.open(m.swap.path, os.O_RDONLY)
+    saved = os.dup(swap_fd)
+    try:
+        os.dup2(read_only, swap_fd)  # the host now refuses every write to the swap file
+        with pytest.raises(VM32Error, match="swap file could not be read or written"):
+            for i in range(20, 40):
+                p.store_u32(p.heap_base + 4096 * i, 1000 + i)
+    finally:
+        os.dup2(saved, swap_fd)
+        os.close(saved)
+        os.close(read_only)
+    # The page whose write failed stayed in its frame: every page written before is intact,
+    # and with the swap file writable again the machine goes on.
+    for i in range(20):
+        assert p.load_u32(p.heap_base + 4096 * i) == 1000 + i
+    p.store_u32(p.heap_base + 4096 * 39, 7)
+    assert p.load_u32(p.heap_base + 4096 * 39) == 7
     m.close()
 
 

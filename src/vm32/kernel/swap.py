@@ -170,12 +170,16 @@ host_pread = _libc_io("pread")
 
 
 @kernel
-def swap_pwrite(ms, buf, start, s):
-    """Write the 4096 bytes of word array `buf` from byte `start` into slot `s`; True if
-    done (False: a host I/O error).  No lock needed: the caller owns the slot's writes."""
+def _swap_transfer(ms, buf, start, s, write):
+    """Move the 4096 bytes of slot `s` to (`write`) or from word array `buf` at byte
+    `start`; True if done, False on a host I/O error.  A short or interrupted transfer
+    continues where it stopped, up to 8 tries."""
     done, tries = 0, 0
-    while done < 4096 and tries < 8:  # a short or interrupted write continues
-        r = host_pwrite(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
+    while done < 4096 and tries < 8:
+        if write:
+            r = host_pwrite(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
+        else:
+            r = host_pread(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
         if r > 0:
             done += r
         tries += 1
@@ -183,15 +187,16 @@ def swap_pwrite(ms, buf, start, s):
 
 
 @kernel
+def swap_pwrite(ms, buf, start, s):
+    """Write the 4096 bytes of word array `buf` from byte `start` into slot `s`; True if
+    done (False: a host I/O error).  No lock needed: the caller owns the slot's writes."""
+    return _swap_transfer(ms, buf, start, s, True)
+
+
+@kernel
 def swap_pread(ms, buf, start, s):
     """Read slot `s` into the 4096 bytes of word array `buf` from byte `start`; True if done."""
-    done, tries = 0, 0
-    while done < 4096 and tries < 8:
-        r = host_pread(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
-        if r > 0:
-            done += r
-        tries += 1
-    return done == 4096
+    return _swap_transfer(ms, buf, start, s, False)
 
 
 @kernel
