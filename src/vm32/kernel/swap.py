@@ -174,12 +174,11 @@ def _swap_transfer(ms, buf, start, s, write):
     """Move the 4096 bytes of slot `s` to (`write`) or from word array `buf` at byte
     `start`; True if done, False on a host I/O error.  A short or interrupted transfer
     continues where it stopped, up to 8 tries."""
+    fd = ms.kv[KV_SWAP_FD]
     done, tries = 0, 0
     while done < 4096 and tries < 8:
-        if write:
-            r = host_pwrite(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
-        else:
-            r = host_pread(ms.kv[KV_SWAP_FD], buf, start + done, 4096 - done, s * 4096 + done)
+        at, n, off = start + done, 4096 - done, s * 4096 + done
+        r = host_pwrite(fd, buf, at, n, off) if write else host_pread(fd, buf, at, n, off)
         if r > 0:
             done += r
         tries += 1
