@@ -31,7 +31,13 @@ Speed notes:
 * Register fields are decoded with unsigned arithmetic, so numba indexes
   without negative-index fix-ups.  Segment 0 is handled here for every backend
   through its code handle, so code and constants in segment 0 never go through
-  a backend's liveness check.
+  a backend's liveness check (sandmark keeps its variables there: 59% of its
+  loads and 60% of its stores are to segment 0).
+* Words are decoded at every fetch, not predecoded: each of sandmark's 449
+  million stores into segment 0 would have to redo the predecoding.  A
+  predecoded copy with fused pairs (load immediate + the load or store whose
+  offset it sets) ran sandmark in 9.0-9.2 s against 8.3-8.5 s; fusing the
+  same pairs at run time, by peeking after a load immediate, was no faster.
 """
 
 import numpy as np
