@@ -138,6 +138,28 @@ def test_machine_steps_and_counts_like_flat(sweep):
         assert um.stats()["instructions"] == run_program(sweep).stats["instructions"]
 
 
+ACCESSES = """
+        li      r1, 4
+        map     r2, r1
+        li      r3, data
+        li      r5, 2
+        {extra}
+        halt
+data:   .word   7
+"""
+
+
+@pytest.mark.parametrize("access", ["load r4, r0, r3", "store r0, r3, r4", "load r4, r2, r5", "store r2, r5, r4"])
+def test_each_load_and_store_is_one_memory_access(access):
+    # One more instruction of any kind adds its fetch (and a word of program to load); a load
+    # or store adds one access more, whether of segment 0 or of another segment.
+    def accesses(extra):
+        words = assemble(ACCESSES.format(extra=extra), "accesses")
+        return paged(words, frames=16).stats["memory_accesses"]
+
+    assert accesses(access) - accesses("add r4, r4, r4") == 1
+
+
 instruction = st.one_of(
     st.integers(0, 0xFFFFFFFF),
     st.sampled_from([isa.encode(isa.LOAD, 1, 2, 3), isa.encode(isa.STORE, 1, 2, 3), isa.encode(isa.MAP, 0, 2, 3),

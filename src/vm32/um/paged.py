@@ -653,6 +653,7 @@ def _code_valid(space, code):
 
 
 def _code_get(space, code, i):
+    space.meta[M_ACC] += 1
     j = np.int64(i)
     if np.uint64(j - code.dlo) < np.uint64(code.dhi - code.dlo):
         return _host_u32(code.dbase + 4 * j)
