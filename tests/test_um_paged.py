@@ -205,6 +205,27 @@ def test_swap_full_is_a_clear_error_and_ends_only_that_process(sweep):
             assert ok._stdout.getvalue() == b"k"
 
 
+def test_code_page_that_cannot_come_in_is_a_clear_error():
+    # Each map dirties a page; once the frames and the swap are full, the code page evicted
+    # meanwhile cannot come back for the next fetch (nor the far one for the jump).  That fetch must end the process with a
+    # clear error (it once read a window built from an empty fetch-buffer way: a host crash).
+    outcomes = []
+    for n in range(12):
+        maps = "\n".join("        map     r3, r1" for _ in range(n))
+        words = assemble(f"        li      r1, 1000\n{maps}\n        li      r7, far\n        loadprog r0, r7\n"
+                         "        .space  9000\nfar:    li      r4, 'k'\n        out     r4\n        halt\n", "maps")
+        with Machine(frames=12, swap=8 * 4096, policy="fifo") as m:
+            with UniversalMachine(words, backend="paged", machine=m, memory_size="1M", stdout=io.BytesIO()) as um:
+                try:
+                    um.run()
+                    outcomes.append(um._stdout.getvalue())
+                except OutOfMemory as e:
+                    assert "could not be served: swap is full" in str(e)
+                    outcomes.append("full")
+    assert outcomes[0] == b"k" and outcomes[-1] == "full"
+    assert outcomes == sorted(outcomes, key=lambda o: o == "full")  # prints until the swap fills
+
+
 def test_no_frame_left_is_a_clear_error(sweep):
     with Machine(frames=10, swap="1M") as m:
         hog = m.spawn(None, heap_size=64 * 4096)

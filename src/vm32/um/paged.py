@@ -608,9 +608,9 @@ def _window_of(space, code, i):
     k = _way_of(space, code, i)
     if k < 0:
         host = _code_translate(space, code, i)
-        if host < 0:
-            host = np.int64(m.ctypes.data) + 8 * M_POISON  # a word holding POISON
         if host < 0 or _is_lru(space):
+            if host < 0:  # no page, and no way refilled: fetch POISON from meta
+                host = np.int64(m.ctypes.data) + 8 * M_POISON
             return CodeHandle(code.va, m[M_GEN], i, i + 1, host - 4 * i, i,
                               np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
         k = _way_of(space, code, i)  # the refill put the page in a way
@@ -664,8 +664,8 @@ def _code_get(space, code, i):
 
 @_inline_leaf
 def _code_get_buffered(space, code, i):
-    """A data load of segment 0 outside the code handle's window: either way of the fetch
-    buffer, else translate (and refill)."""
+    """A data load of segment 0 outside the code handle's windows: the fetch-buffer way of its
+    page, else translate (and refill)."""
     m = space.meta
     j = np.int64(i)
     k = _way_of(space, code, j)
