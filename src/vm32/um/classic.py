@@ -98,6 +98,6 @@ sp.register(
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-sp.register(ClassicSpace, refcounted=False, **sp.ARRAY_CODE, **sp.TWO_STEPS)
-sp.register(ClassicSpace, **sp.WHOLE_CODE)  # plain indexing: no refcounts per fetch
+sp.register(ClassicSpace, refcounted=False, **sp.TWO_STEPS)
+sp.register_array_code(ClassicSpace)
 

@@ -78,8 +78,8 @@ sp.register(
     code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-sp.register(RecordingSpace, refcounted=False, **sp.ARRAY_CODE, **sp.TWO_STEPS)
-sp.register(RecordingSpace, **sp.WHOLE_CODE)  # plain indexing: no refcounts per fetch
+sp.register(RecordingSpace, refcounted=False, **sp.TWO_STEPS)
+sp.register_array_code(RecordingSpace)
 
 
 

@@ -187,12 +187,14 @@ ONE_STEP = dict(two_steps=_no)
 WHOLE_CODE = dict(code_at=_whole_code, code_valid=_always_valid)
 """code_at and code_valid for a backend whose code handle can fetch every word, always."""
 
-ARRAY_CODE = dict(
-    code_len=_array_code_len, code_fetch=_array_code_get, code_get=_array_code_get, code_set=_array_code_set,
-)
-"""The code operations of a backend whose code handle is the uint32 array itself, besides
-WHOLE_CODE: these may be registered without reference counting; code_at, which returns the
-array, may not (numba would then release a reference it never took)."""
+def register_array_code(space_class: type) -> None:
+    """Register the code operations of a backend whose code handle is segment 0's uint32
+    array itself: fetch, get and set are plain indexing, compiled without reference
+    counting (no increfs per fetch); code_at, which returns the array, keeps numba's
+    reference counting (without it numba would release a reference it never took)."""
+    register(space_class, refcounted=False, code_len=_array_code_len, code_fetch=_array_code_get,
+             code_get=_array_code_get, code_set=_array_code_set)
+    register(space_class, **WHOLE_CODE)
 
 
 _OPERATIONS = (
