@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -26,6 +27,7 @@ from vm32.um import isa
 from vm32.um.asm import assemble, to_bytes
 from vm32.um.machine import UniversalMachine, run_program
 from vm32.um.multi import run_programs
+from vm32.um.paged import M_CODE, M_POISON, POISON
 from vm32.um.showcase import assemble_builtin, run_demo
 
 SIEVE_OUT = b"sieve: 78498 primes below 1000000 ok\n"
@@ -205,25 +207,42 @@ def test_swap_full_is_a_clear_error_and_ends_only_that_process(sweep):
             assert ok._stdout.getvalue() == b"k"
 
 
-def test_code_page_that_cannot_come_in_is_a_clear_error():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_code_page_that_cannot_come_in_is_a_clear_error(policy):
     # Each map dirties a page; once the frames and the swap are full, the code page evicted
-    # meanwhile cannot come back for the next fetch (nor the far one for the jump).  That fetch must end the process with a
-    # clear error (it once read a window built from an empty fetch-buffer way: a host crash).
+    # meanwhile cannot come back for the next fetch.  That fetch must end the process with a
+    # clear error naming it (it once read a window built from an empty fetch-buffer way: a
+    # host crash; then, under LRU, it ran on through holes in the POISON page to the end).
     outcomes = []
     for n in range(12):
         maps = "\n".join("        map     r3, r1" for _ in range(n))
         words = assemble(f"        li      r1, 1000\n{maps}\n        li      r7, far\n        loadprog r0, r7\n"
                          "        .space  9000\nfar:    li      r4, 'k'\n        out     r4\n        halt\n", "maps")
-        with Machine(frames=12, swap=8 * 4096, policy="fifo") as m:
+        with Machine(frames=12, swap=8 * 4096, policy=policy) as m:
             with UniversalMachine(words, backend="paged", machine=m, memory_size="1M", stdout=io.BytesIO()) as um:
                 try:
                     um.run()
                     outcomes.append(um._stdout.getvalue())
                 except OutOfMemory as e:
-                    assert "could not be served: swap is full" in str(e)
+                    found = re.search(r"page fault at (0x[0-9a-f]+) at UM pc=(0x[0-9a-f]+) could not be served: "
+                                      r"swap is full", str(e))
+                    assert found, str(e)
+                    va, pc = (int(x, 16) for x in found.groups())
+                    assert va == um.paged.space.meta[M_CODE] + 4 * pc  # the fetch of that pc faulted
                     outcomes.append("full")
     assert outcomes[0] == b"k" and outcomes[-1] == "full"
     assert outcomes == sorted(outcomes, key=lambda o: o == "full")  # prints until the swap fills
+
+
+def test_poison_page_is_poison_only(sweep):
+    # A code page that cannot come in reads as this page: every word must stop the interpreter.
+    # (Emptying the fetch buffer once wrote NO_PAGE into every third word up to the end.)
+    assert isa.op_of(POISON) >= 14  # no operator: an invalid instruction
+    with UniversalMachine(sweep, backend="paged", frames=16, stdout=io.BytesIO()) as um:
+        words = um.paged.space.meta[M_POISON:].view(np.uint32)
+        assert words.shape[0] == 4096 // 4 and np.all(words == POISON)
+        um.run()  # faults, refills and drops of the fetch buffer leave it alone too
+        assert np.all(words == POISON)
 
 
 def test_no_frame_left_is_a_clear_error(sweep):

@@ -151,10 +151,15 @@ NEED_READ = PTE_U
 NEED_WRITE = PTE_U | PTE_W | PTE_D  # a write hits only entries that know Dirty is set
 
 
+def _empty_fetch_buffer(meta: np.ndarray) -> None:
+    """Mark every way of the fetch buffer empty (the ways only: the POISON page follows them)."""
+    meta[M_WAYS + W_LO : M_WAYS + WAY * WAYS : WAY] = NO_PAGE
+
+
 def new_meta(pid: int) -> np.ndarray:
     """A fresh meta array for process `pid` (fetch buffer empty, no failure)."""
     meta = np.zeros(M_SIZE, dtype=np.int64)
-    meta[M_WAYS + W_LO :: WAY] = NO_PAGE
+    _empty_fetch_buffer(meta)
     meta[M_DATA_WAY] = M_WAYS
     meta[M_POISON:].view(np.uint32)[:] = POISON
     meta[M_PID] = pid
@@ -238,7 +243,7 @@ def _i64_view(typingctx, addr, n):
 def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int, lru: bool):
     """The space of a process (heap, meta) running on CPU `cpu` of machine state `ms` (ref: its address)."""
     meta[M_CPU] = cpu
-    meta[M_WAYS + W_LO :: WAY] = NO_PAGE
+    _empty_fetch_buffer(meta)
     kind = PagedSpaceLRU if lru else PagedSpace
     return kind(ms.words, heap, meta, ms.tlb[cpu], ms.cpus[cpu * CPU_STRIDE : (cpu + 1) * CPU_STRIDE], ref,
                 np.zeros(PAGE_WORDS, dtype=np.uint32))
