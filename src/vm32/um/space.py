@@ -187,6 +187,7 @@ ONE_STEP = dict(two_steps=_no)
 WHOLE_CODE = dict(code_at=_whole_code, code_valid=_always_valid)
 """code_at and code_valid for a backend whose code handle can fetch every word, always."""
 
+
 def register_array_code(space_class: type) -> None:
     """Register the code operations of a backend whose code handle is segment 0's uint32
     array itself: fetch, get and set are plain indexing, compiled without reference
