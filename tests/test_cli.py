@@ -29,8 +29,8 @@ SUBPROCESS_TIMEOUT = 120  # generous: a cold numba cache compiles the kernel fir
 
 
 def vm32(*args, input: bytes | None = b"", timeout: float = SUBPROCESS_TIMEOUT, **kw):
-    """Run `python -m vm32.cli ARGS` and return the CompletedProcess (bytes)."""
-    return subprocess.run([sys.executable, "-m", "vm32.cli", *map(str, args)], input=input,
+    """Run `python -m vm32 ARGS` and return the CompletedProcess (bytes)."""
+    return subprocess.run([sys.executable, "-m", "vm32", *map(str, args)], input=input,
                           capture_output=True, timeout=timeout, **kw)
 
 
@@ -137,6 +137,13 @@ def test_console_script(hello):
     assert (r.returncode, r.stdout) == (0, b"Hello, world!\n"), r.stderr
 
 
+@pytest.mark.parametrize("module", ["vm32", "vm32.cli"])
+def test_python_m(module):
+    r = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True,
+                       timeout=SUBPROCESS_TIMEOUT)
+    assert (r.returncode, r.stdout.split()[0], r.stderr) == (0, "vm32", "")
+
+
 def test_asm_disasm_round_trip(tmp_path):
     src = PROGRAMS.joinpath("demo.uma")
     (tmp_path / "demo.uma").write_text(src.read_text())
@@ -175,7 +182,7 @@ def test_echo_through_a_pipe(tmp_path):
 def test_echo_interactive(tmp_path):
     """Output written before the program blocks on input reaches the pipe at once."""
     echo = program_file(tmp_path, "echo")
-    proc = subprocess.Popen([sys.executable, "-m", "vm32.cli", "um", "run", str(echo)],
+    proc = subprocess.Popen([sys.executable, "-m", "vm32", "um", "run", str(echo)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for line in (b"first line\n", b"second: q\n"):
@@ -423,21 +430,21 @@ def test_output_to_a_full_disk(hello):
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full")
     with open("/dev/full", "wb") as full:
-        r = subprocess.run([sys.executable, "-m", "vm32.cli", "um", "run", str(hello)],
+        r = subprocess.run([sys.executable, "-m", "vm32", "um", "run", str(hello)],
                            stdout=full, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                            timeout=SUBPROCESS_TIMEOUT)
     assert_one_error(r.returncode, r.stderr.decode(), "No space left")
 
 
 def test_closed_stdout(hello):
-    r = subprocess.run(["sh", "-c", 'exec "$0" -m vm32.cli um run "$1" >&-', sys.executable,
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m vm32 um run "$1" >&-', sys.executable,
                         str(hello)], stderr=subprocess.PIPE, timeout=SUBPROCESS_TIMEOUT)
     assert_one_error(r.returncode, r.stderr.decode(), "standard output is closed")
 
 
 def test_closed_stdin_is_end_of_input(tmp_path):
     echo = program_file(tmp_path, "echo")
-    r = subprocess.run(["sh", "-c", 'exec "$0" -m vm32.cli um run "$1" <&-', sys.executable,
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m vm32 um run "$1" <&-', sys.executable,
                         str(echo)], capture_output=True, timeout=SUBPROCESS_TIMEOUT)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
 
@@ -446,7 +453,7 @@ def test_reader_goes_away(tmp_path):
     """A pipe closed by the reader (`| head -c1`) ends the run quietly."""
     source = "loop: li r1, 'y'\nout r1\nli r7, loop\nloadprog r0, r7\n"  # endless output
     prog = program_file(tmp_path, "yes", source)
-    proc = subprocess.Popen([sys.executable, "-m", "vm32.cli", "um", "run", str(prog)],
+    proc = subprocess.Popen([sys.executable, "-m", "vm32", "um", "run", str(prog)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

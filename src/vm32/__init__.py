@@ -4,12 +4,13 @@ Layers, bottom-up (a layer imports only layers below it):
 
     vm32.errors   one exception hierarchy
     vm32.jit      the one place that sets numba options
+    vm32.defaults the defaults and units the CLI and the API share (no compiled code)
     vm32.memory   PhysicalMemory: the host mmap seen as 4 KiB frames; word access seam
     vm32.heap     a 32-bit malloc/calloc/realloc/free over an address range
     vm32.mmu      i386 page-directory/table entries, page walk, TLB
     vm32.kernel   frames, swap, replacement policies, processes, fault handler
     vm32.um       the Universal Machine: loader, assembler, interpreter backends
-    vm32.cli      the `vm32` command
+    vm32.cli      the `vm32` command (`python -m vm32`), one module per command group
 """
 
 import hashlib

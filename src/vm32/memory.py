@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import mmap
 import operator
-import re
 
 import numpy as np
 from numba import types
 from numba.extending import overload
 
+from vm32.defaults import parse_size  # noqa: F401 - the size parser, re-exported
 from vm32.errors import InvalidArgument, OutOfMemory
 
 PAGE_SHIFT = 12
@@ -66,27 +66,6 @@ def _store_word_flat(mem, addr, value):
 
         return impl
     return None
-
-
-_SIZE_RE = re.compile(r"(0X[0-9A-F_]+|[0-9][0-9_]*)\s*(?:([KMG])(?:I?B)?|B)?")
-_SIZE_SCALE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-
-
-def parse_size(text: str | int) -> int:
-    """Parse a memory size such as ``4096``, ``0x1000``, ``64K``, ``16M``, ``4G`` or ``4GiB`` into bytes.
-
-    An int is returned unchanged (check_size judges it); text that is not a
-    number with an optional K/M/G (KiB, MB...) suffix is an InvalidArgument.
-    """
-    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        return int(text)
-    # A regular expression, not suffix stripping: "0x1000B" is a hex number, not 0x1000 bytes.
-    match = _SIZE_RE.fullmatch(str(text).strip().upper())
-    if match is None:
-        raise InvalidArgument(f"cannot read {text!r} as a size (examples: 4096, 64K, 16M, 4G)")
-    number, unit = match.groups()
-    value = int(number[2:], 16) if number.startswith("0X") else int(number, 10)
-    return value * _SIZE_SCALE.get(unit, 1)
 
 
 def check_size(size: int) -> int:

@@ -1,10 +1,8 @@
 """`vm32 paging demo`: K processes write distinct patterns over M pages each on a machine
 of N frames, re-read and verify every word, then print the statistics.
 
-The lead wires this into the CLI with `add_paging_commands(subparsers)` (adds
-``paging demo`` and sets ``handler=paging_demo_main``) or calls
-`paging_demo_main(args)` with an argparse Namespace.  Errors are vm32.errors
-exceptions (the CLI prints ``vm32: error: ...``).
+vm32.cli.paging calls `paging_demo_main(args)` with its argparse Namespace.  Errors
+are vm32.errors exceptions (the CLI prints ``vm32: error: ...``).
 
 Each process runs on its own host thread (its own CPU and TLB), so the
 processes fault concurrently and share the frames.
@@ -12,7 +10,6 @@ processes fault concurrently and share the frames.
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 
@@ -20,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vm32.defaults import MIN_FRAMES
 from vm32.errors import InvalidArgument, VM32Error
 from vm32.kernel.machine import Machine
-from vm32.kernel.policies import POLICIES
 from vm32.memory import PAGE_SIZE, parse_size
 
 CHUNK_PAGES = 8  # progress granularity
@@ -38,25 +35,8 @@ def frames_needed(processes: int, pages: int, kernel_frames: int = 1) -> int:
     return kernel_frames + 1 + processes * (1 + tables + 1)
 
 
-def add_paging_commands(subparsers) -> argparse.ArgumentParser:
-    """Add ``paging demo`` to an argparse subparsers object; returns the ``paging`` parser."""
-    paging = subparsers.add_parser("paging", help="the demand-paged virtual memory kernel")
-    sub = paging.add_subparsers(dest="paging_command", required=True)
-    demo = sub.add_parser("demo", help="processes write and verify patterns with too few frames")
-    demo.add_argument("--frames", type=int, default=64, help="physical frames of 4 KiB (default 64)")
-    demo.add_argument("--policy", default="fifo", help=f"replacement policy: {', '.join(POLICIES)} (default fifo)")
-    demo.add_argument("--processes", type=int, default=4, help="number of processes (default 4)")
-    demo.add_argument("--pages", type=int, default=64, help="heap pages each process writes (default 64)")
-    demo.add_argument("--swap", default=None, help="swap size, e.g. 16M (default: enough for all pages)")
-    demo.add_argument("--swap-file", default=None, help="swap file path (default: a temporary file)")
-    demo.add_argument("--tlb", type=int, default=64, help="TLB entries per CPU, a power of two (default 64)")
-    demo.add_argument("--seed", type=int, default=1, help="seed for patterns and the random policy")
-    demo.set_defaults(handler=paging_demo_main)
-    return paging
-
-
 def _check_args(args) -> None:
-    for name, low in (("frames", 1), ("processes", 1), ("pages", 1), ("tlb", 1)):
+    for name, low in (("frames", MIN_FRAMES), ("processes", 1), ("pages", 1), ("tlb", 1)):
         v = getattr(args, name)
         if v < low:
             raise InvalidArgument(f"--{name} must be at least {low}, not {v}")

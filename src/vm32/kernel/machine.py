@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 
+from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MACHINE_FRAMES, MACHINE_SWAP, MIN_FRAMES
 from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
 from vm32.kernel import access, fault
 from vm32.kernel.layout import (
@@ -76,7 +77,6 @@ from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
 from vm32.mmu.tlb import make_tlbs
 
-MIN_FRAMES = 8
 
 
 def _page_up(n: int) -> int:
@@ -102,10 +102,10 @@ class Machine:
 
     def __init__(
         self,
-        frames: int = 256,
-        swap: int | str = "16M",
-        policy: str = "fifo",
-        tlb_entries: int = 64,
+        frames: int = MACHINE_FRAMES,
+        swap: int | str = MACHINE_SWAP,
+        policy: str = DEFAULT_POLICY,
+        tlb_entries: int = DEFAULT_TLB_ENTRIES,
         *,
         cpus: int = 4,
         kernel_frames: int = 1,

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Sequence
 
+from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MULTI_MEMORY, MULTI_SWAP_LIMIT, UM_FRAMES
 from vm32.errors import InvalidArgument, VM32Error
 from vm32.um.machine import UniversalMachine
 
@@ -211,19 +212,19 @@ def run_programs(
     names: Sequence[str] | None = None,
     inputs: Sequence[bytes | BinaryIO | None] | None = None,
     outputs: Sequence[BinaryIO] | None = None,
-    frames: int = 256,
-    policy: str = "clock",
+    frames: int = UM_FRAMES,
+    policy: str = DEFAULT_POLICY,
     swap: int | str | None = None,
     swap_path: str | os.PathLike | None = None,
-    tlb_entries: int = 1024,
-    memory_size: int | str = "1G",
+    tlb_entries: int = DEFAULT_TLB_ENTRIES,
+    memory_size: int | str = MULTI_MEMORY,
     slice_instructions: int = MULTI_SLICE,
     on_tick: Callable[[object, list[ProcessRun]], None] | None = None,
     tick_seconds: float = 0.1,
 ) -> tuple[list[ProcessRun], dict]:
     """Run `programs` (paths, UM file bytes or word arrays) concurrently on one paged machine.
 
-    `frames`, `policy`, `swap` (bytes; default: room for every heap, at most 512 MiB), `swap_path` and
+    `frames`, `policy`, `swap` (bytes; default: room for every heap, at most MULTI_SWAP_LIMIT), `swap_path` and
     `tlb_entries` describe the machine; `memory_size` is each process's heap region.
     Process i reads `inputs[i]` (None: end of input at once) and writes to `outputs[i]`
     (default: kept in memory, see ProcessRun.um).  `on_tick(machine, runs)` is called
@@ -246,7 +247,7 @@ def run_programs(
         raise InvalidArgument("run_programs: names, inputs and outputs must have one entry per program")
     heap = parse_size(memory_size)
     if swap is None:  # the kernel preallocates the swap file's blocks: no more than needed
-        swap = min(n * heap + (1 << 20), 512 << 20)
+        swap = min(n * heap + (1 << 20), MULTI_SWAP_LIMIT)
     runs = [ProcessRun(name) for name in names]
     stop = threading.Event()
     with Machine(frames=frames, swap=swap, policy=policy, tlb_entries=tlb_entries, cpus=n + 1,

@@ -96,6 +96,7 @@ from numba import cfunc, types
 from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 
+from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, UM_FRAMES, UM_SWAP_LIMIT
 from vm32.errors import InvalidArgument, OutOfMemory, VM32Error
 from vm32.heap import core as heap_core
 from vm32.heap import heap_free, heap_init, heap_is_live, heap_malloc
@@ -894,10 +895,6 @@ def paged_um_run(ms, space, regs, st, inbuf, outbuf, budget):
 
 PAGED_MAX_HEAP = STACK_TOP - IMAGE_BASE
 """The largest heap region (UM segments) of a process: from IMAGE_BASE (no image) to the kernel."""
-DEFAULT_FRAMES = 4096  # 16 MiB of physical memory for a machine a UM creates for itself
-DEFAULT_POLICY = "clock"
-DEFAULT_TLB = 1024
-DEFAULT_SWAP = 256 << 20  # at most: the kernel preallocates every block of the swap file
 
 
 class PagedProcess:
@@ -906,7 +903,7 @@ class PagedProcess:
     The process has no image and no stack; its heap region of `heap_size` bytes
     (rounded down to pages, at most PAGED_MAX_HEAP) holds every segment.  With
     `machine` None a machine of its own is made (closed with the process) from
-    `frames`, `policy`, `swap` (bytes; default the heap size, at most DEFAULT_SWAP),
+    `frames`, `policy`, `swap` (bytes; default the heap size, at most UM_SWAP_LIMIT),
     `swap_path` and `tlb_entries`; otherwise those must be None.  Used by
     `vm32.um.machine.UniversalMachine`; any host thread may run it, one at a time.
     """
@@ -922,10 +919,10 @@ class PagedProcess:
         self.own_machine = machine is None
         if machine is None:
             machine = Machine(
-                frames=DEFAULT_FRAMES if frames is None else frames,
-                swap=min(heap_size, DEFAULT_SWAP) if swap is None else swap,
+                frames=UM_FRAMES if frames is None else frames,
+                swap=min(heap_size, UM_SWAP_LIMIT) if swap is None else swap,
                 policy=DEFAULT_POLICY if policy is None else policy,
-                tlb_entries=DEFAULT_TLB if tlb_entries is None else tlb_entries,
+                tlb_entries=DEFAULT_TLB_ENTRIES if tlb_entries is None else tlb_entries,
                 swap_path=swap_path,
             )
         elif any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries)):

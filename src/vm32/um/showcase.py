@@ -9,7 +9,7 @@ results and print them:
     lists.uma    a linked list of 100 000 two-word arrays (many tiny segments)
     scatter.uma  300 000 random updates of a 1 MB array (no locality at all)
 
-Together they need about 1 700 pages; the machine has DEFAULT_FRAMES frames, so
+Together they need about 1 700 pages; the machine has DEMO_FRAMES frames, so
 the kernel pages them through the swap file all the time.  Each program runs on a
 host thread of its own (one CPU each).  At the end every program's output is
 compared with a solo run of the same program on the flat backend (no paging):
@@ -29,12 +29,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from vm32.defaults import DEFAULT_POLICY, DEMO_FRAMES, format_count
 from vm32.errors import VM32Error
 from vm32.memory import PAGE_SIZE
 
 PROGRAMS = ("demo.uma", "sieve.uma", "lists.uma", "scatter.uma")
-DEFAULT_FRAMES = 64
-DEFAULT_POLICY = "clock"
 COLOURS = ("green", "magenta", "cyan", "yellow", "blue", "red")
 
 
@@ -64,7 +63,7 @@ def assemble_builtin(name: str):
     return assemble(resources.files("vm32.um").joinpath("programs", name).read_text(), name)
 
 
-def run_demo(frames: int = DEFAULT_FRAMES, policy: str = DEFAULT_POLICY, *, stdout=None, stderr=None,
+def run_demo(frames: int = DEMO_FRAMES, policy: str = DEFAULT_POLICY, *, stdout=None, stderr=None,
              live: bool | None = None) -> int:
     """Run the showcase; program output goes to `stdout` (binary), the view and report to
     `stderr` (text).  Returns 0 when every program's output equals its solo flat run."""
@@ -89,7 +88,7 @@ def run_demo(frames: int = DEFAULT_FRAMES, policy: str = DEFAULT_POLICY, *, stdo
         f"[bold]vm32 demo[/]: {len(PROGRAMS)} UM programs as processes of one paged machine with "
         f"{frames} frames ({frames * PAGE_SIZE >> 10} KiB) of physical memory, policy {policy}; "
         f"together they use about 7 MB, so the kernel keeps paging them through a swap file. "
-        f"Each runs on its own host thread (its own CPU and TLB).")
+        f"Each runs on its own host thread (its own CPU and TLB).", soft_wrap=True)
     view = _LiveView(names, frames)
     t0 = time.perf_counter()
     with Live(console=console, auto_refresh=False, transient=False) if live else _NoLive() as screen:
@@ -113,7 +112,7 @@ def run_demo(frames: int = DEFAULT_FRAMES, policy: str = DEFAULT_POLICY, *, stdo
     console.print(
         f"summary: {len(runs)} processes, {frames} frames, {mstats['page_faults']:,} page faults, "
         f"{mstats['swap_bytes_in'] >> 20:,} MiB swapped in, {mstats['swap_bytes_out'] >> 20:,} MiB out, "
-        f"{elapsed:.1f} s: {'all outputs verified' if ok else 'OUTPUTS DIFFER'}")
+        f"{elapsed:.1f} s: {'all outputs verified' if ok else 'OUTPUTS DIFFER'}", soft_wrap=True)
     if not ok:
         raise VM32Error("demo: a program's output on the paged machine differs from its solo run")
     return 0
@@ -183,8 +182,8 @@ class _LiveView:
             state = "[yellow]running[/]" if alive else ("[green]halted[/]" if run.error is None else "[red]failed[/]")
             k = um.paged.proc.stats()
             held = int((owners == pid).sum())
-            t.add_row(Text(run.name, style=colour), state, _n(int(um.st[1])), _n(k["page_faults"]),
-                      f"{k['swap_bytes_in'] >> 20:,} MiB", _n(k["page_outs"]),
+            t.add_row(Text(run.name, style=colour), state, format_count(int(um.st[1])), format_count(k["page_faults"]),
+                      f"{k['swap_bytes_in'] >> 20:,} MiB", format_count(k["page_outs"]),
                       Text("#" * max(held * 40 // self.frames, 1 if held else 0), style=colour) + f" {held}")
         # one character per frame (at most 160): whose page it holds
         step = max(1, len(owners) // 160)
@@ -203,15 +202,6 @@ class _LiveView:
         return Group(head, t, Text("frames: ") + strip)
 
 
-def _n(x: int) -> str:
-    """A count, short: 1,234 / 117.9K / 33.1M."""
-    if x < 10_000:
-        return f"{x:,}"
-    if x < 1_000_000:
-        return f"{x / 1e3:.1f}K"
-    return f"{x / 1e6:.1f}M"
-
-
 def _report(runs, mstats: dict, seconds: float) -> Table:
     """The final statistics: one row per process, one for the machine."""
     from rich import box
@@ -222,12 +212,12 @@ def _report(runs, mstats: dict, seconds: float) -> Table:
         t.add_column(col, justify="left" if col == "process" else "right", no_wrap=True)
     for r in runs:
         s = r.stats
-        t.add_row(r.name, _n(s.get("instructions", 0)), _n(s.get("segments_mapped", 0)),
-                  _n(s.get("page_faults", 0)), _n(s.get("page_outs", 0)), f"{s.get('swap_bytes_in', 0) >> 20:,}",
+        t.add_row(r.name, format_count(s.get("instructions", 0)), format_count(s.get("segments_mapped", 0)),
+                  format_count(s.get("page_faults", 0)), format_count(s.get("page_outs", 0)), f"{s.get('swap_bytes_in', 0) >> 20:,}",
                   f"{s.get('swap_bytes_out', 0) >> 20:,}", f"{100 * s.get('tlb_hit_rate', 0):.2f}",
                   f"{s.get('wall_seconds', 0):.1f}")
     m = mstats
-    t.add_row("machine", "", "", _n(m["page_faults"]), _n(m["page_outs"]),
+    t.add_row("machine", "", "", format_count(m["page_faults"]), format_count(m["page_outs"]),
               f"{m['swap_bytes_in'] >> 20:,}", f"{m['swap_bytes_out'] >> 20:,}",
               f"{100 * m['tlb_hits'] / m['accesses']:.2f}" if m["accesses"] else "-", "")
     return t

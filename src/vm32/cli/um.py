@@ -1,74 +1,55 @@
-"""The `vm32` command.
+"""`vm32 um`: run, assemble and disassemble Universal Machine programs.
 
-    vm32 demo                           run the built-in showcase
-    vm32 um run PROGRAM [--backend ...] run a UM program (stdin/stdout are its console)
-    vm32 um run A.um B.um ... --frames N  several UM programs at once on one paged machine
-    vm32 um asm FILE -o OUT.um          assemble UM assembly into a program file
-    vm32 um disasm PROGRAM              disassemble a program file
+    vm32 um run PROGRAM [--backend ...]     one program; stdin/stdout are its console
+    vm32 um run A.um B.um ... --frames N    several programs at once on one paged machine
+    vm32 um asm FILE -o OUT.um              assemble UM assembly into a program file
+    vm32 um disasm PROGRAM                  disassemble a program file
 
-Every error a user can cause ends as one line ``vm32: error: ...`` on stderr
-and exit status 1 (2 for a bad command line); `--debug` shows the traceback.
+A new ``vm32 um X`` command is a function ``add_X(um_commands)`` (here or in a
+module of its own) and its entry in UM_COMMANDS.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
-from vm32 import __version__
-from vm32.errors import InvalidArgument, VM32Error
+from vm32.cli.common import (
+    EXIT_ERROR,
+    flush_stdout,
+    open_input,
+    policy_names,
+    same_terminal,
+    write_file,
+)
+from vm32.defaults import (
+    DEFAULT_POLICY,
+    DEFAULT_TLB_ENTRIES,
+    FLAT_MEMORY,
+    FRAME_SIZE,
+    MULTI_MEMORY,
+    PAGED_MAX_HEAP,
+    UM_FRAMES,
+    UM_SWAP_LIMIT,
+    MULTI_SWAP_LIMIT,
+    format_count,
+    format_size,
+    size_arg,
+)
+from vm32.errors import InvalidArgument
 
-DEFAULT_FRAMES = 4096  # as vm32.um.paged (kept here so that --help needs no numba import)
-DEFAULT_POLICY = "clock"
-DEFAULT_TLB = 1024
 
-
-def _policies() -> tuple[str, ...]:
-    from vm32.kernel.policies import POLICIES
-
-    return tuple(POLICIES)
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but errors say ``vm32: error: ...`` whatever the subcommand."""
-
-    def error(self, message: str):  # noqa: D102 - argparse API
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"vm32: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full `vm32` argument parser."""
-    parser = _Parser(prog="vm32", description="An emulated 32-bit virtual memory system.")
-    parser.add_argument("--version", action="version", version=f"vm32 {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-
-    demo = commands.add_parser(
-        "demo", help="run the built-in showcase (no input files needed)",
-        description="Four built-in UM programs run at once as processes of one paged machine with too "
-                    "little physical memory: a live view of frames, faults and swap traffic, a final "
-                    "report, and each output checked against a solo run on the flat backend.")
-    demo.add_argument("--frames", type=int, default=None, metavar="N",
-                      help="physical frames of 4 KiB (default 64: 256 KiB for about 7 MB of data)")
-    demo.add_argument("--policy", default=None, metavar="P",
-                      help=f"page replacement policy: {', '.join(_policies())} (default clock)")
-    demo.set_defaults(handler=cmd_demo)
-
-    from vm32.kernel.demo import add_paging_commands
-
-    add_paging_commands(commands)
-
+def add_commands(commands) -> None:
+    """Add ``um`` and its subcommands to the `vm32` subparsers `commands`."""
     um = commands.add_parser("um", help="the Universal Machine: run, assemble, disassemble")
-    um_commands = um.add_subparsers(dest="um_command", metavar="UM_COMMAND", parser_class=_Parser)
+    um_commands = um.add_subparsers(dest="um_command", metavar="UM_COMMAND")
     um_commands.required = True
+    for add in UM_COMMANDS:
+        add(um_commands)
 
+
+def add_run(um_commands) -> None:
+    """Add ``um run``."""
     run = um_commands.add_parser(
         "run", help="run UM programs (one: stdin/stdout are its console; several: at once, paged)",
         description="Run a UM program with stdin/stdout as its console, or several programs at once "
@@ -79,23 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="flat: segment id = 32-bit address (default for one program); classic: table "
                           "of arrays; paged: a process of the demand-paged kernel (always, for several)")
     run.add_argument("--memory", default=None, metavar="SIZE",
-                     help="flat/classic: emulated memory (default 4G); paged: each process's heap region, "
-                          "its virtual memory for segments (default: as much as a process can have, 3.7G)")
+                     help=f"flat/classic: emulated memory (default {size_arg(FLAT_MEMORY)}); paged: each process's "
+                          f"heap region, its virtual memory for segments (default: as much as a process can "
+                          f"have, {size_arg(PAGED_MAX_HEAP)}, {format_size(PAGED_MAX_HEAP)}; several programs: "
+                          f"{size_arg(MULTI_MEMORY)} each)")
     run.add_argument("--input", metavar="FILE", action="append",
                      help="read the program's input from FILE, not stdin (several programs: once per "
                           "program, in order; a program without one reads end of input)")
     paged = run.add_argument_group("paged backend")
     paged.add_argument("--frames", type=int, default=None, metavar="N",
-                       help=f"physical frames of 4 KiB (default {DEFAULT_FRAMES}: {DEFAULT_FRAMES * 4 >> 10} MiB)")
+                       help=f"physical frames of 4 KiB (default {UM_FRAMES}: {format_size(UM_FRAMES * FRAME_SIZE)})")
     paged.add_argument("--policy", default=None, metavar="P",
-                       help=f"page replacement policy: {', '.join(_policies())} (default {DEFAULT_POLICY})")
+                       help=f"page replacement policy: {', '.join(policy_names())} (default {DEFAULT_POLICY})")
     paged.add_argument("--swap", default=None, metavar="FILE",
                        help="swap file to use (default: a temporary file, removed at the end)")
     paged.add_argument("--swap-size", default=None, metavar="SIZE",
-                       help="swap size (default: room for the heap regions, at most 256 MiB for one "
-                            "program, 512 MiB for several; the file's blocks are allocated up front)")
+                       help=f"swap size (default: room for the heap regions, at most {format_size(UM_SWAP_LIMIT)} "
+                            f"for one program, {format_size(MULTI_SWAP_LIMIT)} for several; the file's blocks "
+                            f"are allocated up front)")
     paged.add_argument("--tlb", type=int, default=None, metavar="N",
-                       help=f"TLB entries per CPU, a power of two (default {DEFAULT_TLB})")
+                       help=f"TLB entries per CPU, a power of two (default {DEFAULT_TLB_ENTRIES})")
     paged.add_argument("--output-dir", default=None, metavar="DIR",
                        help="several programs: write each program's output to DIR/NAME.out "
                             "(default: stdout, each line tagged with the program's name)")
@@ -104,16 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
                           "TLB hit rate, swap bytes)")
     run.set_defaults(handler=cmd_um_run)
 
+
+def add_asm(um_commands) -> None:
+    """Add ``um asm``."""
     asm = um_commands.add_parser("asm", help="assemble UM assembly source into a program file")
     asm.add_argument("source", help="assembly source file (see `python -m pydoc vm32.um.asm`)")
     asm.add_argument("-o", "--output", required=True, help="program file to write")
     asm.set_defaults(handler=cmd_um_asm)
 
+
+def add_disasm(um_commands) -> None:
+    """Add ``um disasm``."""
     disasm = um_commands.add_parser("disasm", help="disassemble a UM program file")
     disasm.add_argument("program", help="UM program file")
     disasm.add_argument("-o", "--output", help="write the listing to this file, not stdout")
     disasm.set_defaults(handler=cmd_um_disasm)
-    return parser
+
+
+UM_COMMANDS = (add_run, add_asm, add_disasm)
+"""The functions that add the ``vm32 um`` subcommands, in the order `vm32 um --help` lists them."""
 
 
 PAGED_ONLY = ("frames", "policy", "swap", "swap_size", "tlb", "output_dir")
@@ -152,15 +145,15 @@ def _run_one(args, backend: str) -> int:
 
     program = args.program[0]
     if args.input:
-        stdin = _open_input(args.input[0])
+        stdin = open_input(args.input[0])
     else:  # a closed stdin (`<&-`) is an empty one: the program sees end of input
         stdin = sys.stdin.buffer if sys.stdin is not None else b""
     status = StatusLine(sys.stderr)
     stdout = sys.stdout.buffer
-    if status.enabled and _same_terminal(sys.stdout, sys.stderr):
+    if status.enabled and same_terminal(sys.stdout, sys.stderr):
         stdout = TerminalOutput(stdout, status)
     extra = _paged_options(args) if backend == "paged" else {}
-    memory = args.memory if args.memory is not None else ("4G" if backend != "paged" else _MAX_HEAP)
+    memory = args.memory if args.memory is not None else (FLAT_MEMORY if backend != "paged" else PAGED_MAX_HEAP)
     name = Path(program).name
     try:
         with UniversalMachine(program, backend=backend, memory_size=memory, stdin=stdin, stdout=stdout,
@@ -176,16 +169,6 @@ def _run_one(args, backend: str) -> int:
         if args.input:
             stdin.close()
     return 0
-
-
-_MAX_HEAP = 0xEFC00000  # vm32.um.paged.PAGED_MAX_HEAP, without importing numba code for --help
-
-
-def _same_terminal(a, b) -> bool:
-    try:
-        return a.isatty() and b.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def _live_line(status, name: str):
@@ -235,7 +218,7 @@ def _run_several(args) -> int:
     status = StatusLine(sys.stderr)
     try:
         for i, path in enumerate(args.input or []):
-            inputs[i] = _open_input(path)
+            inputs[i] = open_input(path)
             opened.append(inputs[i])
         if args.output_dir is not None:
             out_dir = Path(args.output_dir)
@@ -252,16 +235,16 @@ def _run_several(args) -> int:
             opened += outputs
         else:
             lock = threading.Lock()
-            shared = status if _same_terminal(sys.stdout, sys.stderr) else None
+            shared = status if same_terminal(sys.stdout, sys.stderr) else None
             outputs = [LinePrefixWriter(sys.stdout.buffer, f"{name}| ", lock, shared) for name in names]
             opened += outputs
-        memory = args.memory if args.memory is not None else "1G"
-        frames = args.frames if args.frames is not None else DEFAULT_FRAMES
+        memory = args.memory if args.memory is not None else MULTI_MEMORY
+        frames = args.frames if args.frames is not None else UM_FRAMES
         tick = _live_several(status) if status.enabled else None
         runs, machine_stats = run_programs(
             args.program, names=names, inputs=inputs, outputs=outputs, frames=frames,
             policy=args.policy or DEFAULT_POLICY, swap=args.swap_size, swap_path=args.swap,
-            tlb_entries=args.tlb or DEFAULT_TLB, memory_size=memory, on_tick=tick)
+            tlb_entries=args.tlb or DEFAULT_TLB_ENTRIES, memory_size=memory, on_tick=tick)
     finally:
         status.clear()
         for f in opened:
@@ -273,7 +256,7 @@ def _run_several(args) -> int:
         _print_runs_table(runs, machine_stats)
     failed = [r for r in runs if r.error is not None]
     for r in failed:
-        _flush_stdout()
+        flush_stdout()
         print(f"vm32: error: {r.error}", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
@@ -318,8 +301,6 @@ def _print_runs_table(runs, machine_stats: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vm32.um.showcase import _n
-
     t = Table(title=f"vm32 um run: {len(runs)} processes on {machine_stats['frames']} frames",
               box=box.SIMPLE_HEAD, caption="outs: pages written to swap; KiB: swap traffic")
     for c in ("program", "result", "instr", "sec", "faults", "swap-ins", "outs", "KiB in", "KiB out", "TLB %"):
@@ -327,13 +308,13 @@ def _print_runs_table(runs, machine_stats: dict) -> None:
     for r in runs:
         s = r.stats
         result = "halted" if r.halted else ("error" if r.error else "stopped")
-        t.add_row(r.name, result, _n(s.get("instructions", 0)), f"{s.get('wall_seconds', 0):.2f}",
-                  _n(s.get("page_faults", 0)), _n(s.get("page_ins_from_swap", 0)), _n(s.get("page_outs", 0)),
-                  _n(s.get("swap_bytes_in", 0) >> 10), _n(s.get("swap_bytes_out", 0) >> 10),
+        t.add_row(r.name, result, format_count(s.get("instructions", 0)), f"{s.get('wall_seconds', 0):.2f}",
+                  format_count(s.get("page_faults", 0)), format_count(s.get("page_ins_from_swap", 0)), format_count(s.get("page_outs", 0)),
+                  format_count(s.get("swap_bytes_in", 0) >> 10), format_count(s.get("swap_bytes_out", 0) >> 10),
                   f"{100 * s.get('tlb_hit_rate', 0):.3f}")
     m = machine_stats
-    t.add_row("machine", "", "", "", _n(m["page_faults"]), _n(m["swap_in"]), _n(m["page_outs"]),
-              _n(m["swap_bytes_in"] >> 10), _n(m["swap_bytes_out"] >> 10),
+    t.add_row("machine", "", "", "", format_count(m["page_faults"]), format_count(m["swap_in"]), format_count(m["page_outs"]),
+              format_count(m["swap_bytes_in"] >> 10), format_count(m["swap_bytes_out"] >> 10),
               f"{100 * m['tlb_hits'] / m['accesses']:.3f}" if m["accesses"] else "-")
     console = Console(file=sys.stderr)
     if not console.is_terminal:
@@ -341,19 +322,12 @@ def _print_runs_table(runs, machine_stats: dict) -> None:
     console.print(t)
 
 
-def _open_input(path: str):
-    try:
-        return open(path, "rb")
-    except OSError as e:
-        raise InvalidArgument(f"cannot open input file {path}: {e.strerror}") from None
-
-
 def cmd_um_asm(args) -> int:
     """`vm32 um asm`: assemble a source file into a UM program file."""
     from vm32.um.asm import assemble_file, to_bytes
 
     words = assemble_file(args.source)
-    _write_file(args.output, to_bytes(words))
+    write_file(args.output, to_bytes(words))
     print(f"vm32: wrote {args.output}: {len(words)} words", file=sys.stderr)
     return 0
 
@@ -365,25 +339,10 @@ def cmd_um_disasm(args) -> int:
 
     listing = disassemble(load_program(args.program))  # one line per word, each ending in \n
     if args.output:
-        _write_file(args.output, listing.encode())
+        write_file(args.output, listing.encode())
     else:
         sys.stdout.write(listing)
     return 0
-
-
-def _write_file(path: str, data: bytes) -> None:
-    try:
-        Path(path).write_bytes(data)
-    except OSError as e:
-        raise InvalidArgument(f"cannot write {path}: {e.strerror}") from None
-
-
-def cmd_demo(args) -> int:
-    """`vm32 demo`: the showcase (see vm32.um.showcase)."""
-    from vm32.um.showcase import DEFAULT_FRAMES, DEFAULT_POLICY, run_demo
-
-    return run_demo(frames=args.frames if args.frames is not None else DEFAULT_FRAMES,
-                    policy=args.policy or DEFAULT_POLICY)
 
 
 def _print_stats(stats: dict, title: str) -> None:
@@ -403,55 +362,3 @@ def _print_stats(stats: dict, title: str) -> None:
             text = str(value)
         table.add_row(key.replace("_", " "), text)
     Console(file=sys.stderr).print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vm32` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except VM32Error as e:
-        if args.debug:
-            raise
-        _flush_stdout()
-        print(f"vm32: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("vm32: error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.stderr.close()  # the reader went away: not an error worth a message
-        return EXIT_ERROR
-    except OSError as e:  # the console itself failed (e.g. stdout is a full disk)
-        if args.debug:
-            raise
-        _silence_stdout()
-        where = f" ({e.filename})" if e.filename else ""
-        print(f"vm32: error: system error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-def _flush_stdout() -> None:
-    """Flush stdout so program output precedes the error line; ignore a broken stdout."""
-    try:
-        if sys.stdout is not None:
-            sys.stdout.flush()
-    except OSError:
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's exit flush cannot fail again."""
-    try:
-        if sys.stdout is not None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())
