@@ -117,3 +117,128 @@ def random_refs(seed: int, n: int, pages: int) -> list[int]:
     """A reproducible random reference string."""
     r = random.Random(seed)
     return [r.randrange(pages) for _ in range(n)]
+
+
+def clock_clear_faults(refs, nframes):
+    """(faults, victims) of second chance whose newly loaded page starts *un*referenced
+    (libCacheSim's Clock: the faulting access does not count as a use)."""
+    slots = [None] * nframes
+    ref = [False] * nframes
+    hand, faults, victims = 0, 0, []
+    for p in refs:
+        if p in slots:
+            ref[slots.index(p)] = True
+            continue
+        faults += 1
+        if None in slots:
+            i = slots.index(None)
+        else:
+            while ref[hand]:
+                ref[hand] = False
+                hand = (hand + 1) % nframes
+            i = hand
+            victims.append(slots[i])
+            hand = (hand + 1) % nframes
+        slots[i] = p
+        ref[i] = False
+    return faults, victims
+
+
+def opt_faults(refs, nframes):
+    """(faults, victims) of Belady's OPT: evict the page used again farthest in the future
+    (never again counts as farthest; among those, the one loaded first)."""
+    frames, faults, victims = [], 0, []
+    for i, p in enumerate(refs):
+        if p in frames:
+            continue
+        faults += 1
+        if len(frames) == nframes:
+            def next_use(q):
+                try:
+                    return refs.index(q, i + 1)
+                except ValueError:
+                    return len(refs)
+            victim = max(frames, key=next_use)
+            frames.remove(victim)
+            victims.append(victim)
+        frames.append(p)
+    return faults, victims
+
+
+def sieve_faults(refs, nframes):
+    """(faults, victims) of SIEVE: a queue in load order (newest at the head) and a hand that
+    moves from the tail toward the head, sparing visited pages once (clearing the mark)."""
+    queue, visited, hand = [], {}, None  # queue[0] is the head (newest)
+    faults, victims = 0, []
+    for p in refs:
+        if p in visited:
+            visited[p] = True
+            continue
+        faults += 1
+        if len(queue) == nframes:
+            k = len(queue) - 1 if hand is None else queue.index(hand)
+            while visited[queue[k]]:
+                visited[queue[k]] = False
+                k = k - 1 if k > 0 else len(queue) - 1
+            victim = queue.pop(k)
+            hand = queue[k - 1] if k > 0 else None
+            del visited[victim]
+            victims.append(victim)
+        queue.insert(0, p)
+        visited[p] = False
+    return faults, victims
+
+
+def arc_faults(refs, nframes):
+    """(faults, victims) of ARC (Megiddo and Modha) as libCacheSim counts it: T1/T2 resident
+    LRU lists, B1/B2 ghost lists, target p a float; lists are [head (MRU) ... tail (LRU)]."""
+    t1, t2, b1, b2 = [], [], [], []
+    p_target = 0.0
+    faults, victims = 0, []
+
+    def replace(in_b2):
+        if (t1 and (len(t1) > p_target or (len(t1) == p_target and in_b2))) or not t2:
+            victim = t1.pop()
+            b1.insert(0, victim)
+        else:
+            victim = t2.pop()
+            b2.insert(0, victim)
+        victims.append(victim)
+
+    for x in refs:
+        if x in t1:
+            t1.remove(x)
+            t2.insert(0, x)
+            continue
+        if x in t2:
+            t2.remove(x)
+            t2.insert(0, x)
+            continue
+        faults += 1
+        full = len(t1) + len(t2) >= nframes
+        if x in b1:
+            p_target = min(p_target + max(len(b2) / len(b1), 1), nframes)
+            b1.remove(x)
+            if full:
+                replace(False)
+            t2.insert(0, x)
+        elif x in b2:
+            p_target = max(p_target - max(len(b1) / len(b2), 1), 0)
+            b2.remove(x)
+            if full:
+                replace(True)
+            t2.insert(0, x)
+        else:
+            if full:
+                if len(t1) + len(b1) + 1 > nframes:
+                    if b1:
+                        b1.pop()
+                        replace(False)
+                    else:
+                        victims.append(t1.pop())
+                else:
+                    if len(t1) + len(b1) + len(t2) + len(b2) >= 2 * nframes and b2:
+                        b2.pop()
+                    replace(False)
+            t1.insert(0, x)
+    return faults, victims

@@ -31,6 +31,7 @@ COMMAND_GROUPS = (
     "demo",
     "paging",
     "um",
+    "trace",
 )
 """The modules of vm32.cli that add commands, in the order `vm32 --help` lists them."""
 

@@ -95,9 +95,9 @@ class FoldReport:
     chunk_of_place: np.ndarray  # original chunk (page >> 10) of each place taken
 
     @property
-    def identity(self) -> bool:
-        """True if every page kept its own number (each chunk landed on its own place)."""
-        return all(int(c) == FIRST_PLACE + i for i, c in enumerate(self.chunk_of_place))
+    def wide(self) -> bool:
+        """True if the trace has pages beyond the 32-bit user space (or chunks that share)."""
+        return bool(self.shared) or bool(np.any(self.chunk_of_place >= np.uint64(FIRST_PLACE + PLACES)))
 
     def original_page(self, vpn: int) -> int:
         """The trace's page number of folded page `vpn` (the first chunk's, if several share)."""

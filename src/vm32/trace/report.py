@@ -1,0 +1,131 @@
+"""What `vm32 trace sim` and `vm32 trace sweep` print: a table, CSV, JSON, FINALSTATS lines,
+and the step-by-step lines of ``--explain``.
+
+The table fits 80 columns; its legend follows it.  JSON and CSV carry the raw
+values (counts, fractions, references per second) under the names of
+`vm32.trace.sim.FIELDS`; a figure a run did not measure (LRU's write-backs in
+a sweep, which come from stack distances) is null in JSON and empty in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from vm32.trace.readers import Trace
+from vm32.trace.sim import E_FAULT, E_FRAME, E_TLB, E_VICTIM, E_VICTIM_VPN, E_WRITEBACK, FIELDS, SimResult
+
+_HEAD = f"{'policy':<11} {'frames':>7} {'refs':>10} {'misses':>9} {'cold':>7} {'miss %':>6} {'wback':>7} {'TLB %':>6} {'M refs/s':>8}"
+LEGEND = ("miss %: misses per reference; cold: first references to a page (among the misses); "
+          "wback: evictions of Dirty pages (write-backs); TLB %: references that hit the TLB; "
+          "M refs/s: millions of references simulated per second.")
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def table(results: list[SimResult]) -> str:
+    """The results as a text table (80 columns) with its legend."""
+    lines = [_HEAD, "-" * len(_HEAD)]
+    for r in results:
+        wb = "-" if r.writebacks is None else f"{r.writebacks:,}"
+        tlb = "-" if r.tlb_hit_rate is None or not r.tlb else _pct(r.tlb_hit_rate)
+        lines.append(f"{r.policy:<11} {r.frames:>7,} {r.refs:>10,} {r.misses:>9,} {r.cold_misses:>7,} "
+                     f"{_pct(r.miss_ratio):>6} {wb:>7} {tlb:>6} {r.refs_per_s / 1e6:>8.1f}")
+    return "\n".join(lines) + "\n" + _wrap(LEGEND)
+
+
+def _wrap(text: str, width: int = 80) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def finalstats(r: SimResult) -> str:
+    """The greppable summary line of one replay, as the OSTEP simulator ends its output."""
+    return (f"FINALSTATS policy {r.policy} frames {r.frames} hits {r.hits} misses {r.misses} "
+            f"hitrate {100 * r.hits / r.refs:.2f}")
+
+
+def json_text(results: list[SimResult]) -> str:
+    """A JSON list of objects, one per policy and frame count, with the fields of FIELDS."""
+    return json.dumps([r.as_dict() for r in results], indent=2)
+
+
+def csv_text(results: list[SimResult]) -> str:
+    """CSV with a header of the FIELDS names."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(FIELDS)
+    for r in results:
+        w.writerow(["" if v is None else v for v in r.as_dict().values()])
+    return out.getvalue()
+
+
+def explain_lines(trace: Trace, policy: str, frames: int, ev: np.ndarray, reason: str,
+                  future: np.ndarray | None = None) -> list[str]:
+    """One line per reference: TLB hit or miss, the walk, hit or fault, the victim and why,
+    the resident pages after it (in frame order).  `reason` is the policy's own words for
+    its choice; FIFO, LRU and OPT add when the victim was loaded, last used or next used."""
+    label = trace.page_label
+    resident: dict[int, int] = {}  # frame -> vpn
+    loaded: dict[int, int] = {}  # vpn -> step it came in
+    used: dict[int, int] = {}  # vpn -> last step it was referenced
+    width = len(str(trace.refs))
+    lines = [f"{policy}, {frames} frames: step, R/W, page, TLB, walk, result, victim [why] -> resident"]
+    for i in range(trace.refs):
+        vpn = int(trace.vpns[i])
+        tlb = {1: "TLB hit ", 0: "TLB miss", -1: "no TLB  "}[int(ev[i, E_TLB])]
+        walk = "walk" if ev[i, E_TLB] != 1 else "    "
+        rw = "W" if trace.writes[i] else "R"
+        if ev[i, E_FAULT]:
+            result = "MISS (cold)" if vpn not in loaded else "MISS       "
+            victim = "free frame"
+            if ev[i, E_VICTIM] >= 0:
+                gone = int(ev[i, E_VICTIM_VPN])
+                why = reason
+                if policy == "fifo":
+                    why += f", loaded at step {loaded[gone] + 1}"
+                elif policy == "lru":
+                    why += f", last used at step {used[gone] + 1}"
+                elif policy == "opt" and future is not None:
+                    nxt = _next_use(trace, future, gone, i)
+                    why += ", never used again" if nxt is None else f", next used at step {nxt + 1}"
+                victim = f"evict {label(gone)}{' (dirty: written back)' if ev[i, E_WRITEBACK] else ''} [{why}]"
+            loaded[vpn] = i
+        else:
+            result, victim = "hit        ", ""
+        used[vpn] = i
+        resident[int(ev[i, E_FRAME])] = vpn
+        pages = " ".join(str(label(resident[f])) for f in sorted(resident))
+        lines.append(f"{i + 1:>{width}}  {rw} {label(vpn):<6} {tlb} {walk} {result} {victim} -> [{pages}]".rstrip())
+    return lines
+
+
+def _next_use(trace: Trace, future: np.ndarray, vpn: int, i: int):
+    """The step of the next reference to `vpn` after step i, or None."""
+    later = np.nonzero(trace.vpns[i + 1:] == vpn)[0]
+    return int(later[0]) + i + 1 if later.size else None
+
+
+REASONS = {  # each policy's own words for its choice of victim
+    "fifo": "the oldest page",
+    "lru": "the least recently used page",
+    "clock": "the hand found its Accessed bit clear",
+    "nru": "lowest Accessed/Dirty class at the hand",
+    "random": "picked at random",
+}
+
+
+def explain(trace: Trace, policy: str, frames: int, tlb: int, seed: int = 1) -> tuple[SimResult, list[str]]:
+    """Replay `trace` recording every reference; (the result, the lines of explain_lines)."""
+    from vm32.trace.sim import E_COLS, SimMachine, result_of
+
+    m = SimMachine(trace, policy, frames, tlb, seed)
+    ev = np.zeros((trace.refs, E_COLS), dtype=np.int64)
+    m.run(trace, ev)
+    return result_of(m, trace, 0.0), explain_lines(trace, m.policy, frames, ev, REASONS.get(m.policy, "its choice"))
