@@ -4,7 +4,8 @@
   (sandmark.umz, sandmark.expected); tests using it are skipped, with the
   reason shown, when the variable is unset, and fail when it names a
   directory without the corpus.
-* `backend`: every UM test that takes it runs once per interpreter backend.
+* `backend`: every UM test that takes it runs once per backend (the jit backend with a
+  compile threshold of JIT_TEST_THRESHOLD, so that small programs run compiled code).
 * Helpers, offered as session fixtures of the same names (so test files need
   not import this module): `um_run(source, backend, stdin=b"")` assembles UM
   source and runs it; `out_word(reg)` is assembly that prints a register as
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-UM_BACKENDS = ("flat", "classic", "paged")
+UM_BACKENDS = ("flat", "classic", "paged", "jit")
+JIT_TEST_THRESHOLD = 2  # jit: a jump target is compiled at its second entry, so tests run compiled code
 TEST_MEMORY = 64 << 20  # small machines: cheap to create, and quick to run out of
 
 
@@ -45,8 +47,12 @@ def um_corpus() -> Path:
 
 
 @pytest.fixture(params=UM_BACKENDS)
-def backend(request) -> str:
-    """Each UM interpreter backend in turn."""
+def backend(request, monkeypatch) -> str:
+    """Each UM backend in turn (jit: compiling every jump target entered twice)."""
+    if request.param == "jit":
+        from vm32.um.jit import runtime
+
+        monkeypatch.setattr(runtime, "THRESHOLD", JIT_TEST_THRESHOLD)
     return request.param
 
 

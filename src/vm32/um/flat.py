@@ -106,9 +106,12 @@ def _seg_load_program(space, sid):
     return 0
 
 
-sp.register(
-    FlatSpace, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS,
+OPERATIONS = dict(
     code_of=_code_of, code_len=_code_len, code_fetch=_code_get, code_get=_code_get, code_set=_code_set,
     seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
     seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
+"""The flat implementations of the segment-space operations (the jit backend's space reuses
+them: they need only the fields mem, heap and meta)."""
+
+sp.register(FlatSpace, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS, **OPERATIONS)

@@ -44,6 +44,8 @@ import numpy as np
 
 from vm32.jit import kernel, step_kernel
 from vm32.um import status as S
+from vm32.um.jit.abi import EXIT_JUMP, EXIT_SHIFT, EXIT_STALE, EXIT_STEP, JX_CALLS, JX_CODE, JX_ICOUNT
+from vm32.um.jit.abi import JX_JIT_ICOUNT, JX_LIMIT, JX_STALE, JX_THRESHOLD, PC_MASK, call_region
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.space import code_at, code_fetch, code_get, code_len, code_of, code_set, code_valid
 from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap, two_steps
@@ -72,6 +74,31 @@ LOADED = -3  # load program of another segment: segment 0 was replaced; pc = tar
 def new_state() -> np.ndarray:
     """A fresh, zeroed machine state array."""
     return np.zeros(ST_SIZE, dtype=np.int64)
+
+
+@step_kernel
+def um_map(space, st, n):
+    """Map a new zeroed segment of `n` words and count it in `st`; its id, or 0 when
+    memory is exhausted (nothing changed)."""
+    sid = seg_map(space, n)
+    if sid != 0:
+        maps = st[ST_MAPS] + 1
+        st[ST_MAPS] = maps
+        live = maps - st[ST_UNMAPS]
+        if live > st[ST_PEAK_LIVE]:
+            st[ST_PEAK_LIVE] = live
+    return sid
+
+
+@step_kernel
+def um_unmap(space, st, sid):
+    """Unmap segment `sid` and count it in `st`; 0, or the fault status (nothing changed)."""
+    if sid == 0:
+        return S.UNMAP_ZERO
+    fault = seg_unmap(space, sid)
+    if fault == 0:
+        st[ST_UNMAPS] += 1
+    return fault
 
 
 @step_kernel
@@ -144,25 +171,16 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
             return np.uint64(r[c]), LOADED
         return np.uint64(r[c]), JUMP
     elif op == MAP:
-        sid = seg_map(space, r[c])
+        sid = um_map(space, st, r[c])
         if sid == 0:
             return pc, S.OUT_OF_MEMORY
         r[b] = sid
-        maps = st[ST_MAPS] + 1
-        st[ST_MAPS] = maps
-        live = maps - st[ST_UNMAPS]
-        if live > st[ST_PEAK_LIVE]:
-            st[ST_PEAK_LIVE] = live
         if not code_valid(space, code):
             return nxt, JUMP
     elif op == UNMAP:
-        sid = r[c]
-        if sid == 0:
-            return pc, S.UNMAP_ZERO
-        fault = seg_unmap(space, sid)
+        fault = um_unmap(space, st, r[c])
         if fault != 0:
             return pc, fault
-        st[ST_UNMAPS] += 1
         if not code_valid(space, code):
             return nxt, JUMP
     elif op == OUT:
@@ -189,6 +207,39 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
     return nxt, NEXT  # (LOADIMM never gets here)
 
 
+@step_kernel
+def straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc):
+    """Run from `pc` up to the first instruction that does not go on to the next one.
+
+    Returns (code', pc', ev, n): the code handle for going on, where to go on,
+    the event of the instruction that ended the run (JUMP, LOADED, a status of
+    vm32.um.status, or NEXT at the end of a fetch window) and the number of
+    instructions completed.
+    """
+    code, end = code_at(space, code, pc, ncode)
+    run_start = pc
+    at = pc
+    ev = NEXT
+    while True:  # one or two steps per iteration: see "Speed notes"
+        at = pc
+        if at >= end:  # the end of segment 0, or of the fetch window
+            ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
+            break
+        pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
+        if ev != NEXT:
+            break
+        if two_steps(space):
+            at = pc
+            if at >= end:
+                ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
+                break
+            pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
+            if ev != NEXT:
+                break
+    # The instruction at `at` ended the run; count it only if it completed.
+    done = ev == JUMP or ev == LOADED or ev == S.HALTED
+    return code, pc, ev, np.int64(at - run_start) + np.int64(done)
+
 
 @kernel
 def um_run(space, regs, st, inbuf, outbuf, budget):
@@ -205,32 +256,71 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
         code = code_of(space)
         ncode = np.uint64(code_len(space, code))
         while True:  # one pass per straight run of instructions, up to a jump
-            code, end = code_at(space, code, pc, ncode)
-            run_start = pc
-            at = pc
-            ev = NEXT
-            while True:  # one or two steps per iteration: see "Speed notes"
-                at = pc
-                if at >= end:  # the end of segment 0, or of the fetch window
-                    ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
-                    break
-                pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
-                if ev != NEXT:
-                    break
-                if two_steps(space):
-                    at = pc
-                    if at >= end:
-                        ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
-                        break
-                    pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
-                    if ev != NEXT:
-                        break
-            # The instruction at `at` ended the run; count it only if it completed.
-            done = ev == JUMP or ev == LOADED or ev == S.HALTED
-            icount += np.int64(at - run_start) + np.int64(done)
+            code, pc, ev, n = straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc)
+            icount += n
             if ev >= 0 or icount >= limit:
                 st[ST_PC] = pc
                 st[ST_ICOUNT] = icount
                 return ev if ev >= 0 else S.BUDGET
             if ev == LOADED:
                 break
+
+
+@kernel
+def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
+    """Tier 0 of the jit backend: `um_run`, and at every jump target either a call of the
+    compiled region entered there or one more count towards compiling one.
+
+    `space` is a vm32.um.jit.space.JitSpace.  Returns um_run's statuses, or
+    JIT_HOT (the jump target st[ST_PC] reached the compile threshold),
+    JIT_STALE (a store changed compiled code: jx[JX_STALE] - 1 is the word) or
+    JIT_NEW_CODE (a load program of another segment replaced segment 0); the
+    caller acts on those and calls again.  Per region call see vm32.um.jit.abi.
+    """
+    jx = space.jx
+    entries = space.entries
+    counts = space.counts
+    pc = np.uint64(st[ST_PC])
+    icount = st[ST_ICOUNT]
+    limit = icount + budget
+    code = code_of(space)
+    ncode = np.uint64(code_len(space, code))
+    jx[JX_CODE] = np.int64(code)
+    jx[JX_LIMIT] = limit
+    how = EXIT_STEP  # st[ST_PC] need not be a jump target: do not count it
+    while True:  # one pass per jump target
+        while pc < ncode:  # compiled code, region after region (entries covers segment 0)
+            entry = entries[pc]
+            if entry == 0:
+                break
+            jx[JX_ICOUNT] = icount
+            packed = call_region(entry, pc, regs, jx, st)
+            jx[JX_CALLS] += 1
+            jx[JX_JIT_ICOUNT] += jx[JX_ICOUNT] - icount
+            icount = jx[JX_ICOUNT]
+            pc = np.uint64(packed & PC_MASK)
+            how = packed >> EXIT_SHIFT
+            if how != EXIT_JUMP or icount >= limit:
+                break
+        if how == EXIT_STALE or icount >= limit:
+            st[ST_PC] = pc
+            st[ST_ICOUNT] = icount
+            return S.JIT_STALE if how == EXIT_STALE else S.BUDGET
+        if how == EXIT_JUMP and pc < ncode:  # a target without compiled code: count it
+            n = counts[pc] + 1
+            counts[pc] = n
+            if n == jx[JX_THRESHOLD]:
+                st[ST_PC] = pc
+                st[ST_ICOUNT] = icount
+                return S.JIT_HOT
+        code, pc, ev, n = straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc)
+        icount += n
+        if ev >= 0 or icount >= limit or ev == LOADED or jx[JX_STALE] != 0:
+            st[ST_PC] = pc
+            st[ST_ICOUNT] = icount
+            if ev >= 0:
+                return ev
+            if ev == LOADED:
+                return S.JIT_NEW_CODE
+            return S.JIT_STALE if jx[JX_STALE] != 0 else S.BUDGET
+        how = EXIT_JUMP

@@ -37,7 +37,7 @@ from vm32.um.kernel import ST_ICOUNT, ST_IN_EOF, ST_IN_LEN, ST_IN_POS, ST_LOADPR
 from vm32.um.kernel import ST_MAPS, ST_OUT_LEN, ST_PC, ST_PEAK_LIVE, ST_UNMAPS, new_state, um_run
 from vm32.um.loader import program_words
 
-BACKENDS = ("flat", "classic", "paged")
+BACKENDS = ("flat", "classic", "paged", "jit")
 IO_BUFFER = 1 << 16
 SLICE_INSTRUCTIONS = 1 << 24  # ~20 ms of UM time between returns to Python
 
@@ -71,7 +71,7 @@ class UniversalMachine:
     ):
         """Load `program` (words, UM file bytes, or a path) on `backend`.
 
-        flat and classic: `memory_size` bytes of emulated memory hold the segments.
+        flat, jit and classic: `memory_size` bytes of emulated memory hold the segments.
         paged: the program is a process whose heap region (its segments) is
         `memory_size` bytes of virtual memory (at most PAGED_MAX_HEAP); it runs on
         `machine` (a vm32.kernel.Machine shared with other processes) or on a machine of
@@ -87,7 +87,11 @@ class UniversalMachine:
         self.backend = backend
         self.name = name
         self.memory_size = check_size(parse_size(memory_size))
-        self.paged = None
+        self.paged = self.jit = None
+        self.regs = np.zeros(8, dtype=np.uint32)
+        self.st = new_state()
+        self.inbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
+        self.outbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         if backend == "paged":
             from vm32.um.paged import PagedProcess
 
@@ -95,21 +99,23 @@ class UniversalMachine:
             self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
                                       swap_path=swap_path, tlb_entries=tlb_entries, machine=machine)
             self.space = self.paged.space
-        elif backend == "flat":
+        elif backend in ("flat", "jit"):
             if self.memory_size < 2 * PAGE_SIZE:
                 raise InvalidArgument(
-                    "the flat backend needs at least 8K of memory (page 0 stays unused, so that "
+                    f"the {backend} backend needs at least 8K of memory (page 0 stays unused, so that "
                     "no segment has id 0)"
                 )
             self.memory = PhysicalMemory(self.memory_size)
-            self.space, self.heap = new_flat_space(words, self.memory)
+            if backend == "jit":
+                from vm32.um.jit.runtime import JitDriver
+
+                self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
+                self.space, self.heap = self.jit.space, self.jit.heap
+            else:
+                self.space, self.heap = new_flat_space(words, self.memory)
         else:
             self.memory = self.heap = None
             self.space = new_classic_space(words, self.memory_size)
-        self.regs = np.zeros(8, dtype=np.uint32)
-        self.st = new_state()
-        self.inbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
-        self.outbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
         self._stdout = stdout if stdout is not None else io.BytesIO()
         self.wall_seconds = 0.0
@@ -138,6 +144,8 @@ class UniversalMachine:
                         break
                 if self.paged is not None:
                     status = self.paged.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
+                elif self.jit is not None:
+                    status = self.jit.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
                 else:
                     status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
                 self._after_call(status)
@@ -214,6 +222,8 @@ class UniversalMachine:
         """The current words of segment 0 (a view: do not modify; a copy on the paged backend)."""
         if self.paged is not None:
             return self.paged.code_words()
+        if self.jit is not None:
+            return self.jit.code_words()
         if isinstance(self.space, ClassicSpace):
             return self.space.table[0]
         base = int(self.space.meta[CODE])
@@ -240,6 +250,9 @@ class UniversalMachine:
             stats["allocator_peak_live_bytes"] = int(h.get("peak_live_bytes", 0))
         if self.paged is not None:
             stats.update(self.paged.stats())
+        if self.jit is not None:
+            stats.update(self.jit.stats())
+            stats["interp_instructions"] = icount - stats["jit_instructions"]
         return stats
 
     def close(self) -> None:
@@ -248,7 +261,7 @@ class UniversalMachine:
             self.paged.close()
             return
         if self.memory is not None:
-            self.space = self.heap = None
+            self.space = self.heap = self.jit = None
             self.memory.close()
             self.memory = None
 

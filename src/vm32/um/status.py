@@ -11,6 +11,12 @@ NEED_INPUT = 1  # op 11 found the input buffer empty; refill and call again
 OUTPUT_FULL = 2  # the output buffer is full; drain it and call again
 BUDGET = 3  # the instruction budget of this call is spent; call again to go on
 
+# Not faults, from the jit backend's tier 0 only (vm32.um.kernel.um_run_tiered): the jit
+# driver acts on them and calls again.
+JIT_HOT = 4  # the jump target at pc reached the compile threshold
+JIT_STALE = 5  # a store changed a word of compiled code
+JIT_NEW_CODE = 6  # a load program of another segment replaced segment 0
+
 # Faults: the machine stops for good (pc points at the failing instruction).
 FAULT_BASE = 16
 INVALID_INSTRUCTION = 16
