@@ -270,9 +270,9 @@ def test_truncated_program(capsys, tmp_path, n):
 
 
 def test_unknown_backend(capsys, hello):
-    code, _, err = call_main(capsys, "um", "run", hello, "--backend", "jit")
+    code, _, err = call_main(capsys, "um", "run", hello, "--backend", "jot")
     assert code == 2
-    assert_one_error(code, err, "'jit'", usage_ok=True)
+    assert_one_error(code, err, "'jot'", usage_ok=True)
 
 
 @pytest.mark.parametrize("size, fragment", [("123", "multiple of 4096"), ("lots", "'lots'"),

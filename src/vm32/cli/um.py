@@ -56,11 +56,12 @@ def add_run(um_commands) -> None:
                     "as processes of one paged machine sharing its frames (each on its own host thread).")
     run.add_argument("program", nargs="+",
                      help="UM program file(s) (big-endian 32-bit words, e.g. sandmark.umz)")
-    run.add_argument("--backend", choices=("flat", "classic", "paged"), default=None,
+    run.add_argument("--backend", choices=("flat", "classic", "paged", "jit"), default=None,
                      help="flat: segment id = 32-bit address (default for one program); classic: table "
-                          "of arrays; paged: a process of the demand-paged kernel (always, for several)")
+                          "of arrays; paged: a process of the demand-paged kernel (always, for several); "
+                          "jit: flat memory, hot code compiled to machine code")
     run.add_argument("--memory", default=None, metavar="SIZE",
-                     help=f"flat/classic: emulated memory (default {size_arg(FLAT_MEMORY)}); paged: each process's "
+                     help=f"flat/classic/jit: emulated memory (default {size_arg(FLAT_MEMORY)}); paged: each process's "
                           f"heap region, its virtual memory for segments (default: as much as a process can "
                           f"have, {size_arg(PAGED_MAX_HEAP)}, {format_size(PAGED_MAX_HEAP)}; several programs: "
                           f"{size_arg(MULTI_MEMORY)} each)")
@@ -85,7 +86,7 @@ def add_run(um_commands) -> None:
                             "(default: stdout, each line tagged with the program's name)")
     run.add_argument("--stats", action="store_true",
                      help="print run statistics on stderr at the end (paged: also faults, page-ins/outs, "
-                          "TLB hit rate, swap bytes)")
+                          "TLB hit rate, swap bytes; jit: regions, compile time, instructions run compiled)")
     run.set_defaults(handler=cmd_um_run)
 
 
