@@ -1,20 +1,24 @@
-"""vm32's 32-bit heap allocator: malloc/calloc/realloc/free over an address range of word memory.
+"""vm32's 32-bit heap allocators: malloc/calloc/realloc/free over an address range of word memory.
 
-Two faces:
+Several policies behind one interface (`vm32.heap.policies.POLICIES`, one module each):
+tlsf (the default: `vm32.heap.core`), first, best, worst, next (an explicit free list:
+`vm32.heap.freelist`), recycler, buddy.  Two faces:
 
-* compiled kernels (`heap_malloc`, `heap_calloc`, `heap_free`, `heap_realloc`,
-  `heap_is_live`, `heap_size_of`, `heap_init`, `heap_check`) over ``(mem, state)``,
-  callable from other numba kernels such as the UM interpreter; see `vm32.heap.core`
-  for the block layout, invariants and waste bound;
-* `Heap`, a Python class that validates arguments, owns the state arrays and turns
+* compiled kernels with the same names in every policy module (`heap_malloc`,
+  `heap_calloc`, `heap_free`, `heap_realloc`, `heap_is_live`, `heap_size_of`,
+  `heap_check`, `heap_stats`, ...) over ``(mem, state)``, callable from other numba kernels
+  such as the UM interpreter.  The names exported here are tlsf's, the default's; a
+  compiled caller reaches another policy's as ``policy_module(name).heap_malloc``.  See
+  vm32.heap.policies for the contract and each module for its layout and invariants;
+* `Heap`, a Python class that validates arguments, owns the state array and turns
   status codes into `vm32.errors` exceptions.
 
 ``mem`` is the word memory (a uint32 numpy array indexed by ``addr >> 2`` for flat
-memory); the allocator touches it only through `vm32.memory.load_word/store_word`.
-``state`` is ONE int64 numpy array: counters, bitmaps and list heads, then the tag
-map (one byte per 8-byte granule of the range: live / free / prev-free bits). One array,
-not a tuple: taking an array out of a tuple inside a numba loop costs a reference-count
-update (~4 ns here), which the UM's per-access `heap_is_live` cannot afford.
+memory); an allocator touches it only through `vm32.memory.load_word/store_word`.
+``state`` is ONE int64 numpy array: counters, list heads, then the tag map (one byte
+per 8-byte granule of the range). One array, not a tuple: taking an array out of a tuple
+inside a numba loop costs a reference-count update (~4 ns here), which the UM's
+per-access `heap_is_live` cannot afford.
 
 Kernel contract (all int64 in and out):
     heap_malloc(mem, state, nbytes) / heap_calloc(...)  -> address, 0 if no room
@@ -22,9 +26,9 @@ Kernel contract (all int64 in and out):
     heap_realloc(mem, state, addr, n)    -> address; 0 if no room (block intact);
                                             -HEAP_INVALID_FREE / -HEAP_DOUBLE_FREE if addr is bad
     heap_is_live(state, addr) -> bool    exact, O(1), safe for any int64 addr
-    heap_size_of(mem, state, addr)       nbytes of a live block (one load; caller checked liveness)
-A freed block <= 256 bytes may sit in a quick cache: not live, DoubleFree if freed again.
-The caches are emptied into the free lists before the heap's footprint grows.
+    heap_size_of(mem, state, addr)       nbytes of a live block (caller checked liveness)
+tlsf: a freed block <= 256 bytes may sit in a quick cache: not live, DoubleFree if freed
+again.  The caches are emptied into the free lists before the heap's footprint grows.
 """
 
 from __future__ import annotations
@@ -33,13 +37,13 @@ import numpy as np
 
 from vm32.errors import DoubleFree, InvalidArgument, InvalidFree, OutOfMemory
 from vm32.heap import core
+from vm32.heap.base import STAT_COUNT, STAT_FIELDS
 from vm32.heap.core import (
     ALIGN,
     FREED_MARK,
     HEAP_DOUBLE_FREE,
     HEAP_INVALID_FREE,
     HEAP_OK,
-    addr_status,
     heap_calloc,
     heap_check,
     heap_free,
@@ -50,39 +54,16 @@ from vm32.heap.core import (
     heap_realloc,
     heap_size_of,
 )
+from vm32.heap.policies import DEFAULT, POLICIES, policy_module
 from vm32.memory import ADDRESS_LIMIT, PhysicalMemory
 
 __all__ = [
     "ALIGN", "FREED_MARK", "HEAP_OK", "HEAP_INVALID_FREE", "HEAP_DOUBLE_FREE", "Heap", "new_state",
     "heap_init", "heap_malloc", "heap_calloc", "heap_free", "heap_realloc", "heap_is_live",
-    "heap_size_of", "heap_check", "heap_largest_free",
+    "heap_size_of", "heap_check", "heap_largest_free", "POLICIES", "policy_module",
 ]
 
-_CHECK_MESSAGES = {
-    core.C_TAG_BEYOND_TOP: "granule at {a:#x} above top has tag {v}",
-    core.C_BAD_TAG: "block at {a:#x} has tag {v}: not exactly one of live, free, cached (or T_END not free)",
-    core.C_BLOCK_OUT_OF_RANGE: "block at {a:#x} of {v} bytes runs past top",
-    core.C_BAD_SIZE: "free or cached block at {a:#x} has a bad size {v}",
-    core.C_BAD_FOOTER: "free block at {a:#x} has footer {v} != its size",
-    core.C_END_MARK: "last granule {a:#x} of a block has tag {v}: T_END must be there iff the block is free",
-    core.C_ADJACENT_FREE: "free block at {a:#x} ({v} bytes) follows another free block",
-    core.C_FREE_BELOW_TOP: "the block below top ({a:#x}) is free: should have merged into top",
-    core.C_INTERIOR_TAG: "granule {a:#x} inside a block has tag {v}",
-    core.C_LIVE_BYTES: "live blocks hold {a} bytes but the counter says {v}",
-    core.C_LIVE_BLOCKS: "{a} live blocks but the counter says {v}",
-    core.C_FREE_BYTES: "free blocks hold {a} bytes but the counter says {v}",
-    core.C_FREE_BLOCKS: "{a} free blocks but the counter says {v}",
-    core.C_LIST_NOT_FREE: "list {v} holds {a:#x}, which is not a free block in range",
-    core.C_LIST_WRONG_CLASS: "block {a:#x} is in list {v} (negative: quick cache -{v}), not the one of its size",
-    core.C_LIST_BAD_PREV: "free block {a:#x} has prev link {v:#x}, not its predecessor in the list",
-    core.C_LIST_COUNT: "lists hold {a} blocks but the walk found {v} free blocks",
-    core.C_BITMAP: "bitmap bit for list {a} (negative: first level -{a}-1) is wrong (bitmap {v})",
-    core.C_TOP: "top {a:#x} is outside the range or above the high-water mark {v:#x}",
-    core.C_LIST_CYCLE: "lists or caches hold more blocks than the {v} found by the walk (cycle?) at {a:#x}",
-    core.C_CACHE_BYTES: "cached blocks hold {a} bytes but the counter says {v}",
-    core.C_CACHE_NOT_CACHED: "quick cache {v} holds {a:#x}, which is not a cached block in range",
-    core.C_CACHE_COUNT: "quick caches hold {a} blocks but the walk found {v} cached blocks (or the counter differs)",
-}
+_CHECK_MESSAGES = core.CHECK_MESSAGES  # tlsf's wording of its findings (the paging kernel uses it)
 
 
 def new_state(base: int, limit: int) -> np.ndarray:
@@ -104,11 +85,12 @@ class Heap:
     """A heap over the byte range [base, limit) of `memory` (PhysicalMemory or uint32 array).
 
     base and limit are multiples of 8 with 0 < base, base + 16 <= limit <= memory size.
-    Attributes `mem` (the word array) and `state` are what the kernels take.
-    `debug=True` fills freed payloads with FREED_MARK (0xDFDFDFDF) words.
-    `cache=False` turns off the quick caches (freed blocks <= 256 bytes kept whole for
-    reuse by the same size; debug mode turns them off too); `cache_cap` bounds the bytes
-    they hold (default: no bound, they never make the footprint grow - see vm32.heap.core).
+    `policy` names the allocator (vm32.heap.policies.POLICIES; default tlsf); `params` are
+    that policy's own (its module's PARAMS: tlsf takes cache and cache_cap, the list
+    policies first/best/worst/next take header, align, order and coalesce).
+    Attributes `mem` (the word array) and `state` are what the kernels take; `kernels` is
+    the policy's module.  `debug=True` fills freed payloads with FREED_MARK (0xDFDFDFDF)
+    words (tlsf also turns its quick caches off).
     """
 
     def __init__(
@@ -117,16 +99,21 @@ class Heap:
         base: int,
         limit: int,
         *,
+        policy: str = DEFAULT,
         debug: bool = False,
-        cache: bool = True,
-        cache_cap: int | None = None,
+        **params,
     ):
+        module = policy_module(policy)
+        unknown = sorted(set(params) - set(module.PARAMS))
+        if unknown:
+            takes = ", ".join(module.PARAMS) or "no parameters"
+            raise InvalidArgument(f"heap policy {policy} does not take {', '.join(unknown)} (it takes {takes})")
+        if not isinstance(debug, bool):
+            raise InvalidArgument(f"debug must be True or False, not {debug!r}")
         words = memory.words if isinstance(memory, PhysicalMemory) else memory
         if not isinstance(words, np.ndarray) or words.dtype != np.uint32 or words.ndim != 1:
             raise InvalidArgument("heap memory must be a PhysicalMemory or a 1-d uint32 numpy array")
         base, limit = _int(base, "heap base"), _int(limit, "heap limit")
-        if cache_cap is not None and _int(cache_cap, "cache cap") < 0:
-            raise InvalidArgument(f"cache cap {cache_cap} is negative")
         size = 4 * words.shape[0]
         if base % ALIGN or limit % ALIGN:
             raise InvalidArgument(f"heap range {base:#x}..{limit:#x}: base and limit must be multiples of {ALIGN}")
@@ -138,13 +125,9 @@ class Heap:
         self.mem = words
         self.base = base
         self.limit = limit
-        self.state = new_state(base, limit)
-        heap_init(self.mem, self.state, np.int64(base), np.int64(limit))
-        self.state[core.M_DEBUG] = int(debug)
-        if debug or not cache:
-            self.state[core.M_CACHE_CAP] = 0  # debug: cached blocks would escape the fill
-        elif cache_cap is not None:
-            self.state[core.M_CACHE_CAP] = min(int(cache_cap), core.CACHE_CAP)
+        self.policy = module.NAME
+        self.kernels = module
+        self.state = module.new_heap_state(words, base, limit, debug=debug, **params)
 
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")
@@ -154,9 +137,9 @@ class Heap:
 
     def _no_room(self, n: int) -> OutOfMemory:
         return OutOfMemory(
-            f"heap {self.base:#x}..{self.limit:#x} has no room for {n} bytes "
+            f"heap {self.base:#x}..{self.limit:#x} ({self.policy}) has no room for {n} bytes "
             f"(live {self.live_bytes} bytes, largest free block "
-            f"{heap_largest_free(self.mem, self.state)} bytes); free blocks or use a larger range"
+            f"{self.kernels.heap_largest_free(self.mem, self.state)} bytes); free blocks or use a larger range"
         )
 
     def _addr(self, addr) -> np.int64:
@@ -171,14 +154,14 @@ class Heap:
 
     def malloc(self, n: int) -> int:
         """Address of a new block of `n` bytes (contents undefined); OutOfMemory if no room."""
-        addr = heap_malloc(self.mem, self.state, self._size(n))
+        addr = self.kernels.heap_malloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
         return int(addr)
 
     def calloc(self, n: int) -> int:
         """Address of a new block of `n` zeroed bytes; OutOfMemory if no room."""
-        addr = heap_calloc(self.mem, self.state, self._size(n))
+        addr = self.kernels.heap_calloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
         return int(addr)
@@ -189,7 +172,7 @@ class Heap:
         OutOfMemory (block left intact) if no room; InvalidFree/DoubleFree for a bad address.
         """
         n = self._size(n)
-        result = int(heap_realloc(self.mem, self.state, self._addr(addr), n))
+        result = int(self.kernels.heap_realloc(self.mem, self.state, self._addr(addr), n))
         if result < 0:
             self._raise_status(-result, addr, "realloc")
         if result == 0:
@@ -198,60 +181,73 @@ class Heap:
 
     def free(self, addr: int) -> None:
         """Free block `addr`; InvalidFree if it is not a live block, DoubleFree if already free."""
-        self._raise_status(int(heap_free(self.mem, self.state, self._addr(addr))), addr, "free")
+        self._raise_status(int(self.kernels.heap_free(self.mem, self.state, self._addr(addr))), addr, "free")
 
     def size_of(self, addr: int) -> int:
         """The byte count requested for live block `addr`; InvalidFree/DoubleFree otherwise."""
         a = self._addr(addr)
-        self._raise_status(int(addr_status(self.state, a)), addr, "size_of")
-        return int(heap_size_of(self.mem, self.state, a))
+        self._raise_status(int(self.kernels.heap_addr_status(self.state, a)), addr, "size_of")
+        return int(self.kernels.heap_size_of(self.mem, self.state, a))
 
     def is_live(self, addr: int) -> bool:
         """True iff `addr` is the address of a live block."""
-        return bool(heap_is_live(self.state, self._addr(addr)))
+        return bool(self.kernels.heap_is_live(self.state, self._addr(addr)))
 
     @property
     def live_bytes(self) -> int:
         """Sum of the requested sizes of live blocks."""
         return int(self.state[core.M_LIVE_BYTES])
 
-    def stats(self) -> dict[str, int]:
-        """Counters and sizes; footprint = high-water extent of the heap above base, in bytes.
+    def stats(self) -> dict[str, int | str]:
+        """Counters and sizes (the same keys for every policy, plus a few of the policy's own).
 
-        peak_live_bytes counts requested bytes only (no headers, no alignment).
-        largest_free is the largest free block including its 4-byte header (top counted).
+        footprint: high-water extent of the blocks above base, in bytes; peak_live_bytes
+        counts requested bytes only (no headers, no alignment); hole_bytes / largest_hole:
+        free space inside the footprint and its largest piece; free_list_len: blocks on the
+        free lists and caches; largest_free: the largest block one malloc could get now
+        (header included; the unused range above the footprint counted); searched: free
+        blocks examined by the list policies' searches.
         """
-        m = self.state
-        return {
-            "base": self.base,
-            "limit": self.limit,
-            "live_bytes": int(m[core.M_LIVE_BYTES]),
-            "live_blocks": int(m[core.M_MALLOCS] - m[core.M_FREES]),
-            "peak_live_bytes": int(m[core.M_PEAK_LIVE]),
-            "footprint": int(m[core.M_HIGH] - core.HEADER - self.base),
-            "top": int(m[core.M_TOP] - core.HEADER),
-            "free_bytes": int(m[core.M_FREE_BYTES]),
-            "free_blocks": int(m[core.M_FREE_BLOCKS]),
-            "cached_bytes": int(m[core.M_CACHE_BYTES]),
-            "cached_blocks": int(core.heap_cached_blocks(self.mem, self.state)),
-            "largest_free": int(heap_largest_free(self.mem, self.state)),
-            "mallocs": int(m[core.M_MALLOCS]),
-            "callocs": int(m[core.M_CALLOCS]),
-            "frees": int(m[core.M_FREES]),
-            "reallocs": int(m[core.M_REALLOCS]),
-            "failed": int(m[core.M_FAILED]),
-        }
+        out = np.zeros(STAT_COUNT, dtype=np.int64)
+        self.kernels.heap_stats(self.mem, self.state, out)
+        s: dict[str, int | str] = {"policy": self.policy, "base": self.base, "limit": self.limit}
+        s.update({name: int(v) for name, v in zip(STAT_FIELDS, out)})
+        s["largest_free"] = int(self.kernels.heap_largest_free(self.mem, self.state))
+        s.update(_policy_stats(self))
+        return s
 
     def check(self, max_findings: int = 100) -> list[str]:
         """Walk every block and free list; return the broken invariants (empty when healthy)."""
         out = np.zeros((max_findings, 3), dtype=np.int64)
-        n = int(heap_check(self.mem, self.state, out))
-        found = [_CHECK_MESSAGES[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
+        n = int(self.kernels.heap_check(self.mem, self.state, out))
+        messages = self.kernels.CHECK_MESSAGES
+        found = [messages[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
         if n > max_findings:
             found.append(f"... and {n - max_findings} more")
         return found
 
     def __repr__(self) -> str:
         s = self.stats()
-        return (f"Heap({self.base:#x}..{self.limit:#x}, live {s['live_blocks']} blocks / "
+        return (f"Heap({self.base:#x}..{self.limit:#x}, {self.policy}, live {s['live_blocks']} blocks / "
                 f"{s['live_bytes']} bytes, footprint {s['footprint']})")
+
+
+def _policy_stats(heap: Heap) -> dict[str, int]:
+    """The stats keys only some policies have: tlsf's top, free lists and caches, the free
+    lists' blocks and bytes of the others."""
+    m = heap.state
+    if heap.policy == "tlsf":
+        return {
+            "top": int(m[core.M_TOP] - core.HEADER),
+            "free_bytes": int(m[core.M_FREE_BYTES]),
+            "free_blocks": int(m[core.M_FREE_BLOCKS]),
+            "cached_bytes": int(m[core.M_CACHE_BYTES]),
+            "cached_blocks": int(core.heap_cached_blocks(heap.mem, m)),
+        }
+    module = heap.kernels
+    if hasattr(module, "SEARCH"):
+        from vm32.heap import freelist
+
+        return {"free_bytes": int(m[freelist.M_FREE_BYTES]), "free_blocks": int(m[freelist.M_COUNT]),
+                "lost_blocks": int(m[freelist.M_LOST])}
+    return {"free_bytes": int(m[module.M_FREE_BYTES]), "free_blocks": int(m[module.M_FREE_BLOCKS])}

@@ -100,9 +100,43 @@ for a bad address (nothing changed).
 
 import numpy as np
 
+from vm32.heap.base import (  # noqa: F401 - the shared words and helpers, also read as core.NAME
+    FREED_MARK,
+    HEAP_DOUBLE_FREE,
+    HEAP_INVALID_FREE,
+    HEAP_OK,
+    M_BASE,
+    M_CALLOCS,
+    M_DEBUG,
+    M_FAILED,
+    M_FREES,
+    M_LIMIT,
+    M_LIVE_BYTES,
+    M_MALLOCS,
+    M_PEAK_LIVE,
+    M_REALLOCS,
+    M_SPAN,
+    S_FOOTPRINT,
+    S_FREE_LIST_LEN,
+    S_HOLE_BYTES,
+    S_LARGEST_HOLE,
+    add_finding,
+    common_stats,
+    copy_words,
+    fill_words,
+    load,
+    note_alloc,
+    store,
+)
 from vm32.heap.bits import load_byte, lsb, msb, prefetch_word, store_byte
 from vm32.jit import inline_leaf_kernel, ir_inline_leaf_kernel, leaf_kernel, outline_leaf_kernel
-from vm32.memory import load_word, store_word
+from vm32.memory import load_word
+
+NAME = "tlsf"
+ID = 0
+SUMMARY = "two-level segregated fit with quick caches: O(1), the default"
+PARAMS = {"cache": True, "cache_cap": None}
+"""The parameters Heap(policy="tlsf", ...) takes, with their defaults (see vm32.heap.Heap)."""
 
 # Inlining (vm32.jit): the few big helpers on the general malloc/free paths are
 # ir_inline_leaf_kernel - a call between kernels passes each array as 7 words on the
@@ -111,13 +145,6 @@ from vm32.memory import load_word, store_word
 # heap_free, heap_is_live, heap_size_of are inline_leaf_kernel: they go into the
 # caller's loop (left to itself LLVM did not inline heap_free: the call cost ~2 ns per
 # operation on the sandmark replay).  Their slow paths are outline_leaf_kernel.
-
-HEAP_OK = 0
-"""heap_free: the block was freed."""
-HEAP_INVALID_FREE = 1
-"""heap_free: the address is not the start of a block."""
-HEAP_DOUBLE_FREE = 2
-"""heap_free: the address is the start of a block that is already free."""
 
 ALIGN = 8  # payload alignment and granule size
 HEADER = 4  # bytes of header before each payload
@@ -138,23 +165,13 @@ CACHE_CAP = 1 << 62  # default M_CACHE_CAP: no cap (malloc empties the caches be
 CLASS_SCAN = 8  # blocks of its own class a large request looks at before growing the heap
 
 # state (one int64 array, called heap in the code) layout: scalars, SL bitmaps, list heads, tags
-M_BASE = 0  # first byte of the range
-M_LIMIT = 1  # one past the last byte
-M_SPAN = 2  # limit - base
+# (M_BASE, M_LIMIT, M_SPAN, M_LIVE_BYTES, M_POLICY, M_PEAK_LIVE, M_MALLOCS, M_CALLOCS, M_FREES,
+# M_REALLOCS, M_FAILED, M_DEBUG: vm32.heap.base, the words every policy shares)
 M_TOP = 3  # payload address of the wilderness (first payload above every block)
 M_HIGH = 4  # largest M_TOP ever: footprint = M_HIGH - HEADER - base
-M_LIVE_BYTES = 5  # sum of nbytes of live blocks
-M_UNUSED_6 = 6  # live blocks = M_MALLOCS - M_FREES (one counter fewer on the fast paths)
-M_PEAK_LIVE = 7  # max of M_LIVE_BYTES over time
 M_FREE_BYTES = 8  # sum of sizes of free blocks (top excluded)
 M_FREE_BLOCKS = 9
-M_MALLOCS = 10  # successful malloc + calloc (+ the moves of realloc)
-M_CALLOCS = 11
-M_FREES = 12  # successful frees (+ the moves of realloc)
-M_REALLOCS = 13  # successful reallocs
-M_FAILED = 14  # allocations refused for lack of room
 M_FL_MAP = 15  # bit fl set <=> some list of first level fl is non-empty
-M_DEBUG = 16  # non-zero: freed payloads are filled with FREED_MARK
 M_CACHE_BYTES = 17  # bytes of blocks in the quick caches
 M_TAG_ORIGIN = 18  # byte index of the tag of payload address p: M_TAG_ORIGIN + p // 8
 M_CACHE_CAP = 19  # the caches hold at most this many bytes (0: caches off)
@@ -169,8 +186,6 @@ META_WORDS = M_TAGS  # words before the tag map
 def state_words(base, limit):
     """Length of the int64 state array of a heap over [base, limit)."""
     return M_TAGS + ((limit - base) >> 6) + 2
-
-FREED_MARK = 0xDFDFDFDF  # debug mode: the words of a freed payload
 
 
 # ---------------------------------------------------------------- accessors
@@ -201,19 +216,6 @@ def set_tag(heap, p, tag):
     store_byte(heap, tag_index(heap, p), tag)
 
 
-@leaf_kernel
-def load(mem, addr):
-    """The word at `addr` (>= 0) as an int64, through the seam.
-
-    Addresses go to the seam as uint64: numba then skips its negative-index fix-up.
-    """
-    return np.int64(load_word(mem, np.uint64(addr)))
-
-
-@leaf_kernel
-def store(mem, addr, value):
-    """Store `value` (truncated to 32 bits) at `addr` (>= 0), through the seam."""
-    store_word(mem, np.uint64(addr), value)
 
 
 @leaf_kernel
@@ -301,18 +303,6 @@ def find_free(heap, size):
 # ---------------------------------------------------------------- blocks
 
 
-@leaf_kernel
-def fill_words(mem, addr, nwords, value):
-    """Store `value` into `nwords` words from `addr` (through the seam)."""
-    for i in range(nwords):
-        store(mem, addr + 4 * i, value)
-
-
-@leaf_kernel
-def copy_words(mem, dst, src, nwords):
-    """Copy `nwords` words from `src` to `dst` (non-overlapping, through the seam)."""
-    for i in range(nwords):
-        store(mem, dst + 4 * i, load(mem, src + 4 * i))
 
 
 @leaf_kernel
@@ -387,15 +377,6 @@ def take(mem, heap, p, fsize, size):
     elif fsize > ALIGN:
         set_tag(heap, p + fsize - ALIGN, 0)  # (an 8-byte block's T_END was its start tag)
 
-
-@leaf_kernel
-def note_alloc(heap, nbytes):
-    """Count one more live block of `nbytes`."""
-    live = heap[M_LIVE_BYTES] + nbytes
-    heap[M_LIVE_BYTES] = live
-    heap[M_MALLOCS] += 1
-    if live > heap[M_PEAK_LIVE]:
-        heap[M_PEAK_LIVE] = live
 
 
 # ---------------------------------------------------------------- kernels
@@ -730,6 +711,33 @@ C_CACHE_NOT_CACHED = 22
 C_CACHE_COUNT = 23
 
 
+CHECK_MESSAGES = {
+    C_TAG_BEYOND_TOP: "granule at {a:#x} above top has tag {v}",
+    C_BAD_TAG: "block at {a:#x} has tag {v}: not exactly one of live, free, cached (or T_END not free)",
+    C_BLOCK_OUT_OF_RANGE: "block at {a:#x} of {v} bytes runs past top",
+    C_BAD_SIZE: "free or cached block at {a:#x} has a bad size {v}",
+    C_BAD_FOOTER: "free block at {a:#x} has footer {v} != its size",
+    C_END_MARK: "last granule {a:#x} of a block has tag {v}: T_END must be there iff the block is free",
+    C_ADJACENT_FREE: "free block at {a:#x} ({v} bytes) follows another free block",
+    C_FREE_BELOW_TOP: "the block below top ({a:#x}) is free: should have merged into top",
+    C_INTERIOR_TAG: "granule {a:#x} inside a block has tag {v}",
+    C_LIVE_BYTES: "live blocks hold {a} bytes but the counter says {v}",
+    C_LIVE_BLOCKS: "{a} live blocks but the counter says {v}",
+    C_FREE_BYTES: "free blocks hold {a} bytes but the counter says {v}",
+    C_FREE_BLOCKS: "{a} free blocks but the counter says {v}",
+    C_LIST_NOT_FREE: "list {v} holds {a:#x}, which is not a free block in range",
+    C_LIST_WRONG_CLASS: "block {a:#x} is in list {v} (negative: quick cache -{v}), not the one of its size",
+    C_LIST_BAD_PREV: "free block {a:#x} has prev link {v:#x}, not its predecessor in the list",
+    C_LIST_COUNT: "lists hold {a} blocks but the walk found {v} free blocks",
+    C_BITMAP: "bitmap bit for list {a} (negative: first level -{a}-1) is wrong (bitmap {v})",
+    C_TOP: "top {a:#x} is outside the range or above the high-water mark {v:#x}",
+    C_LIST_CYCLE: "lists or caches hold more blocks than the {v} found by the walk (cycle?) at {a:#x}",
+    C_CACHE_BYTES: "cached blocks hold {a} bytes but the counter says {v}",
+    C_CACHE_NOT_CACHED: "quick cache {v} holds {a:#x}, which is not a cached block in range",
+    C_CACHE_COUNT: "quick caches hold {a} blocks but the walk found {v} cached blocks (or the counter differs)",
+}
+
+
 @leaf_kernel
 def heap_check(mem, heap, out):
     """Walk every block and list; write up to len(out) findings (code, address, value) to out.
@@ -870,15 +878,6 @@ def in_range(heap, p):
     return off > 0 and off < heap[M_SPAN] and (off & 7) == 0
 
 
-@leaf_kernel
-def add_finding(out, n, code, addr, value):
-    """Record finding number `n` if out has room; return n + 1."""
-    if n < out.shape[0]:
-        out[n, 0] = code
-        out[n, 1] = addr
-        out[n, 2] = value
-    return n + 1
-
 
 @leaf_kernel
 def heap_cached_blocks(mem, heap):
@@ -907,3 +906,61 @@ def heap_largest_free(mem, heap):
         best = max(best, size)
         p = load(mem, link_at(p, size))
     return best
+
+
+@leaf_kernel
+def heap_stats(mem, heap, out):
+    """Fill out[S_*] (vm32.heap.base): counters, footprint, and the holes inside the footprint
+    (free blocks, cached blocks and the unused space between top and the high-water mark)."""
+    common_stats(heap, out)
+    out[S_FOOTPRINT] = heap[M_HIGH] - HEADER - heap[M_BASE]
+    gap = heap[M_HIGH] - heap[M_TOP]
+    out[S_HOLE_BYTES] = heap[M_FREE_BYTES] + heap[M_CACHE_BYTES] + gap
+    largest = gap
+    flmap = heap[M_FL_MAP]
+    if flmap != 0:
+        fl = msb(flmap)
+        p = heap[M_HEADS + fl * SL_COUNT + msb(heap[M_SL_MAP + fl])]
+        while p != 0:
+            size = free_size(mem, tag_of(heap, p), p)
+            largest = max(largest, size)
+            p = load(mem, link_at(p, size))
+    cached = heap_cached_blocks(mem, heap)
+    for c in range(CACHE_CLASSES - 1, 0, -1):
+        if heap[M_CACHE + c] != 0:
+            largest = max(largest, np.int64(c) << 3)
+            break
+    out[S_LARGEST_HOLE] = largest
+    out[S_FREE_LIST_LEN] = heap[M_FREE_BLOCKS] + cached
+
+
+@leaf_kernel
+def heap_block_bytes(heap, nbytes):
+    """The bytes a live block of `nbytes` occupies (header and alignment included)."""
+    return block_size(nbytes)
+
+heap_addr_status = addr_status
+"""HEAP_OK if an address is live, else HEAP_DOUBLE_FREE or HEAP_INVALID_FREE."""
+
+
+def new_heap_state(words: np.ndarray, base: int, limit: int, *, debug: bool = False, cache: bool = True,
+                   cache_cap: int | None = None) -> np.ndarray:
+    """An initialised tlsf state over [base, limit) of `words` (range already validated).
+
+    cache=False turns the quick caches off (so does debug); cache_cap bounds their bytes.
+    """
+    from vm32.errors import InvalidArgument
+
+    if not isinstance(cache, bool):
+        raise InvalidArgument(f"cache must be True or False, not {cache!r}")
+    if cache_cap is not None and (isinstance(cache_cap, bool) or not isinstance(cache_cap, (int, np.integer))
+                                  or cache_cap < 0):
+        raise InvalidArgument(f"cache cap {cache_cap!r} must be a non-negative integer")
+    state = np.zeros(state_words(base, limit), dtype=np.int64)
+    heap_init(words, state, np.int64(base), np.int64(limit))
+    state[M_DEBUG] = int(debug)
+    if debug or not cache:
+        state[M_CACHE_CAP] = 0  # debug: cached blocks would escape the fill
+    elif cache_cap is not None:
+        state[M_CACHE_CAP] = min(int(cache_cap), CACHE_CAP)
+    return state

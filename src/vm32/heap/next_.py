@@ -1,0 +1,41 @@
+"""The `next` policy: an explicit free list searched for first fit from where the last search ended, wrapping around.
+
+All of it is vm32.heap.freelist (its docstring gives the words, the invariants as
+equations, and the costs) with the search set to NEXT; Heap(policy="next") takes that
+module's parameters (header, align, order, coalesce).
+"""
+
+import numpy as np
+
+from vm32.heap import freelist
+from vm32.heap.freelist import (
+    CHECK_MESSAGES,
+    PARAMS,
+    heap_addr_status,
+    heap_block_bytes,
+    heap_calloc,
+    heap_check,
+    heap_free,
+    heap_is_live,
+    heap_largest_free,
+    heap_malloc,
+    heap_realloc,
+    heap_size_of,
+    heap_stats,
+)
+
+__all__ = [  # this policy's kernels and tables: freelist's
+    "CHECK_MESSAGES", "PARAMS", "heap_addr_status", "heap_block_bytes", "heap_calloc", "heap_check", "heap_free",
+    "heap_is_live", "heap_largest_free", "heap_malloc", "heap_realloc", "heap_size_of", "heap_stats",
+    "NAME", "ID", "SUMMARY", "SEARCH", "new_heap_state",
+]
+
+NAME = "next"
+ID = 4
+SUMMARY = "explicit free list: first fit from where the last search ended, wrapping around"
+SEARCH = freelist.NEXT
+
+
+def new_heap_state(words: np.ndarray, base: int, limit: int, **params) -> np.ndarray:
+    """An initialised state for a next-fit heap over [base, limit) (params: see PARAMS)."""
+    return freelist.new_list_state(words, base, limit, SEARCH, **params)
