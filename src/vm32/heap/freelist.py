@@ -121,6 +121,7 @@ M_SHIFT = M_OWN + 14  # 3 (real) or 0 (teaching)
 M_SIZES = M_OWN + 15  # teaching: index of the size map
 M_LIST = 48
 
+MAX_REQUEST = 1 << 40  # larger requests fail at once (no overflow in the size rule)
 LIST_CAP = 1 << 22  # entries at most (a list this long makes every search slow anyway)
 TEACH_MAX_SPAN = 1 << 24  # teaching mode keeps a size word per byte of the range
 
@@ -470,7 +471,7 @@ def heap_malloc(mem, heap, nbytes):
 
     The search policy picks an entry; its front becomes the block, the rest stays in place.
     """
-    if nbytes < 0 or nbytes > heap[M_SPAN]:
+    if nbytes < 0 or nbytes > MAX_REQUEST:  # (a larger one is searched for like any: the chapter's rule)
         heap[M_FAILED] += 1
         heap[M_LAST_SEARCHED] = 0
         return np.int64(0)
