@@ -118,3 +118,23 @@ def test_decisions_are_the_textbook_models(ops, policy, order, coalesce, header,
         else:
             assert step.status == (model.free_block(ptrs[int(item[1:])]) if ptrs[int(item[1:])] >= 0 else -1)
         assert step.free_list == model.free
+
+
+def test_command_line(capsys):
+    from vm32.cli import main
+
+    assert main(["heap", "sim", "-A", "+10,+20,-0", "-p", "first", "-c", "-a", "-1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "policy FIRST" in out and "Free List [ Size 2 ]: [ addr:1000 sz:10 ][ addr:1030 sz:70 ]" in out
+    assert out[-1].startswith("FINALSTATS policy=FIRST")
+    assert main(["heap", "sim", "-A", "+x,-99"]) == 1
+    assert capsys.readouterr().err == "vm32: error: -A item 1 '+x': expected +SIZE (allocate) or -INDEX (free ptr[INDEX])\n"
+    assert main(["heap", "sim", "-S", "0"]) == 1
+    assert "-S 0" in capsys.readouterr().err
+
+
+def test_policy_names_for_help_are_the_registry():
+    from vm32.defaults import DEFAULT_HEAP_POLICY, HEAP_POLICIES
+    from vm32.heap import POLICIES
+
+    assert HEAP_POLICIES == tuple(POLICIES) and DEFAULT_HEAP_POLICY == "tlsf"

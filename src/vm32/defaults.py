@@ -84,6 +84,14 @@ PAGING_DEMO_PROCESSES = 4
 PAGING_DEMO_PAGES = 64
 """Processes of `vm32 paging demo`, and the heap pages each writes and verifies."""
 
+# ---- the heap ----------------------------------------------------------------------------------
+
+HEAP_POLICIES = ("tlsf", "first", "best", "worst", "next", "recycler", "buddy")
+"""The allocator policies, in table order (vm32.heap.policies.POLICIES; a test keeps them equal)."""
+
+DEFAULT_HEAP_POLICY = "tlsf"
+"""The allocator of every heap and UM backend unless one is chosen."""
+
 # ---- units -------------------------------------------------------------------------------------
 
 _SIZE_RE = re.compile(r"(0X[0-9A-F_]+|[0-9][0-9_]*)\s*(?:([KMG])(?:I?B)?|B)?")

@@ -6,6 +6,7 @@
     vm32 um run A.um B.um ... --frames N  several UM programs at once on one paged machine
     vm32 um asm FILE -o OUT.um          assemble UM assembly into a program file
     vm32 um disasm PROGRAM              disassemble a program file
+    vm32 heap sim [-A +10,-0] [-c]      the free-space chapter's allocator simulator
 
 One module per command group (vm32.cli.demo, vm32.cli.paging, vm32.cli.um), each
 with ``add_commands(commands)`` that adds its subparsers and sets a ``handler``
@@ -32,6 +33,7 @@ COMMAND_GROUPS = (
     "paging",
     "um",
     "trace",
+    "heap",
 )
 """The modules of vm32.cli that add commands, in the order `vm32 --help` lists them."""
 

@@ -21,13 +21,14 @@ vm32.um.flat).  `tlsf` is vm32.heap.core, the default.
 
 from types import ModuleType
 
+from vm32.defaults import DEFAULT_HEAP_POLICY
 from vm32.errors import InvalidArgument
 from vm32.heap import best, buddy, core, first, next_, recycler, worst
 
 POLICIES: dict[str, ModuleType] = {m.NAME: m for m in (core, first, best, worst, next_, recycler, buddy)}
 """Every policy by name, in table order."""
 
-DEFAULT = "tlsf"
+DEFAULT = DEFAULT_HEAP_POLICY
 
 
 def policy_module(name: str) -> ModuleType:
