@@ -42,7 +42,7 @@ def test_the_kernel_states_the_minimum_frame_count():
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (512, "512 B"), (4096, "4 KiB"), (256 << 10, "256 KiB"),
                                      (16 << 20, "16 MiB"), (1536 << 10, "1.5 MiB"),
-                                     (defaults.PAGED_MAX_HEAP, "3.7 GiB"), (5 << 30, "5 GiB")])
+                                     (defaults.PAGED_MAX_HEAP, "3.7 GiB"), (5 << 30, "5 GiB"), (3 << 40, "3 TiB")])
 def test_format_size(n, text):
     assert format_size(n) == text
 
@@ -53,7 +53,9 @@ def test_size_arg_reads_back(n):
 
 
 def test_other_units():
-    assert format_count(1234) == "1,234" and format_count(117_900) == "117.9K" and format_count(33_100_000) == "33.1M"
+    assert format_count(1234) == "1,234" and format_count(117_900) == "118K" and format_count(33_100_000) == "33.1M"
+    assert format_count(999_999_999) == "1.0G" and format_count(5_560_000_000_000) == "5.6T"
+    assert all(len(format_count(10 ** k - 1)) <= 5 for k in range(15))
     assert format_percent(0.97345) == "97.3%" and format_percent(1) == "100.0%"
     assert format_rate(35_694_000, "instructions") == "35.7 M instructions/s"
     assert format_rate(812, "page faults") == "812 page faults/s"

@@ -292,8 +292,8 @@ def test_page_table_view(machine):
     assert len(rows) == 40
     assert any(r["where"].startswith("swap slot") for r in rows)
     assert any(r["frame"] is not None for r in rows)
-    assert "page table of process" in p.page_table().title
-    assert machine.frame_table().row_count == 16
+    assert p.page_table() == rows  # the API returns the rows; vm32.ui renders them (test_ui.py)
+    assert len(machine.frame_table()) == 16
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from vm32.um.asm import assemble, to_bytes
 from vm32.um.machine import UniversalMachine, run_program
 from vm32.um.multi import run_programs
 from vm32.um.paged import M_CODE, M_POISON, POISON
-from vm32.um.showcase import assemble_builtin, run_demo
+from vm32.um.showcase import assemble_builtin
 
 SIEVE_OUT = b"sieve: 78498 primes below 1000000 ok\n"
 LISTS_OUT = b"lists: 100000 nodes walked 8 times, sum 1344894336 ok\n"
@@ -420,18 +420,6 @@ def test_cli_swap_full_is_one_error_line(capsys, files):
 def test_cli_several_programs_need_paged(capsys, files):
     code, _, err = call_main(capsys, "um", "run", files["sweep"], files["demo"], "--backend", "flat")
     assert code == 1 and "several programs" in err
-
-
-def test_demo_checks_every_output():
-    out, err = io.BytesIO(), io.StringIO()
-    assert run_demo(frames=24, stdout=out, stderr=err, live=False) == 0
-    text = out.getvalue().decode()
-    assert "demo    | demo: all checks passed" in text
-    for line in (SIEVE_OUT, LISTS_OUT, SCATTER_OUT):
-        assert line.decode().strip() in text
-    report = err.getvalue()
-    assert report.count("identical to its solo run on the flat backend") == 4
-    assert "all outputs verified" in report
 
 
 # ---------------------------------------------------------------- sandmark

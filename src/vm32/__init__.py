@@ -10,6 +10,7 @@ Layers, bottom-up (a layer imports only layers below it):
     vm32.mmu      i386 page-directory/table entries, page walk, TLB
     vm32.kernel   frames, swap, replacement policies, processes, fault handler
     vm32.um       the Universal Machine: loader, assembler, interpreter backends
+    vm32.ui       presentation: rich tables, status lines, live views (the layers below return data)
     vm32.cli      the `vm32` command (`python -m vm32`), one module per command group
 """
 

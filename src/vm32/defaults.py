@@ -7,10 +7,10 @@ machine it can run (`MIN_FRAMES`) here too, so `--help` needs no compiled code.
 
 Units, one style everywhere a figure is shown to a person:
 
-* sizes in B, KiB, MiB or GiB with the unit (`format_size`): "256 KiB", "3.7 GiB";
+* sizes in B, KiB, MiB, GiB or TiB with the unit (`format_size`): "256 KiB", "3.7 GiB";
 * rates with their unit (`format_rate`): "35.7 M instructions/s";
 * fractions as percentages with one decimal (`format_percent`): "97.3%";
-* counts with thousands separators, or short (`format_count`): "1,234", "117.9K", "33.1M";
+* counts with thousands separators, or short (`format_count`): "1,234", "117.9K", "33.1M", "999M";
 * seconds with the unit (`format_seconds`): "1.23 s".
 
 Machine-readable output (`--json`) carries the raw values instead: bytes,
@@ -96,7 +96,7 @@ DEFAULT_HEAP_POLICY = "tlsf"
 
 _SIZE_RE = re.compile(r"(0X[0-9A-F_]+|[0-9][0-9_]*)\s*(?:([KMG])(?:I?B)?|B)?")
 _SIZE_SCALE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-_SIZE_UNITS = ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
+_SIZE_UNITS = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
 
 
 def parse_size(text: str | int) -> int:
@@ -131,20 +131,23 @@ def format_size(n: int) -> str:
 
 def size_arg(n: int) -> str:
     """`n` bytes as text `parse_size` reads back exactly, the largest whole unit: "3836M", "4G"."""
-    for scale, unit in _SIZE_UNITS:
+    for unit in "GMK":
+        scale = _SIZE_SCALE[unit]
         if n and n % scale == 0:
-            return f"{n // scale}{unit[0]}"
+            return f"{n // scale}{unit}"
     return str(n)
 
 
 def format_count(n: int) -> str:
-    """A count, short: "1,234", "117.9K", "33.1M", "5.6G"."""
+    """A count in at most 5 characters: "1,234", "12.3K", "123K", "33.1M", "5.6G", "5.6T"."""
     if abs(n) < 10_000:
         return f"{n:,}"
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:,}"  # unreachable: |n| >= 10_000 has a unit
+    for scale, unit in ((1e3, "K"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        value = n / scale
+        text = f"{value:.1f}" if abs(value) < 99.95 else f"{value:.0f}"
+        if abs(float(text)) < 1000:  # else the next unit: 999,999 is "1.0M", not "1000K"
+            return text + unit
+    return f"{n / 1e12:,.0f}T"
 
 
 def format_rate(per_second: float, unit: str) -> str:

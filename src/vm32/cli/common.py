@@ -36,14 +36,6 @@ def write_file(path: str, data: bytes) -> None:
         raise InvalidArgument(f"cannot write {path}: {e.strerror}") from None
 
 
-def same_terminal(a, b) -> bool:
-    """True if streams `a` and `b` are both terminals."""
-    try:
-        return a.isatty() and b.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
 def flush_stdout() -> None:
     """Flush stdout so program output precedes the error line; ignore a broken stdout."""
     try:

@@ -1,4 +1,4 @@
-"""`vm32 demo`: the built-in showcase (vm32.um.showcase)."""
+"""`vm32 demo`: the built-in showcase (vm32.um.showcase, shown by vm32.ui.demo)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,15 @@ def add_commands(commands) -> None:
                            f"{format_size(DEMO_FRAMES * FRAME_SIZE)} for about 7 MB of data)")
     demo.add_argument("--policy", default=None, metavar="P",
                       help=f"page replacement policy: {', '.join(policy_names())} (default {DEFAULT_POLICY})")
+    demo.add_argument("--json", action="store_true",
+                      help="print the figures, each program's output and verdict as one JSON document on "
+                           "stdout (raw units: bytes, seconds, counts)")
     demo.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args) -> int:
-    """`vm32 demo`: the showcase (see vm32.um.showcase)."""
-    from vm32.um.showcase import run_demo
+    """`vm32 demo`: the showcase (see vm32.ui.demo)."""
+    from vm32.ui.demo import run_demo
 
     return run_demo(frames=args.frames if args.frames is not None else DEMO_FRAMES,
-                    policy=args.policy or DEFAULT_POLICY)
+                    policy=args.policy or DEFAULT_POLICY, as_json=args.json)

@@ -19,7 +19,6 @@ from vm32.cli.common import (
     flush_stdout,
     open_input,
     policy_names,
-    same_terminal,
     write_file,
 )
 from vm32.defaults import (
@@ -32,7 +31,6 @@ from vm32.defaults import (
     UM_FRAMES,
     UM_SWAP_LIMIT,
     MULTI_SWAP_LIMIT,
-    format_count,
     format_size,
     size_arg,
 )
@@ -141,8 +139,8 @@ def _paged_options(args) -> dict:
 
 
 def _run_one(args, backend: str) -> int:
+    from vm32.ui.terminal import StatusLine, TerminalOutput
     from vm32.um.machine import UniversalMachine
-    from vm32.um.multi import StatusLine, TerminalOutput
 
     program = args.program[0]
     if args.input:
@@ -151,7 +149,7 @@ def _run_one(args, backend: str) -> int:
         stdin = sys.stdin.buffer if sys.stdin is not None else b""
     status = StatusLine(sys.stderr)
     stdout = sys.stdout.buffer
-    if status.enabled and same_terminal(sys.stdout, sys.stderr):
+    if status.enabled and status.shares_terminal_with(sys.stdout):
         stdout = TerminalOutput(stdout, status)
     extra = _paged_options(args) if backend == "paged" else {}
     memory = args.memory if args.memory is not None else (FLAT_MEMORY if backend != "paged" else PAGED_MAX_HEAP)
@@ -176,6 +174,8 @@ def _live_line(status, name: str):
     """An on_slice callback that shows progress on the status line (a few times a second)."""
     import time
 
+    from vm32.ui.live import um_status_text
+
     start = time.perf_counter()
     last = [0.0]
 
@@ -184,24 +184,9 @@ def _live_line(status, name: str):
         if now - last[0] < status.min_interval:
             return
         last[0] = now
-        status.show(_progress_text(name, um.stats(), now - start))
+        status.show(um_status_text(name, um.stats(), now - start))
 
     return tick
-
-
-def _progress_text(name: str, s: dict, seconds: float):
-    """One status line: instructions, speed and (paged) the paging traffic."""
-    from rich.text import Text
-
-    t = Text()
-    t.append(f"{name} ", style="bold")
-    t.append(f"{s['instructions'] / 1e6:,.0f}M instr {s['instructions'] / max(seconds, 1e-9) / 1e6:,.0f} MIPS")
-    if "page_faults" in s:
-        t.append(f" | {s['frames']} frames, {s['page_faults']:,} faults, swap "
-                 f"{s['swap_bytes_in'] >> 20:,}/{s['swap_bytes_out'] >> 20:,} MiB in/out, "
-                 f"TLB {100 * s['tlb_hit_rate']:.1f}%", style="cyan")
-    t.append(f" {seconds:,.0f}s", style="dim")
-    return t
 
 
 def _run_several(args) -> int:
@@ -209,7 +194,8 @@ def _run_several(args) -> int:
     and the exit status is 1 if any program failed."""
     import threading
 
-    from vm32.um.multi import LinePrefixWriter, StatusLine, run_programs
+    from vm32.ui.terminal import LinePrefixWriter, StatusLine
+    from vm32.um.multi import run_programs
 
     names = _unique_names(args.program)
     if args.input and len(args.input) > len(args.program):
@@ -236,7 +222,7 @@ def _run_several(args) -> int:
             opened += outputs
         else:
             lock = threading.Lock()
-            shared = status if same_terminal(sys.stdout, sys.stderr) else None
+            shared = status if status.shares_terminal_with(sys.stdout) else None
             outputs = [LinePrefixWriter(sys.stdout.buffer, f"{name}| ", lock, shared) for name in names]
             opened += outputs
         memory = args.memory if args.memory is not None else MULTI_MEMORY
@@ -277,50 +263,21 @@ def _live_several(status):
     """on_tick for run_programs: totals of the machine on the status line."""
     import time
 
+    from vm32.ui.live import several_status_text
+
     start = time.perf_counter()
 
     def tick(machine, runs) -> None:
-        from rich.text import Text
-
-        s = machine.stats()
-        done = sum(1 for r in runs if r.thread is not None and not r.thread.is_alive())
-        instr = sum(int(r.um.st[1]) for r in runs if r.um is not None)  # ST_ICOUNT
-        t = Text()
-        t.append(f"{len(runs)} processes, {done} done  ", style="bold")
-        t.append(f"{instr / 1e6:,.0f}M instr  ")
-        t.append(f"frames {s['frames'] - s['free_frames']}/{s['frames']}  faults {s['page_faults']:,}  "
-                 f"swap in {s['swap_bytes_in'] >> 20:,} MiB out {s['swap_bytes_out'] >> 20:,} MiB", style="cyan")
-        t.append(f"  {time.perf_counter() - start:,.0f}s", style="dim")
-        status.show(t)
+        status.show(several_status_text(machine.stats(), runs, time.perf_counter() - start))
 
     return tick
 
 
 def _print_runs_table(runs, machine_stats: dict) -> None:
     """Per-process statistics of a several-program run, and the machine's totals, on stderr."""
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    from vm32.ui.tables import console_for, runs_view
 
-    t = Table(title=f"vm32 um run: {len(runs)} processes on {machine_stats['frames']} frames",
-              box=box.SIMPLE_HEAD, caption="outs: pages written to swap; KiB: swap traffic")
-    for c in ("program", "result", "instr", "sec", "faults", "swap-ins", "outs", "KiB in", "KiB out", "TLB %"):
-        t.add_column(c, justify="left" if c in ("program", "result") else "right", no_wrap=True)
-    for r in runs:
-        s = r.stats
-        result = "halted" if r.halted else ("error" if r.error else "stopped")
-        t.add_row(r.name, result, format_count(s.get("instructions", 0)), f"{s.get('wall_seconds', 0):.2f}",
-                  format_count(s.get("page_faults", 0)), format_count(s.get("page_ins_from_swap", 0)), format_count(s.get("page_outs", 0)),
-                  format_count(s.get("swap_bytes_in", 0) >> 10), format_count(s.get("swap_bytes_out", 0) >> 10),
-                  f"{100 * s.get('tlb_hit_rate', 0):.3f}")
-    m = machine_stats
-    t.add_row("machine", "", "", "", format_count(m["page_faults"]), format_count(m["swap_in"]), format_count(m["page_outs"]),
-              format_count(m["swap_bytes_in"] >> 10), format_count(m["swap_bytes_out"] >> 10),
-              f"{100 * m['tlb_hits'] / m['accesses']:.3f}" if m["accesses"] else "-")
-    console = Console(file=sys.stderr)
-    if not console.is_terminal:
-        console = Console(file=sys.stderr, width=120)
-    console.print(t)
+    console_for(sys.stderr).print(runs_view(runs, machine_stats))
 
 
 def cmd_um_asm(args) -> int:
@@ -348,18 +305,6 @@ def cmd_um_disasm(args) -> int:
 
 def _print_stats(stats: dict, title: str) -> None:
     """Print run statistics as a table on stderr."""
-    from rich.console import Console
-    from rich.table import Table
+    from vm32.ui.tables import console_for, run_stats_view
 
-    table = Table(title=title, show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in stats.items():
-        if isinstance(value, float):
-            text = f"{value:,.3f}" if value < 1000 else f"{value:,.0f}"
-        elif isinstance(value, int):
-            text = f"{value:,}"
-        else:
-            text = str(value)
-        table.add_row(key.replace("_", " "), text)
-    Console(file=sys.stderr).print(table)
+    console_for(sys.stderr).print(run_stats_view(stats, title))

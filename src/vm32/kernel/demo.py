@@ -1,28 +1,29 @@
-"""`vm32 paging demo`: K processes write distinct patterns over M pages each on a machine
-of N frames, re-read and verify every word, then print the statistics.
+"""The paging demo's work: K processes write distinct patterns over M pages each on a machine
+of N frames, then re-read and verify every word.
 
-vm32.cli.paging calls `paging_demo_main(args)` with its argparse Namespace.  Errors
-are vm32.errors exceptions (the CLI prints ``vm32: error: ...``).
-
-Each process runs on its own host thread (its own CPU and TLB), so the
-processes fault concurrently and share the frames.
+`run_paging_demo` returns the figures as data (`PagingDemoResult`); `vm32 paging
+demo` (vm32.cli.paging) shows them with vm32.ui.paging.  Each process runs on its
+own host thread (its own CPU and TLB), so the processes fault concurrently and
+share the frames.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from vm32.defaults import MIN_FRAMES
-from vm32.errors import InvalidArgument, VM32Error
+from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, PAGING_DEMO_FRAMES, PAGING_DEMO_PAGES
+from vm32.defaults import PAGING_DEMO_PROCESSES
+from vm32.errors import InvalidArgument
 from vm32.kernel.machine import Machine
-from vm32.memory import PAGE_SIZE, parse_size
+from vm32.memory import PAGE_SIZE
+from vm32.workers import join_all
 
-CHUNK_PAGES = 8  # progress granularity
+CHUNK_PAGES = 8  # pages per step between progress reports and stop checks
+MAX_PROCESSES = 64
+WORDS_PER_PAGE = PAGE_SIZE // 4
 
 
 def frames_needed(processes: int, pages: int, kernel_frames: int = 1) -> int:
@@ -35,98 +36,121 @@ def frames_needed(processes: int, pages: int, kernel_frames: int = 1) -> int:
     return kernel_frames + 1 + processes * (1 + tables + 1)
 
 
-def _check_args(args) -> None:
-    for name, low in (("frames", MIN_FRAMES), ("processes", 1), ("pages", 1), ("tlb", 1)):
-        v = getattr(args, name)
-        if v < low:
-            raise InvalidArgument(f"--{name} must be at least {low}, not {v}")
-    if args.processes > 64:
-        raise InvalidArgument(f"--processes {args.processes} exceeds the demo's 64 processes")
-    need = frames_needed(args.processes, args.pages)
-    if args.frames < need:
+def swap_needed(processes: int, pages: int) -> int:
+    """The demo's default swap size in bytes: every page of every process, and some room."""
+    return (processes * pages + 64) * PAGE_SIZE
+
+
+@dataclass
+class PagingDemoResult:
+    """The figures of one paging demo: per process its counters and words read back wrong,
+    the machine's counters, and the wall time of the write and verify passes."""
+
+    frames: int
+    policy: str
+    pages: int
+    process_stats: list[dict] = field(default_factory=list)
+    wrong: list[int] = field(default_factory=list)
+    machine_stats: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def wrong_words(self) -> int:
+        """Words read back wrong, over every process (0 when the kernel lost nothing)."""
+        return sum(self.wrong)
+
+    def to_dict(self) -> dict:
+        """The result as plain data for JSON (counts, bytes and seconds)."""
+        return dict(frames=self.frames, policy=self.policy, processes=len(self.process_stats),
+                    pages=self.pages, seconds=self.seconds, wrong_words=self.wrong_words,
+                    machine=self.machine_stats,
+                    per_process=[dict(s, pid=i, wrong_words=w)
+                                 for i, (s, w) in enumerate(zip(self.process_stats, self.wrong))])
+
+
+def run_paging_demo(
+    frames: int = PAGING_DEMO_FRAMES,
+    policy: str = DEFAULT_POLICY,
+    processes: int = PAGING_DEMO_PROCESSES,
+    pages: int = PAGING_DEMO_PAGES,
+    *,
+    swap: int | str | None = None,
+    swap_path=None,
+    tlb_entries: int = DEFAULT_TLB_ENTRIES,
+    seed: int = 1,
+    on_start: Callable[[Machine], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PagingDemoResult:
+    """Run the demo: `processes` processes of `pages` heap pages on a machine of `frames` frames.
+
+    `swap` defaults to `swap_needed(processes, pages)`.  `on_start(machine)` is called
+    once the machine and its processes exist; `on_progress(pages_done)` from the worker
+    threads after each step (of the 2 * processes * pages page passes).  On an exception
+    in the calling thread (Ctrl-C) the workers stop before the machine closes.
+    """
+    _check(frames, processes, pages)
+    with Machine(frames=frames, swap=swap_needed(processes, pages) if swap is None else swap, policy=policy,
+                 tlb_entries=tlb_entries, cpus=processes + 1, swap_path=swap_path, seed=seed,
+                 max_processes=processes) as m:
+        procs = [m.spawn(None, heap_size=pages * PAGE_SIZE) for _ in range(processes)]
+        if on_start is not None:
+            on_start(m)
+        result = PagingDemoResult(frames=m.frames, policy=m.policy, pages=pages, wrong=[0] * processes)
+        start = time.perf_counter()
+        _run_workers(procs, pages, seed, result.wrong, on_progress)
+        result.seconds = time.perf_counter() - start
+        result.process_stats = [p.stats() for p in procs]
+        result.machine_stats = m.stats()
+    return result
+
+
+def _check(frames: int, processes: int, pages: int) -> None:
+    """InvalidArgument unless the demo's parameters can run."""
+    if not 1 <= processes <= MAX_PROCESSES:
+        raise InvalidArgument(f"processes must be between 1 and {MAX_PROCESSES}, not {processes}")
+    if pages < 1:
+        raise InvalidArgument(f"pages must be at least 1, not {pages}")
+    need = frames_needed(processes, pages)
+    if frames < need:
         raise InvalidArgument(
-            f"--frames {args.frames} is too few for {args.processes} processes of {args.pages} pages: "
-            f"page directories and tables are pinned, so at least {need} frames are needed"
-        )
+            f"{frames} frames are too few for {processes} processes of {pages} pages: page directories "
+            f"and tables are pinned, so at least {need} frames are needed")
 
 
-def paging_demo_main(args, console: Console | None = None) -> int:
-    """Run the demo described by `args` (see add_paging_commands); returns 0 when every word verified."""
-    _check_args(args)
-    out = console or Console()
-    err = Console(stderr=True) if console is None else console
-    k, pages = args.processes, args.pages
-    swap = parse_size(args.swap) if args.swap is not None else (k * pages + 64) * PAGE_SIZE
-    out.print(
-        f"paging demo: frames={args.frames} ({args.frames * PAGE_SIZE >> 10} KiB) policy={args.policy} "
-        f"processes={k} pages={pages} ({k * pages * PAGE_SIZE >> 10} KiB in all) swap={swap >> 10} KiB "
-        f"tlb={args.tlb} seed={args.seed}"
-    )
-    with Machine(
-        frames=args.frames, swap=swap, policy=args.policy, tlb_entries=args.tlb, cpus=k + 1,
-        swap_path=args.swap_file, seed=args.seed, max_processes=k,
-    ) as m:
-        procs = [m.spawn(None, heap_size=pages * PAGE_SIZE) for _ in range(k)]
-        wrong = [0] * k
-        errors: list[BaseException] = []
-        t0 = time.perf_counter()
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=False,
-        ) as progress:
-            task = progress.add_task("write+verify pages", total=2 * k * pages)
+def _run_workers(procs, pages: int, seed: int, wrong: list[int], on_progress) -> None:
+    """Each process on a thread of its own: fill its pages, then check them; the first
+    error of a worker is raised here, and any exception here stops every worker first."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
 
-            def run(i: int) -> None:
-                p, seed = procs[i], args.seed * 1000 + i
-                try:
-                    for check in (0, 1):
-                        for first in range(0, pages, CHUNK_PAGES):
-                            n = min(CHUNK_PAGES, pages - first)
-                            va = p.heap_base + first * PAGE_SIZE
-                            if check:
-                                wrong[i] += p.check_pattern(va, n * 1024, seed)
-                            else:
-                                p.fill_pattern(va, n * 1024, seed)
-                            progress.advance(task, n)
-                except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-                    errors.append(e)
+    def work(i: int) -> None:
+        p, pattern = procs[i], seed * 1000 + i
+        try:
+            for check in (0, 1):
+                for first in range(0, pages, CHUNK_PAGES):
+                    if stop.is_set():
+                        return
+                    n = min(CHUNK_PAGES, pages - first)
+                    va = p.heap_base + first * PAGE_SIZE
+                    if check:
+                        wrong[i] += p.check_pattern(va, n * WORDS_PER_PAGE, pattern)
+                    else:
+                        p.fill_pattern(va, n * WORDS_PER_PAGE, pattern)
+                    if on_progress is not None:
+                        on_progress(n)
+        except BaseException as e:  # noqa: BLE001 - raised again in the calling thread
+            errors.append(e)
+            stop.set()
 
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(k)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        elapsed = time.perf_counter() - t0
-        if errors:
-            raise errors[0]
-        out.print(stats_table(m, procs, wrong))
-        total_wrong = sum(wrong)
-        s = m.stats()
-        out.print(
-            f"summary: policy={m.policy} frames={m.frames} processes={k} pages={pages} "
-            f"faults={s['page_faults']} page_outs={s['page_outs']} swap_in={s['swap_in']} "
-            f"evictions={s['evictions']} wrong_words={total_wrong} time={elapsed:.2f}s"
-        )
-        if total_wrong:
-            raise VM32Error(f"{total_wrong} words read back wrong: the paging kernel lost data")
-    return 0
+    threads = [threading.Thread(target=work, args=(i,), name=f"vm32-paging-{i}") for i in range(len(procs))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        join_all(threads)  # no worker may touch the machine once it closes
+    if errors:
+        raise errors[0]
 
-
-def stats_table(machine: Machine, procs, wrong=None) -> Table:
-    """Per-process and machine totals as a rich Table."""
-    t = Table(title=f"paging statistics ({machine.frames} frames, policy {machine.policy})")
-    cols = ["process", "accesses", "TLB hit %", "faults", "zero-fill", "image-in", "swap-in",
-            "page-outs", "evictions", "swap KiB out", "swap KiB in", "wrong"]
-    for c in cols:
-        t.add_column(c, justify="right")
-
-    def row(name, s, bad):
-        hit = 100.0 * s["tlb_hits"] / s["accesses"] if s["accesses"] else 0.0
-        t.add_row(name, str(s["accesses"]), f"{hit:.2f}", str(s["page_faults"]), str(s["zero_fill"]),
-                  str(s["image_in"]), str(s["swap_in"]), str(s["page_outs"]), str(s["evictions"]),
-                  str(s["swap_bytes_out"] >> 10), str(s["swap_bytes_in"] >> 10), str(bad))
-
-    for i, p in enumerate(procs):
-        row(str(p.pid), p.stats(), wrong[i] if wrong else "-")
-    row("all", machine.stats(), sum(wrong) if wrong else "-")
-    return t

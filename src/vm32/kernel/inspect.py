@@ -1,14 +1,15 @@
-"""Readable views of a process's page table and of the frame table.
+"""A process's page table and the frame table, as data.
 
-`page_table_rows` / `frame_table_rows` return plain lists of dicts (for tests
-and scripts); `page_table` / `frame_table` render them as rich Tables.  They read
-the live arrays without the machine lock: a snapshot that may be a little stale
-while other threads run.
+`page_table_rows` / `frame_table_rows` return plain lists of dicts (what
+`Process.page_table()` and `Machine.frame_table()` return); vm32.ui renders them
+(`vm32.ui.page_table_view`, `vm32.ui.frame_table_view`).  They read the live
+arrays without the machine lock: a snapshot that may be a little stale while
+other threads run.
 """
 
 from __future__ import annotations
 
-from rich.table import Table
+import numpy as np
 
 from vm32.kernel.layout import (
     FF_KERNEL,
@@ -57,16 +58,6 @@ def page_table_rows(proc) -> list[dict]:
     return rows
 
 
-def page_table(proc) -> Table:
-    """`proc`'s page table as a rich Table."""
-    t = Table(title=f"page table of process {proc.pid}")
-    for col in ("virtual page", "PTE", "frame", "flags", "where"):
-        t.add_column(col)
-    for r in page_table_rows(proc):
-        t.add_row(f"{r['va']:#010x}", f"{r['pte']:#010x}", "-" if r["frame"] is None else str(r["frame"]), r["flags"], r["where"])
-    return t
-
-
 def frame_table_rows(machine) -> list[dict]:
     """One dict per frame: frame, owner, kind, va, pinned, accessed, dirty, slot."""
     ms = machine.ms
@@ -99,16 +90,11 @@ def frame_table_rows(machine) -> list[dict]:
     return rows
 
 
-def frame_table(machine, limit: int | None = None) -> Table:
-    """The frame table as a rich Table (first `limit` frames if given)."""
-    t = Table(title=f"frame table ({machine.frames} frames, policy {machine.policy})")
-    for col in ("frame", "owner", "kind", "virtual page", "pinned", "A", "D", "swap slot"):
-        t.add_column(col)
-    rows = frame_table_rows(machine)
-    for r in rows[:limit] if limit else rows:
-        t.add_row(
-            str(r["frame"]), str(r["owner"]), r["kind"], "-" if r["va"] is None else f"{r['va']:#010x}",
-            "yes" if r["pinned"] else "", "A" if r["accessed"] else "", "D" if r["dirty"] else "",
-            "-" if r["slot"] < 0 else str(r["slot"]),
-        )
-    return t
+OWNER_FREE = FREE
+"""The owner of a free frame in `frame_owners` (kernel frames have a negative owner too)."""
+
+
+def frame_owners(machine) -> np.ndarray:
+    """The owner of every frame: a pid, OWNER_FREE, or another negative number for
+    the kernel's frames (a copy, for live views)."""
+    return machine.ms.ft[:, FT_OWNER].copy()

@@ -4,7 +4,7 @@
     p = m.spawn(image=b"...code and data...", heap_size=1 << 20)
     p.write(p.heap_base, b"hello"); p.read(p.heap_base, 5); p.store_u32(...); p.load_u32(...)
     a = p.malloc(100); p.write(a, b"..."); a = p.realloc(a, 5000); p.free(a)   # procheap.py
-    m.stats(); p.page_table(); m.frame_table(); m.close()
+    m.stats(); p.page_table(); m.frame_table(); m.close()     # tables as rows: see vm32.ui
 
 Each host thread that calls the API is one CPU (assigned on first use, up to
 `cpus`), with its own TLB; the compiled code does all the work and takes the
@@ -323,11 +323,12 @@ class Machine:
 
         return int(np.count_nonzero(self.ms.ft[:, FT_FLAGS] & FF_PINNED))
 
-    def frame_table(self, limit: int | None = None):
-        """The frame table as a rich Table (owner, virtual page, pinned, A/D, slot)."""
-        from vm32.kernel.inspect import frame_table
+    def frame_table(self) -> list[dict]:
+        """One dict per frame: frame, owner, kind, va, pinned, accessed, dirty, slot, kernel
+        (`vm32.ui.frame_table_view` renders it)."""
+        from vm32.kernel.inspect import frame_table_rows
 
-        return frame_table(self, limit)
+        return frame_table_rows(self)
 
     def close(self) -> None:
         """Release memory, unmap images, delete the temporary swap and image files."""
@@ -510,11 +511,12 @@ class Process:
             return dict(self.final_stats)
         return self.machine._stats_row(self.pid)
 
-    def page_table(self):
-        """This process's page table as a rich Table (page, frame, flags, where it lives)."""
-        from vm32.kernel.inspect import page_table
+    def page_table(self) -> list[dict]:
+        """One dict per page of this process's page table: va, vpn, pte, frame, slot, flags,
+        where (`vm32.ui.page_table_view` renders it)."""
+        from vm32.kernel.inspect import page_table_rows
 
-        return page_table(self)
+        return page_table_rows(self)
 
     def exit(self) -> None:
         """End the process: free its frames, page tables and swap slots."""
