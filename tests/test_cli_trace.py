@@ -88,3 +88,11 @@ def test_record_without_valgrind(capsys, tmp_path, monkeypatch):
     status, _, err = run(capsys, "trace", "record", "-o", str(tmp_path / "t.zst"), "--", "true")
     assert status == 1 and err.startswith("vm32: error: valgrind is not installed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_user_policy_from_the_command_line(capsys):
+    status, out, _ = run(capsys, "trace", "sim", "-a", "1,2,3,1,4,2", "--frames", "2", "--policy",
+                         "user_policy:MRU", "--explain")
+    assert status == 0
+    assert "evict 2 [the most recently used page] -> [1 3]" in out
+    assert "FINALSTATS policy mru frames 2 hits 1 misses 5 hitrate 16.67" in out

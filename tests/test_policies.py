@@ -8,7 +8,12 @@ from naive_paging import clock_faults, fifo_faults, lru_faults, nru_faults, rand
 from vm32.errors import InvalidArgument
 from vm32.kernel.layout import FF_PINNED, FREE, FT_COLS, FT_FLAGS, FT_OWNER, FT_PTE, FT_SLOT, FT_VPN
 from vm32.kernel.policies import (
+    POLICIES,
+    live_policy_id,
+    load_policy,
     make_policy_state,
+    register,
+    sees_every_access,
     policy_choose_victim,
     policy_id,
     policy_on_access,
@@ -127,3 +132,17 @@ def test_policy_names():
     assert policy_id("Second-Chance") == policy_id("clock")
     with pytest.raises(InvalidArgument, match="unknown replacement policy"):
         policy_id("opt-ish")
+    assert {"fifo", "clock", "clock-clear", "nru", "lru", "random", "opt", "sieve", "arc"} <= set(POLICIES)
+    assert len(set(POLICIES.values())) == len(POLICIES)  # ids are unique
+
+
+def test_registry_declares_and_refuses():
+    assert sees_every_access(policy_id("lru")) and sees_every_access(policy_id("arc"))
+    assert not sees_every_access(policy_id("clock"))
+    with pytest.raises(InvalidArgument, match="needs to know the future.*vm32 trace sim"):
+        live_policy_id("opt")
+    assert live_policy_id("sieve") == policy_id("sieve")
+    with pytest.raises(InvalidArgument, match="cannot load policy"):
+        load_policy("no_such_module_vm32:Policy")
+    with pytest.raises(InvalidArgument, match="lacks"):
+        register(object())

@@ -17,6 +17,9 @@ DATA = Path(__file__).parent / "data"
 TWINS = {  # vm32 policy -> libCacheSim class (defaults)
     "fifo": "FIFO",
     "lru": "LRU",
+    "clock-clear": "Clock",
+    "sieve": "Sieve",
+    "arc": "ARC",
 }
 
 

@@ -7,7 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from naive_paging import clock_faults, fifo_faults, lru_faults, nru_faults, random_refs
+from naive_paging import (
+    arc_faults,
+    clock_clear_faults,
+    clock_faults,
+    fifo_faults,
+    lru_faults,
+    nru_faults,
+    opt_faults,
+    random_refs,
+    sieve_faults,
+)
+from user_policy import mru_faults
 from vm32.errors import InvalidArgument
 from vm32.kernel.machine import Machine
 from vm32.trace.future import NEVER, lru_misses, next_uses, stack_distances
@@ -15,7 +26,16 @@ from vm32.trace.readers import trace_from_pages
 from vm32.trace.sim import simulate
 
 BELADY = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
-ORACLES = {"fifo": fifo_faults, "lru": lru_faults, "clock": clock_faults}
+ORACLES = {
+    "fifo": fifo_faults,
+    "lru": lru_faults,
+    "clock": clock_faults,
+    "clock-clear": clock_clear_faults,
+    "opt": opt_faults,
+    "sieve": sieve_faults,
+    "arc": arc_faults,
+    "user_policy:MRU": lambda refs, n: (mru_faults(refs, n), None),
+}
 
 
 def test_fifo_belady_anomaly():
@@ -23,14 +43,25 @@ def test_fifo_belady_anomaly():
     assert [simulate(trace, "fifo", n).misses for n in (3, 4)] == [9, 10]
 
 
-@pytest.mark.parametrize("tlb", [0, 1, 4, 1024])
 @pytest.mark.parametrize("policy", list(ORACLES))
-def test_policies_match_oracles_whatever_the_tlb(policy, tlb):
+def test_policies_match_oracles_whatever_the_tlb(policy):
     for seed in range(3):
-        refs = random_refs(seed, 2000, 30)
-        trace = trace_from_pages(refs)
+        refs = random_refs(seed, 1000, 30)
+        trace = trace_from_pages(refs, [r % 7 == 0 for r in refs])
         for n in (1, 3, 8, 29):
-            assert simulate(trace, policy, n, tlb).misses == ORACLES[policy](refs, n)[0], (seed, n)
+            expected = ORACLES[policy](refs, n)[0]
+            for tlb in (0, 1, 4, 1024):
+                assert simulate(trace, policy, n, tlb).misses == expected, (seed, n, tlb)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 25), min_size=1, max_size=300), st.integers(1, 12))
+def test_opt_is_never_worse(refs, frames):
+    trace = trace_from_pages(refs)
+    best = simulate(trace, "opt", frames, 16).misses
+    assert best == opt_faults(refs, frames)[0]
+    for policy in ("fifo", "lru", "clock", "clock-clear", "nru", "random", "sieve", "arc"):
+        assert best <= simulate(trace, policy, frames, 16).misses, policy
 
 
 def test_nru_matches_oracle():

@@ -160,9 +160,8 @@ def _frames(text: str) -> list[int]:
 def cmd_trace_sim(args) -> int:
     """`vm32 trace sim`: replay, print the table (or JSON/CSV) and FINALSTATS lines."""
     from vm32.errors import InvalidArgument
-    from vm32.trace import report
-    from vm32.trace.report import explain
-    from vm32.trace.sim import simulate
+    from vm32.trace.sim import explain_events, simulate
+    from vm32.ui import trace as report
 
     policies, frames = _policies(args.policy), _frames(args.frames)
     trace = _load(args)
@@ -181,8 +180,8 @@ def cmd_trace_sim(args) -> int:
     for policy in policies:
         for n in frames:
             if args.explain:
-                result, lines = explain(trace, policy, n, args.tlb, args.seed)
-                print("\n".join(lines))
+                result, ev, module = explain_events(trace, policy, n, args.tlb, args.seed)
+                print("\n".join(report.explain_lines(trace, module.NAME, n, ev, module.REASON)))
                 print(report.finalstats(result))
             else:
                 result = simulate(trace, policy, n, args.tlb, args.seed)
@@ -192,7 +191,7 @@ def cmd_trace_sim(args) -> int:
 
 
 def _print_results(args, results, finals: bool) -> None:
-    from vm32.trace import report
+    from vm32.ui import trace as report
 
     if args.json:
         print(report.json_text(results))
@@ -221,7 +220,9 @@ def cmd_trace_sweep(args) -> int:
     trace = _load(args)
     quiet = args.json or args.csv
     _describe(trace, quiet)
-    with _progress(len(policies) * len(frames)) as tick:
+    from vm32.ui.trace import SweepProgress
+
+    with SweepProgress(len(policies) * len(frames)) as tick:
         results = sweep(trace, policies, frames, args.tlb, seed=args.seed, jobs=args.jobs, cluster=args.cluster,
                         progress=tick)
     _print_results(args, results, finals=False)
@@ -232,34 +233,6 @@ def cmd_trace_sweep(args) -> int:
         if not quiet:
             print(f"plot: {plot_path}")
     return 0
-
-
-class _progress:
-    """A progress bar on stderr while a sweep runs (only on a terminal)."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        if sys.stderr.isatty() and self.total > 1:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("sweep", total=self.total)
-        return self.tick
-
-    def tick(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 def cmd_trace_record(args) -> int:

@@ -30,8 +30,10 @@ first reference to a page: its PTE was never made present before), write-backs
 from __future__ import annotations
 
 import time
+import types
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
 
 from vm32.errors import InvalidArgument
@@ -39,18 +41,21 @@ from vm32.jit import kernel
 from vm32.kernel.layout import C_CR3, C_PID, CPU_STRIDE, FF_PINNED, FF_TABLE, FREE, FT_COLS, FT_FLAGS, FT_META
 from vm32.kernel.layout import FT_OWNER, FT_PTE, FT_SLOT, FT_VPN
 from vm32.kernel.policies import (
-    P_LRU,
+    BUILTIN,
+    load_policy,
+    make_dispatchers,
     make_policy_state,
     policy_choose_victim,
-    policy_id,
-    policy_name,
     policy_on_access,
+    policy_on_fault,
     policy_on_map,
 )
+from vm32.kernel.policies.base import KEY_VPN_BITS, POL_NEXT, POL_SHARED
 from vm32.mmu.entry import PTE_A, PTE_D, PTE_FRAME, PTE_SWAPPED, PTE_U, PTE_W, pte_make
 from vm32.mmu.tlb import tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
 from vm32.mmu.walk import mmu_walk, pde_install, pt_walk
 from vm32.trace.fold import CHUNK_SHIFT, FIRST_PLACE
+from vm32.trace.future import next_uses
 from vm32.trace.readers import Trace
 
 MAX_FRAMES = 1 << 20  # frame numbers are 20 bits (a PTE's frame field)
@@ -102,14 +107,16 @@ FIELDS = ("policy", "frames", "refs", "misses", "cold_misses", "miss_ratio", "wr
 
 
 @kernel
-def _fault(words, ft, pol, tlb, cpus, c, ev, i, vpn, pte_pa, write, nframes, accessed):
-    """Serve the page fault of reference i to page `vpn` (PTE at `pte_pa`): take a free
-    frame or the policy's victim (unmapped, TLB entry dropped, write-back counted) and
-    map the page; returns the frame, or -1 if every frame is pinned."""
+def fault_in(words, ft, pol, tlb, cpus, c, ev, i, vpn, pte_pa, write, nframes, accessed):
+    """Serve the page fault of reference i to page `vpn` (PTE at `pte_pa`): a free frame
+    or the policy's victim (unmapped, its TLB entry dropped, a write-back counted if
+    Dirty), then the page mapped, Accessed set if `accessed`; returns the frame, or -1
+    if every frame is pinned."""
     old = np.int64(words[pte_pa >> 2])
     c[K_MISSES] += 1
     if old == 0:
         c[K_COLD] += 1
+    policy_on_fault(ft, pol, (PID << KEY_VPN_BITS) | vpn)
     used = c[K_USED]
     if used < nframes:
         f = used
@@ -143,21 +150,25 @@ def _fault(words, ft, pol, tlb, cpus, c, ev, i, vpn, pte_pa, write, nframes, acc
 
 
 @kernel
-def replay(vpns, writes, words, ft, pol, tlb, cpus, pgdir, nframes, track, accessed, c, ev):
-    """Replay references ``vpns[i]`` (write if ``writes[i]``) on the simulated machine.
+def replay(vpns, writes, future, words, ft, pol, tlb, cpus, pgdir, nframes, track, accessed, c, ev):
+    """Replay references ``vpns[i]`` (a write if ``writes[i]``) on the simulated machine.
 
-    `track`: call the policy's on_access on every access; `accessed`: a page comes in
-    with Accessed set (the MMU's way) rather than clear; ``tlb.shape[1] == 0``: no TLB,
-    every access walks.  Counts into c[K_*]; fills ev[i] when ``ev`` has rows.
-    Returns the number of references replayed (less than all if every frame was pinned).
+    The policy's declarations come in as flags: `track` (SEES_EVERY_ACCESS: on_access
+    on every access), `accessed` (ACCESSED_ON_LOAD); ``future[i]`` (empty unless the
+    policy NEEDS_FUTURE) is the next use of reference i's page.  ``tlb.shape[1] == 0``:
+    no TLB, every access walks.  Counts into c[K_*]; fills ev[i] when ``ev`` has rows.
+    Returns the number of references replayed (fewer only if every frame was pinned).
     """
     use_tlb = tlb.shape[1] > 0
     explain = ev.shape[0] > 0
+    future_known = future.shape[0] > 0
     hits = 0
     for i in range(vpns.shape[0]):
         vpn = np.int64(vpns[i])
         w = np.int64(writes[i])
         va = vpn << 12
+        if future_known:
+            pol[POL_NEXT] = future[i]
         if use_tlb:
             pa = tlb_lookup(tlb, CPU, va, tlb_need(w, 1))
             if pa >= 0:
@@ -170,13 +181,13 @@ def replay(vpns, writes, words, ft, pol, tlb, cpus, pgdir, nframes, track, acces
                 continue
         pte = mmu_walk(words, pgdir, va, w, 1)
         if pte < 0:  # not present: the page fault
-            f = _fault(words, ft, pol, tlb, cpus, c, ev, i, vpn, pt_walk(words, pgdir, va), w, nframes, accessed)
+            f = fault_in(words, ft, pol, tlb, cpus, c, ev, i, vpn, pt_walk(words, pgdir, va), w, nframes, accessed)
             if f < 0:
                 c[K_TLB_HITS] += hits
                 return i
             if explain:
                 ev[i, E_FAULT] = 1
-            if not accessed:  # the access is done by the fault: no walk, no fill, Accessed stays clear
+            if not accessed:  # the fault completes the access: no walk, no fill, Accessed stays clear
                 if explain:
                     ev[i, E_TLB] = 0 if use_tlb else -1
                     ev[i, E_FRAME] = f
@@ -193,6 +204,29 @@ def replay(vpns, writes, words, ft, pol, tlb, cpus, pgdir, nframes, track, acces
     return vpns.shape[0]
 
 
+_REPLAYS: dict = {}  # id(policy) -> (policy, its replay kernel), for policies not built in
+
+
+def replay_kernel(policy):
+    """The compiled replay loop for `policy`: `replay` itself (cached on disk) for a built-in
+    policy; for another, the same code compiled again (once per process) with dispatchers
+    that know it."""
+    if policy in BUILTIN:
+        return replay
+    if id(policy) not in _REPLAYS:
+        hooks = make_dispatchers(BUILTIN + (policy,))
+        fault = _rejit(fault_in, hooks)
+        _REPLAYS[id(policy)] = (policy, _rejit(replay, {**hooks, "fault_in": fault}))
+    return _REPLAYS[id(policy)][1]
+
+
+def _rejit(dispatcher, names: dict):
+    """`dispatcher`'s Python function compiled anew with some of its globals replaced."""
+    fn = dispatcher.py_func
+    glob = {**fn.__globals__, **names}
+    return numba.njit(nogil=True)(types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__))
+
+
 class SimMachine:
     """The arrays of a simulated machine for one policy and frame count (see the module
     docstring): tables for the trace's chunks, a frame table, a TLB, one CPU."""
@@ -204,8 +238,9 @@ class SimMachine:
             raise InvalidArgument(f"frames={frames} exceeds the {MAX_FRAMES} frames of a 32-bit machine")
         if isinstance(tlb, bool) or not isinstance(tlb, (int, np.integer)) or tlb < 0 or (tlb & (tlb - 1)):
             raise InvalidArgument(f"tlb must be 0 (no TLB) or a power of two (it is direct-mapped), not {tlb!r}")
-        self.kind = policy_id(policy)
-        self.policy = policy_name(self.kind)
+        self.module = load_policy(policy)
+        self.kind = int(self.module.ID)
+        self.policy = self.module.NAME
         self.frames = int(frames)
         places = int(np.max(trace.vpns) >> CHUNK_SHIFT) - FIRST_PLACE + 1
         self.pgdir_frame = self.frames
@@ -221,6 +256,7 @@ class SimMachine:
             pde_install(self.words, pgdir, (FIRST_PLACE + k) << (CHUNK_SHIFT + 12), self.frames + 1 + k, PTE_W | PTE_U)
         self.pgdir = pgdir
         self.pol = make_policy_state(self.kind, self.frames, seed)
+        self.pol[POL_SHARED] = 0  # one CPU: the policy's hooks need no lock
         self.tlb = np.zeros((1, tlb), dtype=np.int64)
         self.cpus = np.zeros(CPU_STRIDE, dtype=np.int64)
         self.cpus[C_PID] = PID
@@ -230,8 +266,20 @@ class SimMachine:
     def run(self, trace: Trace, events: np.ndarray | None = None) -> int:
         """Replay the whole trace (events: an (refs, E_COLS) array to fill for --explain)."""
         ev = np.zeros((0, E_COLS), dtype=np.int64) if events is None else events
-        return replay(trace.vpns, trace.writes, self.words, self.ft, self.pol, self.tlb, self.cpus, self.pgdir,
-                      self.frames, self.kind == P_LRU, True, self.counters, ev)
+        future = trace_future(trace) if self.module.NEEDS_FUTURE else _NO_FUTURE
+        return replay_kernel(self.module)(trace.vpns, trace.writes, future, self.words, self.ft, self.pol, self.tlb,
+                                          self.cpus, self.pgdir, self.frames, bool(self.module.SEES_EVERY_ACCESS),
+                                          bool(self.module.ACCESSED_ON_LOAD), self.counters, ev)
+
+
+_NO_FUTURE = np.zeros(0, dtype=np.int64)
+
+
+def trace_future(trace: Trace) -> np.ndarray:
+    """The next use of each reference's page (computed once per trace, kept in its meta)."""
+    if "next_uses" not in trace.meta:
+        trace.meta["next_uses"] = next_uses(trace.vpns)
+    return trace.meta["next_uses"]
 
 
 def simulate(trace: Trace, policy: str = "clock", frames: int = 64, tlb: int = 1024, seed: int = 1) -> SimResult:
@@ -252,3 +300,12 @@ def result_of(m: SimMachine, trace: Trace, seconds: float) -> SimResult:
         miss_ratio=float(c[K_MISSES]) / refs, writebacks=int(c[K_WRITEBACKS]),
         tlb_hit_rate=float(c[K_TLB_HITS]) / refs if m.tlb.shape[1] else None,
         refs_per_s=refs / seconds if seconds > 0 else 0.0, tlb=int(m.tlb.shape[1]), seconds=seconds)
+
+
+def explain_events(trace: Trace, policy: str, frames: int, tlb: int, seed: int = 1):
+    """Replay `trace` recording every reference: (the SimResult, the events ev[i, E_*], the
+    policy module), for ``--explain``."""
+    m = SimMachine(trace, policy, frames, tlb, seed)
+    ev = np.zeros((trace.refs, E_COLS), dtype=np.int64)
+    m.run(trace, ev)
+    return result_of(m, trace, 0.0), ev, m.module

@@ -7,6 +7,8 @@ imports it.
     terminal  the status line and the output streams that keep clear of it
     demo      `vm32 demo`: the showcase run, live view and report
     paging    `vm32 paging demo`: banner, progress bar, table and summary
+    trace     `vm32 trace sim` / `sweep`: results as a table, CSV, JSON, FINALSTATS lines,
+              the --explain lines, a sweep's progress bar
 
 For example, a process's page table and the frame table of its machine:
 

@@ -3,17 +3,38 @@ Accessed bit and is passed over once, the first unreferenced evictable page goes
 
 from __future__ import annotations
 
-from vm32.jit import kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.frametable import frame_clear_referenced, frame_evictable
 from vm32.kernel.policies.base import POL_HAND, POL_NFRAMES
 
+NAME = "clock"
+ID = 1
+SEES_EVERY_ACCESS = False
+ACCESSED_ON_LOAD = True  # the faulting access counts as a use: the MMU sets Accessed on it
+NEEDS_FUTURE = False
+REASON = "the hand found its Accessed bit clear"
 
-@kernel
+
+def state_size(nframes: int) -> int:
+    """Clock keeps only its hand, in the common header."""
+    return 0
+
+
+def init_state(pol, nframes: int) -> None:
+    """Nothing to set: the hand starts at frame 0."""
+
+
+@leaf_kernel
+def on_fault(ft, pol, key):
+    """Clock does not care which page comes in."""
+
+
+@leaf_kernel
 def on_map(ft, pol, f):
     """Clock needs no bookkeeping on load: the MMU's Accessed bit is its reference bit."""
 
 
-@kernel
+@leaf_kernel
 def on_access(ft, pol, f):
     """Clock ignores uses (the Accessed bit records them)."""
 

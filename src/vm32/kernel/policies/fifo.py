@@ -8,12 +8,29 @@ the head goes back to the tail: FIFO order among the pages that may leave.
 
 from __future__ import annotations
 
-from vm32.jit import kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.frametable import frame_evictable
 from vm32.kernel.layout import FT_META, FT_OWNER
 from vm32.kernel.policies.base import FIFO_FRAME_BITS, POL_Q0, POL_QCAP, POL_QHEAD, POL_QTAIL, POL_TICK
 
+NAME = "fifo"
+ID = 0
+SEES_EVERY_ACCESS = False
+ACCESSED_ON_LOAD = True
+NEEDS_FUTURE = False
+REASON = "the oldest page"
+
 _FMASK = (1 << FIFO_FRAME_BITS) - 1
+
+
+def state_size(nframes: int) -> int:
+    """The queue: two entries per frame (stale entries are squeezed out when it fills)."""
+    return 2 * nframes
+
+
+def init_state(pol, nframes: int) -> None:
+    """Set the queue's capacity."""
+    pol[POL_QCAP] = 2 * nframes
 
 
 @kernel
@@ -46,7 +63,12 @@ def on_map(ft, pol, f):
     _push(ft, pol, (pol[POL_TICK] << FIFO_FRAME_BITS) | f)
 
 
-@kernel
+@leaf_kernel
+def on_fault(ft, pol, key):
+    """FIFO does not care which page comes in."""
+
+
+@leaf_kernel
 def on_access(ft, pol, f):
     """FIFO ignores uses."""
 

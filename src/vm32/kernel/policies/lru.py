@@ -1,42 +1,89 @@
-"""Least recently used: evict the evictable frame with the oldest use stamp.
+"""Least recently used: a list of frames in order of use, the least recent at the tail.
 
-The stamp comes from `on_access`, which the kernel calls on every access when
-this policy is active (the TLB hit path included), from several CPUs at once
-and without the machine lock.  The shared tick is therefore bumped with an
-atomic add: a plain ``+= 1`` could also lose updates, and a CPU delayed between
-its load and its store would move the tick *back*, making every page stamped
-later look older than pages stamped before (LRU inverted for a while).  Two
-CPUs stamping the same frame at once may leave the smaller of their two
-stamps: both uses are "now", so that is harmless.  The victim search is a
-linear scan.
+Every use moves the frame to the head (the kernel calls on_access on every
+access, TLB hits included: SEES_EVERY_ACCESS), a loaded page counts as just
+used, and the victim is the evictable frame nearest the tail.  O(1) per use and
+per victim, as libCacheSim's LRU.
+
+A frame freed without the policy being told (its process exited) may still be
+on the list: the victim search drops it when it meets it, and on_map takes a
+frame off the list before putting it at the head, so no frame is on it twice.
 """
 
 from __future__ import annotations
 
-from vm32.jit import kernel
+from vm32.jit import inline_leaf_kernel, leaf_kernel
 from vm32.kernel.frametable import frame_evictable
-from vm32.kernel.layout import FT_META
-from vm32.kernel.policies.base import POL_NFRAMES, POL_TICK
-from vm32.mmu.atomic import atomic_add
+from vm32.kernel.layout import FT_OWNER
+from vm32.kernel.policies.base import POL_NFRAMES, POL_Q0
+from vm32.kernel.policies.lists import LIST_WORDS, dl_init, dl_push_head, dl_remove, dl_to_head
+
+NAME = "lru"
+ID = 3
+SEES_EVERY_ACCESS = True
+ACCESSED_ON_LOAD = True
+NEEDS_FUTURE = False
+REASON = "the least recently used page"
+
+_LIST = POL_Q0  # head, tail, length
+_ON = POL_Q0 + LIST_WORDS  # _ON + f: 1 while frame f is on the list
+# links: next at _next(pol) + f, prev at _prev(pol) + f (after the _ON words)
 
 
-@kernel
+def state_size(nframes: int) -> int:
+    """The list header, an on-list flag and two links per frame."""
+    return LIST_WORDS + 3 * nframes
+
+
+def init_state(pol, nframes: int) -> None:
+    """An empty list."""
+    dl_init(pol, _LIST)
+
+
+@inline_leaf_kernel
+def _next(pol):
+    return _ON + pol[POL_NFRAMES]
+
+
+@inline_leaf_kernel
+def _prev(pol):
+    return _ON + 2 * pol[POL_NFRAMES]
+
+
+@leaf_kernel
+def on_fault(ft, pol, key):
+    """LRU does not care which page comes in."""
+
+
+@leaf_kernel
 def on_map(ft, pol, f):
-    """A loaded page counts as just used."""
-    ft[f, FT_META] = atomic_add(pol, POL_TICK, 1) + 1
+    """A loaded page counts as just used: frame f goes to the head."""
+    if pol[_ON + f]:
+        dl_remove(pol, _LIST, _next(pol), _prev(pol), f)
+    dl_push_head(pol, _LIST, _next(pol), _prev(pol), f)
+    pol[_ON + f] = 1
 
 
-@kernel
+@inline_leaf_kernel
 def on_access(ft, pol, f):
-    """Stamp frame f with the next tick."""
-    ft[f, FT_META] = atomic_add(pol, POL_TICK, 1) + 1
+    """The page in frame f was used: move it to the head."""
+    if pol[_ON + f]:
+        dl_to_head(pol, _LIST, _next(pol), _prev(pol), f)
 
 
-@kernel
+@leaf_kernel
 def choose_victim(words, ft, pol, tlb, cpus, cpu):
-    """The evictable frame with the smallest stamp (lowest frame number on ties); -1 if none."""
-    best = -1
-    for f in range(pol[POL_NFRAMES]):
-        if frame_evictable(ft, f) and (best < 0 or ft[f, FT_META] < ft[best, FT_META]):
-            best = f
-    return best
+    """The evictable frame nearest the tail, taken off the list; -1 if none."""
+    nxt, prv = _next(pol), _prev(pol)
+    f = pol[_LIST + 1]
+    while f >= 0:
+        before = pol[prv + f]
+        if ft[f, FT_OWNER] < 0:  # freed meanwhile: forget it
+            dl_remove(pol, _LIST, nxt, prv, f)
+            pol[_ON + f] = 0
+        elif frame_evictable(ft, f):
+            dl_remove(pol, _LIST, nxt, prv, f)
+            pol[_ON + f] = 0
+            return f
+        f = before
+    return -1

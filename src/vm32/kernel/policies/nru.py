@@ -11,17 +11,38 @@ hand, so equal pages leave in turn.
 
 from __future__ import annotations
 
-from vm32.jit import kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.frametable import frame_clear_referenced, frame_dirty, frame_evictable, frame_referenced
 from vm32.kernel.policies.base import POL_COUNT, POL_HAND, POL_NFRAMES, POL_PERIOD
 
+NAME = "nru"
+ID = 2
+SEES_EVERY_ACCESS = False
+ACCESSED_ON_LOAD = True
+NEEDS_FUTURE = False
+REASON = "the lowest Accessed/Dirty class from the hand"
 
-@kernel
+
+def state_size(nframes: int) -> int:
+    """NRU keeps its hand and period counters in the common header."""
+    return 0
+
+
+def init_state(pol, nframes: int) -> None:
+    """Nothing to set (the period is in the header)."""
+
+
+@leaf_kernel
+def on_fault(ft, pol, key):
+    """NRU does not care which page comes in."""
+
+
+@leaf_kernel
 def on_map(ft, pol, f):
     """NRU needs no bookkeeping on load."""
 
 
-@kernel
+@leaf_kernel
 def on_access(ft, pol, f):
     """NRU ignores uses (the Accessed bit records them)."""
 

@@ -4,9 +4,30 @@ last pick), so runs with the same seed evict the same frames."""
 
 from __future__ import annotations
 
-from vm32.jit import kernel
+from vm32.jit import kernel, leaf_kernel
 from vm32.kernel.frametable import frame_evictable
 from vm32.kernel.policies.base import POL_NFRAMES, POL_RNG
+
+NAME = "random"
+ID = 4
+SEES_EVERY_ACCESS = False
+ACCESSED_ON_LOAD = True
+NEEDS_FUTURE = False
+REASON = "picked at random"
+
+
+def state_size(nframes: int) -> int:
+    """The generator's state is in the common header."""
+    return 0
+
+
+def init_state(pol, nframes: int) -> None:
+    """Nothing to set (the seed is in the header)."""
+
+
+@leaf_kernel
+def on_fault(ft, pol, key):
+    """Random does not care which page comes in."""
 
 
 @kernel
@@ -23,12 +44,12 @@ def next_random(pol):
     return x
 
 
-@kernel
+@leaf_kernel
 def on_map(ft, pol, f):
     """Random needs no bookkeeping."""
 
 
-@kernel
+@leaf_kernel
 def on_access(ft, pol, f):
     """Random ignores uses."""
 

@@ -1,5 +1,5 @@
 """What `vm32 trace sim` and `vm32 trace sweep` print: a table, CSV, JSON, FINALSTATS lines,
-and the step-by-step lines of ``--explain``.
+the step-by-step lines of ``--explain``, and a sweep's progress bar.
 
 The table fits 80 columns; its legend follows it.  JSON and CSV carry the raw
 values (counts, fractions, references per second) under the names of
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 
 import numpy as np
 
@@ -66,8 +67,7 @@ def csv_text(results: list[SimResult]) -> str:
     return out.getvalue()
 
 
-def explain_lines(trace: Trace, policy: str, frames: int, ev: np.ndarray, reason: str,
-                  future: np.ndarray | None = None) -> list[str]:
+def explain_lines(trace: Trace, policy: str, frames: int, ev: np.ndarray, reason: str) -> list[str]:
     """One line per reference: TLB hit or miss, the walk, hit or fault, the victim and why,
     the resident pages after it (in frame order).  `reason` is the policy's own words for
     its choice; FIFO, LRU and OPT add when the victim was loaded, last used or next used."""
@@ -92,8 +92,8 @@ def explain_lines(trace: Trace, policy: str, frames: int, ev: np.ndarray, reason
                     why += f", loaded at step {loaded[gone] + 1}"
                 elif policy == "lru":
                     why += f", last used at step {used[gone] + 1}"
-                elif policy == "opt" and future is not None:
-                    nxt = _next_use(trace, future, gone, i)
+                elif policy == "opt":
+                    nxt = _next_use(trace, gone, i)
                     why += ", never used again" if nxt is None else f", next used at step {nxt + 1}"
                 victim = f"evict {label(gone)}{' (dirty: written back)' if ev[i, E_WRITEBACK] else ''} [{why}]"
             loaded[vpn] = i
@@ -106,26 +106,37 @@ def explain_lines(trace: Trace, policy: str, frames: int, ev: np.ndarray, reason
     return lines
 
 
-def _next_use(trace: Trace, future: np.ndarray, vpn: int, i: int):
+def _next_use(trace: Trace, vpn: int, i: int):
     """The step of the next reference to `vpn` after step i, or None."""
     later = np.nonzero(trace.vpns[i + 1:] == vpn)[0]
     return int(later[0]) + i + 1 if later.size else None
 
 
-REASONS = {  # each policy's own words for its choice of victim
-    "fifo": "the oldest page",
-    "lru": "the least recently used page",
-    "clock": "the hand found its Accessed bit clear",
-    "nru": "lowest Accessed/Dirty class at the hand",
-    "random": "picked at random",
-}
 
+class SweepProgress:
+    """A progress bar on stderr while a sweep runs (on a terminal only): a context manager
+    whose value is the ``progress(done, total)`` callback of vm32.trace.sweep.sweep."""
 
-def explain(trace: Trace, policy: str, frames: int, tlb: int, seed: int = 1) -> tuple[SimResult, list[str]]:
-    """Replay `trace` recording every reference; (the result, the lines of explain_lines)."""
-    from vm32.trace.sim import E_COLS, SimMachine, result_of
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = None
 
-    m = SimMachine(trace, policy, frames, tlb, seed)
-    ev = np.zeros((trace.refs, E_COLS), dtype=np.int64)
-    m.run(trace, ev)
-    return result_of(m, trace, 0.0), explain_lines(trace, m.policy, frames, ev, REASONS.get(m.policy, "its choice"))
+    def __enter__(self):
+        if sys.stderr.isatty() and self.total > 1:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("sweep", total=self.total)
+        return self.tick
+
+    def tick(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
