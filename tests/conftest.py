@@ -5,7 +5,8 @@
   reason shown, when the variable is unset, and fail when it names a
   directory without the corpus.
 * `backend`: every UM test that takes it runs once per backend (the jit backend with a
-  compile threshold of JIT_TEST_THRESHOLD, so that small programs run compiled code).
+  compile threshold of JIT_TEST_THRESHOLD and compiling in the foreground, so that small
+  programs run compiled code, the same on every run; sandmark runs with the defaults).
 * Helpers, offered as session fixtures of the same names (so test files need
   not import this module): `um_run(source, backend, stdin=b"")` assembles UM
   source and runs it; `out_word(reg)` is assembly that prints a register as
@@ -49,10 +50,11 @@ def um_corpus() -> Path:
 @pytest.fixture(params=UM_BACKENDS)
 def backend(request, monkeypatch) -> str:
     """Each UM backend in turn (jit: compiling every jump target entered twice)."""
-    if request.param == "jit":
+    if request.param == "jit" and request.node.get_closest_marker("sandmark") is None:
         from vm32.um.jit import runtime
 
         monkeypatch.setattr(runtime, "THRESHOLD", JIT_TEST_THRESHOLD)
+        monkeypatch.setattr(runtime, "BACKGROUND", False)
     return request.param
 
 

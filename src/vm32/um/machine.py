@@ -260,6 +260,8 @@ class UniversalMachine:
         if self.paged is not None:
             self.paged.close()
             return
+        if self.jit is not None:
+            self.jit.close()
         if self.memory is not None:
             self.space = self.heap = self.jit = None
             self.memory.close()

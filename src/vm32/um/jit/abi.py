@@ -26,23 +26,29 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-# The context array jx.
+# The context array jx: where the space's arrays are (compiled code and the helpers
+# rebuild the space from it), and the counters tier 0 and regions share.
 JX_MEM = 0  # host address of physical memory (uint32 words)
-JX_HEAP = 1  # host address of the heap's state array (int64)
-JX_META = 2  # host address of the space's meta array (int64: segment 0's address)
-JX_BITMAP = 3  # host address of the compiled-word bitmap (one byte per word of segment 0)
-JX_OUT = 4  # host address of the output buffer (bytes)
-JX_OUT_CAP = 5  # its length
-JX_MEM_WORDS = 6  # words of physical memory
-JX_HEAP_WORDS = 7  # length of the heap state array
-JX_CODE = 8  # word index of segment 0 in memory (set by tier 0 before each call)
-JX_ICOUNT = 9  # instructions executed (in and out of a region call)
-JX_LIMIT = 10  # a region leaves at its next jump once JX_ICOUNT >= JX_LIMIT
-JX_STALE = 11  # word offset + 1 of a store into compiled code; 0: none
-JX_THRESHOLD = 12  # a jump target becomes hot at this many entries in tier 0
-JX_JIT_ICOUNT = 13  # instructions executed in compiled code, over all calls
-JX_CALLS = 14  # region calls made by tier 0
-JX_SIZE = 16
+JX_MEM_WORDS = 1  # its length
+JX_HEAP = 2  # host address of the heap's state array (int64)
+JX_HEAP_WORDS = 3  # its length
+JX_META = 4  # host address of the space's meta array (int64[1]: segment 0's address)
+JX_SEGWORDS = 5  # host address of the segment table (uint32, vm32.um.jit.space)
+JX_SEGWORDS_LEN = 6  # its length
+JX_BITMAP = 7  # host address of the compiled-word bitmap (uint8 per word of segment 0)
+JX_ENTRIES = 8  # host address of the entries (int64 per word of segment 0)
+JX_COUNTS = 9  # host address of the entry counts (int32 per word of segment 0)
+JX_TABLES_LEN = 10  # length of bitmap, entries and counts
+JX_OUT = 11  # host address of the output buffer (bytes)
+JX_OUT_CAP = 12  # its length
+JX_CODE = 13  # word index of segment 0 in memory (set by tier 0 before each call)
+JX_ICOUNT = 14  # instructions executed (in and out of a region call)
+JX_LIMIT = 15  # a region leaves at its next jump once JX_ICOUNT >= JX_LIMIT
+JX_STALE = 16  # word offset + 1 of a store into compiled code; 0: none
+JX_THRESHOLD = 17  # a jump target becomes hot at this many entries in tier 0
+JX_JIT_ICOUNT = 18  # instructions executed in compiled code, over all calls
+JX_CALLS = 19  # region calls made by tier 0
+JX_SIZE = 20
 
 EXIT_JUMP = 0
 EXIT_STEP = 1
@@ -64,6 +70,20 @@ def region_type() -> ir.FunctionType:
     """The LLVM type of a compiled region (see the module docstring)."""
     i64 = ir.IntType(64)
     return ir.FunctionType(i64, [i64, ir.IntType(32).as_pointer(), i64.as_pointer(), i64.as_pointer()])
+
+
+@intrinsic
+def pointer_to(typingctx, addr, dtype):
+    """The host address `addr` (an integer) as a pointer to `dtype` items (for numba.carray)."""
+    if not (isinstance(addr, types.Integer) and isinstance(dtype, types.NumberClass)):
+        return None
+    ptr = types.CPointer(dtype.dtype)
+    sig = ptr(addr, dtype)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return sig, codegen
 
 
 @intrinsic

@@ -148,6 +148,8 @@ class RegionCompiler:
         self.dirty = [False] * 8
         self.count = f.op("load i64, i64* %ica", hint="ic")
         self.dead = False
+        self.checked: dict[str, str] = {}  # segment id (IR value) -> its segment table entry
+        self.nonzero: set[str] = set()  # IR values known not to be 0
         term = block.term
         last = term.pc if term.kind in ("jump", "step") else block.end
         for pc in range(block.start, last):
@@ -246,35 +248,6 @@ class RegionCompiler:
         """In a cold block, after the current store: leave with EXIT_STALE at the next pc."""
         self._leave_here(EXIT_STALE, self.pc + 1, self.pc + 1 - self.block.start)
 
-    def split_on_zero(self, sid: Val, zero, other):
-        """Run `zero()` if register value `sid` is 0, else `other()`; join them.
-
-        Each returns an i32 IR value, True (done, no value) or None (always fails);
-        returns the joined value (a phi), True, or None if both always fail.
-        """
-        f = self.f
-        is0 = f.op(f"icmp eq i32 {sid.ir}, 0")
-        lz, ln, join = f.new_label("seg0_"), f.new_label("segn"), f.new_label("join")
-        f.branch(is0, lz, ln)
-        arms = []
-        for label, arm in ((lz, zero), (ln, other)):
-            f.label(label)
-            result = arm()
-            if result is None:
-                f.do(f"br label %{self._fail_target()}")
-            else:
-                arms.append((result, f.label_now))
-                f.do(f"br label %{join}")
-        if not arms:
-            self.dead = True
-            return None
-        f.label(join)
-        if arms[0][0] is True:
-            return True
-        if len(arms) == 1:
-            return arms[0][0]
-        return f.op("phi i32 " + ", ".join(f"[ {v}, %{lab} ]" for v, lab in arms))
-
     # -- control flow ----------------------------------------------------------------
 
     def _goto(self, target: int) -> None:
@@ -347,6 +320,7 @@ class RegionCompiler:
         elif op == MAP:
             sid = self.mem.map(self, self.get(c))
             self.guard(f.op(f"icmp ne i32 {sid}, 0"))
+            self.nonzero.add(sid)
             self.put(b, Val(sid))
         elif op == UNMAP:
             self._unmap(self.get(c))

@@ -1,7 +1,8 @@
 """LLVM for the JIT: optimise a region's module, emit machine code, load and unload it.
 
-Only this module imports `llvmlite.binding` for the JIT, and only when the first region
-is compiled (`Engine()`), so a program that never gets hot never pays for it.  Code
+Only this module uses `llvmlite.binding` for the JIT, and only on its worker thread
+(`worker()`), which creates the engine with the first region it compiles: a program
+that never gets hot never pays for it.  Code
 goes through ORC's LLJIT as object files, one library per region: a
 `CompiledRegion` holds the library's resource tracker, and dropping it unloads the
 machine code (an invalidated region's memory comes back).
@@ -16,15 +17,27 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import llvmlite.binding as llvm
+from numba.core.compiler_lock import global_compiler_lock
 
 from vm32.um.jit import helpers
 
 OPT_LEVEL = 2
-"""LLVM's optimisation level for regions (the -O2 pipeline, and codegen level 2)."""
+"""LLVM's code generation level for regions."""
+PASSES = tuple(os.environ.get("VM32_JIT_PASSES", "sroa,instcombine,simplifycfg,newgvn,simplifycfg").split(","))
+"""The optimisation passes run on a region, in order (not -O2: its time grows faster than
+linearly with a region's size, on chains of checks, for code that is no faster)."""
+_PASS_METHODS = {
+    "sroa": "add_sroa_pass", "instcombine": "add_instruction_combine_pass",
+    "simplifycfg": "add_simplify_cfg_pass", "newgvn": "add_new_gvn_pass", "sccp": "add_sccp_pass",
+    "jumpthreading": "add_jump_threading_pass", "dce": "add_dead_code_elimination_pass",
+    "dse": "add_dead_store_elimination_pass", "reassociate": "add_reassociate_pass",
+    "O1": None, "O2": None, "O3": None,
+}
 
 
 @dataclass
@@ -34,6 +47,7 @@ class CompiledRegion:
     address: int
     tracker: object
     seconds: float  # time spent optimising, emitting and loading it
+    size: int  # bytes of machine code
 
 
 class Engine:
@@ -52,6 +66,7 @@ class Engine:
         self.symbols = helpers.symbols()
         self._serial = 0
         self.cache_dir = _cache_dir()
+        self.opt_seconds = self.emit_seconds = 0.0  # LLVM's time, for the figures
 
     def optimise(self, ir: str):
         """Parse and optimise module text `ir`; the llvmlite module."""
@@ -59,7 +74,14 @@ class Engine:
         mod.triple = self.tm.triple
         mod.data_layout = str(self.tm.target_data)
         mod.verify()
-        self.pb.getModulePassManager().run(mod, self.pb)
+        if PASSES[0].startswith("O"):
+            pb = llvm.create_pass_builder(self.tm, llvm.create_pipeline_tuning_options(int(PASSES[0][1])))
+            pb.getModulePassManager().run(mod, pb)
+            return mod
+        mpm = llvm.create_new_module_pass_manager()
+        for name in PASSES:
+            getattr(mpm, _PASS_METHODS[name])()
+        mpm.run(mod, self.pb)
         return mod
 
     def compile(self, ir: str, name: str) -> CompiledRegion:
@@ -74,7 +96,12 @@ class Engine:
         if path is not None and path.is_file():
             obj = path.read_bytes()
         if obj is None:
-            obj = self.tm.emit_object(self.optimise(ir))
+            t0 = time.perf_counter()
+            mod = self.optimise(ir)
+            t1 = time.perf_counter()
+            obj = self.tm.emit_object(mod)
+            self.opt_seconds += t1 - t0
+            self.emit_seconds += time.perf_counter() - t1
             if path is not None:
                 _write_atomically(path, obj)
         self._serial += 1
@@ -82,7 +109,8 @@ class Engine:
         for symbol, address in self.symbols.items():
             builder.import_symbol(symbol, address)
         tracker = builder.link(self.lljit, f"{name}_lib{self._serial}")
-        return CompiledRegion(tracker[name], tracker, time.perf_counter() - start)
+        size = sum(sec.size() for sec in llvm.ObjectFileRef.from_data(obj).sections() if sec.is_text())
+        return CompiledRegion(tracker[name], tracker, time.perf_counter() - start, size)
 
     def assembly(self, ir: str) -> str:
         """The host assembly of module text `ir` (for inspection)."""
@@ -90,9 +118,10 @@ class Engine:
 
 
 def _cache_dir() -> Path | None:
-    """Where compiled regions are cached (None: not at all, if numba's cache is off)."""
+    """Where compiled regions are cached (None: not at all, if numba's cache is off or
+    VM32_JIT_CACHE=0)."""
     base = os.environ.get("NUMBA_CACHE_DIR")
-    if not base:
+    if not base or os.environ.get("VM32_JIT_CACHE", "1") == "0":
         return None
     path = Path(base) / "jit-regions"
     try:
@@ -112,12 +141,47 @@ def _write_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-_ENGINE: Engine | None = None
+class Worker:
+    """The thread that does all of the JIT's LLVM work, so that it runs beside the UM.
+
+    LLVM's calls release the GIL, so a region compiles on one core while tier 0 goes on
+    on the other.  Every use of llvmlite for the JIT goes through this one thread (LLVM's
+    context is not safe to share), under numba's compiler lock (numba compiles with the
+    same LLVM).  The engine is created by the first job.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vm32-jit")
+        self._engine: Engine | None = None
+
+    def _run(self, method: str, *args):
+        with global_compiler_lock:
+            if self._engine is None:
+                self._engine = Engine()
+            return getattr(self._engine, method)(*args)
+
+    def submit(self, method: str, *args) -> Future:
+        """Run Engine.`method`(*args) on the worker thread; its future."""
+        return self._pool.submit(self._run, method, *args)
+
+    def call(self, method: str, *args):
+        """Run Engine.`method`(*args) on the worker thread and wait for its result."""
+        return self.submit(method, *args).result()
+
+    def release(self, compiled: CompiledRegion) -> None:
+        """Unload `compiled`'s machine code (on the worker thread; at exit, with the process)."""
+        try:
+            self._pool.submit(compiled.tracker.close)
+        except RuntimeError:  # the interpreter is shutting down: the pool takes no more work
+            pass
 
 
-def engine() -> Engine:
-    """The process's JIT engine, created on first use."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Engine()
-    return _ENGINE
+_WORKER: Worker | None = None
+
+
+def worker() -> Worker:
+    """The process's JIT worker thread, created on first use."""
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = Worker()
+    return _WORKER

@@ -1,38 +1,32 @@
 """The compiled helpers that regions call: map and unmap, the interpreter's own code.
 
-Each is a numba C callable over raw pointers (the region has no numpy arrays), which
-rebuilds the flat space around them and calls vm32.um.kernel's `um_map` / `um_unmap`,
-the functions the interpreter's step calls: one implementation of the allocator's use
-and of the counters in `st`.  `symbols()` gives their host addresses by the names the
-generated IR declares (vm32.um.jit.flatmem.HELPERS).
+Each is a numba C callable taking the context (from which it rebuilds the JitSpace),
+`st` and one operand, and calls vm32.um.kernel's `um_map` / `um_unmap`, the functions
+the interpreter's step calls: one implementation of the allocator's use, of the
+segment table and of the counters in `st`.  `symbols()` gives their host addresses by
+the names the generated IR declares (vm32.um.jit.flatmem.HELPERS).
 """
 
 from numba import carray, cfunc, types
 
-from vm32.um.flat import FlatSpace
+from vm32.um.jit.abi import JX_SIZE
+from vm32.um.jit.space import space_of_context
 from vm32.um.kernel import ST_SIZE, um_map, um_unmap
 
-_SIG = types.uint32(
-    types.CPointer(types.uint32), types.int64,  # memory words, their number
-    types.CPointer(types.int64), types.int64,  # heap state, its length
-    types.CPointer(types.int64),  # the space's meta (segment 0's address)
-    types.CPointer(types.int64),  # st
-    types.uint32,  # map: words; unmap: segment id
-)
+_SIG = types.uint32(types.CPointer(types.int64), types.CPointer(types.int64), types.uint32)
+"""(jx, st, operand) -> result."""
 
 
 @cfunc(_SIG, cache=True)
-def jit_map(mem, mem_words, heap, heap_words, meta, st, n):
-    """um_map on the flat space at these pointers: the new segment's id, 0 if out of memory."""
-    space = FlatSpace(carray(mem, mem_words), carray(heap, heap_words), carray(meta, 1))
-    return um_map(space, carray(st, ST_SIZE), n)
+def jit_map(jx, st, n):
+    """um_map on the space of context `jx`: the new segment's id, 0 if out of memory."""
+    return um_map(space_of_context(carray(jx, JX_SIZE)), carray(st, ST_SIZE), n)
 
 
 @cfunc(_SIG, cache=True)
-def jit_unmap(mem, mem_words, heap, heap_words, meta, st, sid):
-    """um_unmap on the flat space at these pointers: 0, or the fault status."""
-    space = FlatSpace(carray(mem, mem_words), carray(heap, heap_words), carray(meta, 1))
-    return um_unmap(space, carray(st, ST_SIZE), sid)
+def jit_unmap(jx, st, sid):
+    """um_unmap on the space of context `jx`: 0, or the fault status (nothing changed)."""
+    return um_unmap(space_of_context(carray(jx, JX_SIZE)), carray(st, ST_SIZE), sid)
 
 
 def symbols() -> dict[str, int]:

@@ -4,27 +4,30 @@
 (vm32.um.kernel.um_run_tiered) until it returns a status the UM driver must see; in
 between it acts on the JIT's own statuses:
 
-    JIT_HOT       form the region entered at the hot pc (front end), reuse compiled
-                  code for the same words or compile it (back end, engine), install it:
-                  entries, compiled-word bitmap
-    JIT_STALE     a store changed compiled code: drop every region holding that word
+    JIT_HOT       form the region entered at the hot pc (front end) and write its IR
+                  (back end); reuse machine code compiled for the same words, or hand the
+                  IR to the worker thread (engine), which compiles it while tier 0 goes on
+    JIT_STALE     a store changed compiled code: drop every region holding that word (a
+                  region still compiling is dropped when it is done)
     JIT_NEW_CODE  segment 0 was replaced: drop every region (their code stays in the
                   cache: when the same words come back, they are reused, not recompiled)
 
+and after every call it installs the regions the worker has finished: entries, and
+nothing else, since their words were marked compiled when their compile began.
+
 Invariants (between calls of tier 0):
-    bitmap[w] != 0  <=>  coverage[w] > 0  <=>  some live region holds word w
+    bitmap[w] != 0  <=>  coverage[w] > 0  <=>  a live or compiling region holds word w
     entries[pc] != 0  =>  entries[pc] is the address of a live region with a block at pc
     a live region stores without a check only into words no live region holds
 A region whose words keep changing is recompiled after exponentially more entries
-each time (`BACKOFF`), and not at all after `MAX_INVALIDATIONS`: such code runs in
-the interpreter.
+each time, and not at all after MAX_INVALIDATIONS: such code runs in the interpreter.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,65 +37,77 @@ from vm32.um.flat import CODE
 from vm32.um.jit import abi
 from vm32.um.jit.abi import JX_STALE, JX_THRESHOLD
 from vm32.um.jit.frontend import MAX_REGION_WORDS, Region, form_region, segment_registers
-from vm32.um.jit.space import JitSpace, new_jit_space, new_tables
+from vm32.um.jit.space import JitSpace, new_jit_space, new_tables, set_tables
 from vm32.um.kernel import ST_ICOUNT, ST_PC, um_run_tiered
 
-THRESHOLD = 1000
-"""Entries of a jump target in tier 0 that make it hot."""
+THRESHOLD = 50_000
+"""Entries of a jump target in tier 0 that make it hot.  Compiling costs about as much as
+interpreting a word a few hundred thousand times, so only code that runs that often pays."""
+FOLLOW_SHIFT = 4
+"""A region follows a jump target entered at least THRESHOLD >> FOLLOW_SHIFT times in tier 0."""
 MAX_INVALIDATIONS = 12
 """Invalidations of regions entered at one pc after which that pc is never compiled again."""
 CACHE_REGIONS = 512
 """Compiled regions kept for reuse after they were dropped (least recently used go first)."""
+BACKGROUND = True
+"""Compile on the worker thread while tier 0 goes on (False: wait for each region; tests
+that must run compiled code from the first hot target use it)."""
+PENDING_SLICE = 1 << 20
+"""Instructions per call of tier 0 while regions compile (how soon a finished one is installed)."""
 NEVER = -(1 << 31)
 """A count that never reaches the threshold."""
+PERF_MAP = bool(os.environ.get("VM32_JIT_PERF_MAP"))
+"""Append each compiled region to /tmp/perf-PID.map, where `perf report` finds JIT code names."""
 
 
 @dataclass
-class LiveRegion:
-    """A compiled region and what the driver knows of it."""
+class Compiled:
+    """A region's machine code and what the driver knows of it."""
 
     key: tuple
     region: Region
-    compiled: object  # engine.CompiledRegion
     ir: str
-    unchecked: frozenset[int]
-    words: np.ndarray = field(default=None)  # the pcs of its words
+    unchecked: frozenset[int]  # words of segment 0 it stores into without a check
+    words: np.ndarray  # the pcs of its words
+    code: object = None  # engine.CompiledRegion, once compiled
+    future: object = None  # while compiling
+    generation: int = 0  # the segment 0 it was compiled for
+    stale: bool = False  # its words changed while it compiled
 
 
 class JitDriver:
     """Runs a UM program on the jit backend: tier 0 and compiled regions over one JitSpace."""
 
     def __init__(self, words: np.ndarray, memory: PhysicalMemory, st: np.ndarray, outbuf: np.ndarray,
-                 *, threshold: int | None = None, compile: bool = True, max_words: int = MAX_REGION_WORDS):
+                 *, threshold: int | None = None, compile: bool = True, background: bool | None = None,
+                 max_words: int = MAX_REGION_WORDS):
         """A jit space over `memory` holding program `words`; `st` and `outbuf` are the
         machine's state and output buffer (compiled code writes them).  With
-        `compile=False` everything runs in tier 0 (the interpreter).  `threshold`
-        defaults to THRESHOLD (read at each call: tests lower it)."""
+        `compile=False` everything runs in tier 0 (the interpreter); with
+        `background=False` regions compile before tier 0 goes on (a deterministic run).
+        `threshold` and `background` default to THRESHOLD and BACKGROUND (read at each
+        call: tests change them)."""
         self.jx = abi.new_context()
         self.space, self.heap = new_jit_space(words, memory, self.jx)
         self.memory = memory
         self.compile_enabled = compile
+        self.background = BACKGROUND if background is None else background
         self.max_words = max_words
-        jx = self.jx
-        jx[abi.JX_MEM] = memory.words.ctypes.data
-        jx[abi.JX_MEM_WORDS] = memory.words.shape[0]
-        jx[abi.JX_HEAP] = self.space.heap.ctypes.data
-        jx[abi.JX_HEAP_WORDS] = self.space.heap.shape[0]
-        jx[abi.JX_META] = self.space.meta.ctypes.data
-        jx[abi.JX_OUT] = outbuf.ctypes.data
-        jx[abi.JX_OUT_CAP] = outbuf.shape[0]
-        jx[JX_THRESHOLD] = THRESHOLD if threshold is None else threshold
+        self.jx[abi.JX_OUT] = outbuf.ctypes.data
+        self.jx[abi.JX_OUT_CAP] = outbuf.shape[0]
+        self.jx[JX_THRESHOLD] = THRESHOLD if threshold is None else threshold
         self._set_tables(self.space.bitmap.shape[0])
-        self.live: dict[int, LiveRegion] = {}  # region id -> region
-        self.cache: OrderedDict[tuple, LiveRegion] = OrderedDict()
+        self.live: dict[int, Compiled] = {}  # region id -> region
+        self.cache: OrderedDict[tuple, Compiled] = OrderedDict()
+        self.pending: list[Compiled] = []
         self.unchecked: dict[int, set[int]] = {}  # word -> live regions storing into it unchecked
         self.invalidated: dict[int, int] = {}  # entry pc -> invalidations of its regions
+        self.generation = 0
         self._serial = 0
         self.compiled_regions = 0
         self.compiled_words = 0
         self.compile_seconds = 0.0
         self.invalidations = 0
-        self._engine = None
 
     # -- running ---------------------------------------------------------------------
 
@@ -104,7 +119,11 @@ class JitDriver:
             left = budget - (int(st[ST_ICOUNT]) - start)
             if left <= 0:
                 return S.BUDGET
+            if self.pending:
+                left = min(left, PENDING_SLICE)
             status = um_run_tiered(self.space, regs, st, inbuf, outbuf, left)
+            if self.pending:
+                self._install_finished()
             if status == S.JIT_HOT:
                 self._hot(int(st[ST_PC]), regs)
             elif status == S.JIT_STALE:
@@ -113,20 +132,33 @@ class JitDriver:
                 self._stale(word)
             elif status == S.JIT_NEW_CODE:
                 self._new_code()
-            else:
+            elif status != S.BUDGET or int(st[ST_ICOUNT]) - start >= budget:
                 return status
 
     def stats(self) -> dict:
         """The JIT's counters, by their --stats names."""
-        jit = int(self.jx[abi.JX_JIT_ICOUNT])
         return {
             "jit_regions": self.compiled_regions,
             "jit_words": self.compiled_words,
             "jit_compile_seconds": self.compile_seconds,
             "jit_invalidations": self.invalidations,
-            "jit_instructions": jit,
+            "jit_instructions": int(self.jx[abi.JX_JIT_ICOUNT]),
             "jit_calls": int(self.jx[abi.JX_CALLS]),
         }
+
+    def close(self) -> None:
+        """Release every region's machine code (the driver must not run again)."""
+        from vm32.um.jit.engine import worker
+
+        regions = {id(r): r for r in [*self.live.values(), *self.cache.values(), *self.pending]}
+        for r in regions.values():
+            if r.code is not None:
+                worker().release(r.code)
+            elif r.future is not None:
+                r.future.add_done_callback(lambda f: worker().release(f.result()) if not f.exception() else None)
+        self.live.clear()
+        self.cache.clear()
+        self.pending.clear()
 
     # -- segment 0 and the tables ------------------------------------------------------
 
@@ -137,110 +169,165 @@ class JitDriver:
 
     def _set_tables(self, words: int) -> None:
         """Give the space empty tables for a segment 0 of `words` words (reused when big enough)."""
-        if self.space.bitmap.shape[0] >= words:
-            self.space.bitmap[:] = 0
-            self.space.entries[:] = 0
-            self.space.counts[:] = 0
+        space = self.space
+        if space.bitmap.shape[0] >= words:
+            space.bitmap[:] = 0
+            space.entries[:] = 0
+            space.counts[:] = 0
         else:
-            self.space = JitSpace(self.space.mem, self.space.heap, self.space.meta, *new_tables(words), self.jx)
-        self.jx[abi.JX_BITMAP] = self.space.bitmap.ctypes.data
+            self.space = JitSpace(space.mem, space.heap, space.meta, space.segwords, *new_tables(words), self.jx)
+            set_tables(self.space)
         self.coverage = np.zeros(self.space.bitmap.shape[0], np.int32)
         self.owner = np.zeros(self.space.bitmap.shape[0], np.int64)  # region id at each entry
 
     def _new_code(self) -> None:
-        """Segment 0 was replaced: no region is live any more."""
+        """Segment 0 was replaced: no region is live any more, none compiling will be."""
         for rid in list(self.live):
             self._drop(rid)
+        self.generation += 1
         self._set_tables(self.code_words().shape[0])
         self.invalidated.clear()
 
     # -- compiling -----------------------------------------------------------------------
 
     def _hot(self, pc: int, regs: np.ndarray) -> None:
-        """Compile (or reuse) and install the region entered at the hot jump target `pc`."""
+        """Install the region entered at the hot jump target `pc`: reuse its machine code,
+        or start compiling it (and wait, without `background`)."""
         counts = self.space.counts
         if not self.compile_enabled:
             counts[pc] = NEVER
             return
         code = self.code_words()
+        warm = max(1, int(self.jx[JX_THRESHOLD]) >> FOLLOW_SHIFT)
         entries = self.space.entries
-        region = form_region(code, code.shape[0], pc, lambda t: counts[t] != 0, self.max_words,
-                             lambda t: entries[t] != 0)
+        region = form_region(code, code.shape[0], pc, lambda t: counts[t] >= warm or counts[t] < 0,
+                             self.max_words, lambda t: entries[t] != 0 or counts[t] == NEVER)
         region.assume_zero = frozenset(r for r in segment_registers(region, code) if regs[r] == 0)
-        key = (region.assume_zero, code.shape[0],
-               tuple((s, e, code[s:e].tobytes()) for s, e in region.spans()))
-        entry = self.cache.pop(key, None)
-        if entry is not None and any(self.coverage[w] for w in entry.unchecked):
-            entry = None  # it stores unchecked into words that are compiled code now
-        if entry is None:
-            entry = self._compile(region, code, key)
-        self.cache[key] = entry
-        while len(self.cache) > CACHE_REGIONS:
-            self.cache.popitem(last=False)
-        self._install(entry)
+        key = (region.assume_zero, code.shape[0], tuple((s, e, code[s:e].tobytes()) for s, e in region.spans()))
+        cached = self.cache.get(key)
+        if cached is not None and not any(self.coverage[w] for w in cached.unchecked):
+            self.cache.move_to_end(key)
+            self._install(cached)
+            return
+        job = self._start(region, code, key)
+        counts[np.fromiter(region.blocks, np.int64)] = NEVER  # no other region for them meanwhile
+        if not self.background:
+            job.future.result()
+            self._install_finished()
 
-    def _compile(self, region: Region, code: np.ndarray, key: tuple) -> LiveRegion:
-        """Compile `region` of segment 0's words `code`."""
+    def _start(self, region: Region, code: np.ndarray, key: tuple) -> Compiled:
+        """Write `region`'s IR and hand it to the worker; its words count as compiled from now."""
         from vm32.um.jit.codegen import RegionCompiler
-        from vm32.um.jit.engine import engine
+        from vm32.um.jit.engine import worker
         from vm32.um.jit.flatmem import FlatMemory
 
-        start = time.perf_counter()
         name = "vm32_region"
-        heap = self.space.heap
-        memory = FlatMemory(int(heap[0]), int(heap[2]), code.shape[0])  # M_BASE, M_SPAN
-        compiler = RegionCompiler(region, code, memory, name, compiled=lambda w: self.space.bitmap[w] != 0)
+        memory = FlatMemory(self.space.segwords.shape[0], code.shape[0])
+        compiler = RegionCompiler(region, code, memory, name, compiled=lambda w: self.coverage[w] != 0)
         ir = compiler.module()
-        compiled = engine().compile(ir, name)
-        self.compile_seconds += time.perf_counter() - start
-        self.compiled_regions += 1
-        self.compiled_words += region.words
         words = np.concatenate([np.arange(s, e) for s, e in region.spans()])
-        return LiveRegion(key, region, compiled, ir, frozenset(compiler.unchecked), words)
+        job = Compiled(key, region, ir, frozenset(compiler.unchecked), words, generation=self.generation)
+        self._cover(words, 1)
+        job.future = worker().submit("compile", ir, name)
+        self.pending.append(job)
+        return job
 
-    def _install(self, entry: LiveRegion) -> None:
-        """Make `entry` live: its words compiled, its blocks entries."""
-        words = entry.words
-        for w in {int(w) for w in words} & self.unchecked.keys():  # their stores went unchecked
+    def _install_finished(self) -> None:
+        """Install the regions the worker has finished, unless their words changed meanwhile."""
+        for job in [j for j in self.pending if j.future.done()]:
+            self.pending.remove(job)
+            job.code = job.future.result()  # an LLVM error is a bug: let it show
+            job.future = None
+            self.compile_seconds += job.code.seconds
+            self.compiled_regions += 1
+            self.compiled_words += job.region.words
+            if PERF_MAP:
+                with open(f"/tmp/perf-{os.getpid()}.map", "a") as perf_map:
+                    perf_map.write(f"{job.code.address:x} {job.code.size:x} um_region_{job.region.entry}\n")
+            self._keep(job)  # its machine code is right for its words, whenever they come back
+            if job.generation != self.generation:
+                continue  # segment 0 was replaced, and the tables with it
+            if job.stale:  # its words changed: its other blocks count again, its entry backs off
+                self._cover(job.words, -1)
+                starts = np.fromiter(job.region.blocks, np.int64)
+                starts = starts[starts != job.region.entry]
+                self.space.counts[starts] = 0
+                continue
+            self._cover(job.words, -1)
+            self.space.counts[np.fromiter(job.region.blocks, np.int64)] = 0
+            if not any(self.coverage[w] for w in job.unchecked):  # else compile it again when hot
+                self._install(job)
+
+    def _keep(self, job: Compiled) -> None:
+        """Put `job` in the cache of compiled regions; release what falls out of it."""
+        self.cache[job.key] = job
+        while len(self.cache) > CACHE_REGIONS:
+            _, old = self.cache.popitem(last=False)
+            if all(old is not r for r in self.live.values()):
+                self._release(old)
+
+    def _release(self, job: Compiled) -> None:
+        """Unload `job`'s machine code (it is neither live nor cached)."""
+        from vm32.um.jit.engine import worker
+
+        if job.code is not None:
+            worker().release(job.code)
+            job.code = None
+
+    def _cover(self, words: np.ndarray, delta: int) -> None:
+        """Count `words` in (delta 1) or out of (-1) the compiled words; keep the bitmap."""
+        self.coverage[words] += delta
+        self.space.bitmap[words] = self.coverage[words] > 0
+
+    def _install(self, job: Compiled) -> None:
+        """Make compiled region `job` live: its words compiled, its blocks entries."""
+        for w in {int(w) for w in job.words} & self.unchecked.keys():  # their stores went unchecked
             for rid in list(self.unchecked.get(w, ())):
                 self._drop(rid)
         self._serial += 1
         rid = self._serial
-        self.live[rid] = entry
-        self.coverage[words] += 1
-        self.space.bitmap[words] = 1
-        starts = np.fromiter(entry.region.blocks, np.int64)
-        self.space.entries[starts] = entry.compiled.address
+        self.live[rid] = job
+        self._cover(job.words, 1)
+        starts = np.fromiter(job.region.blocks, np.int64)
+        self.space.entries[starts] = job.code.address
         self.owner[starts] = rid
-        for w in entry.unchecked:
+        for w in job.unchecked:
             self.unchecked.setdefault(w, set()).add(rid)
 
     def _drop(self, rid: int) -> None:
         """Make region `rid` not live: its entries and words go back to tier 0."""
-        entry = self.live.pop(rid)
-        words = entry.words
-        self.coverage[words] -= 1
-        self.space.bitmap[words] = self.coverage[words] > 0
-        starts = np.fromiter(entry.region.blocks, np.int64)
+        job = self.live.pop(rid)
+        self._cover(job.words, -1)
+        starts = np.fromiter(job.region.blocks, np.int64)
         mine = starts[self.owner[starts] == rid]
         self.space.entries[mine] = 0
         self.owner[mine] = 0
-        for w in entry.unchecked:
+        for w in job.unchecked:
             regions = self.unchecked.get(w)
             if regions is not None:
                 regions.discard(rid)
                 if not regions:
                     del self.unchecked[w]
+        if self.cache.get(job.key) is not job:
+            self._release(job)
 
     def _stale(self, word: int) -> None:
-        """A store changed `word` of segment 0, which compiled code holds: drop those regions."""
-        for rid, entry in list(self.live.items()):
-            if entry.region.holds(word):
+        """A store changed `word` of segment 0, which compiled code holds: drop those regions
+        (and those still compiling), and back off from compiling their entries again."""
+        for rid, job in list(self.live.items()):
+            if job.region.holds(word):
                 self._drop(rid)
-                self.cache.pop(entry.key, None)
-                self.invalidations += 1
-                pc = entry.region.entry
-                n = self.invalidated.get(pc, 0) + 1
-                self.invalidated[pc] = n
-                threshold = int(self.jx[JX_THRESHOLD])
-                self.space.counts[pc] = NEVER if n >= MAX_INVALIDATIONS else threshold - (threshold << n)
+                self._back_off(job.region.entry)
+        for job in self.pending:
+            if not job.stale and job.region.holds(word):
+                job.stale = True
+                self._back_off(job.region.entry)
+
+    def _back_off(self, pc: int) -> None:
+        """Regions entered at `pc` were invalidated once more: compile there only after
+        2**n times the threshold entries (n invalidations), or never after MAX_INVALIDATIONS."""
+        self.invalidations += 1
+        n = self.invalidated.get(pc, 0) + 1
+        self.invalidated[pc] = n
+        threshold = int(self.jx[JX_THRESHOLD])
+        self.space.counts[pc] = NEVER if n >= MAX_INVALIDATIONS else max(NEVER + 1, threshold - (threshold << n))
