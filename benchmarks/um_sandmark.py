@@ -1,11 +1,17 @@
 """Sandmark on every UM backend, and on the C reference UM, in one run.
 
-    .venv/bin/python benchmarks/um_sandmark.py [--corpus ../shared/um] [--backends flat,classic] [--repeat N]
+    .venv/bin/python benchmarks/um_sandmark.py [--corpus ../shared/um] [--backends flat,classic,jit]
+                                               [--repeat N] [--jit-cache] [--json]
 
-Prints each wall and CPU time (numba cache warmed first, so compile time is not
-counted), checks every output against sandmark.expected, and prints the ratios
-flat/um_ref and classic/flat.  The C reference (`../shared/anchors/um_ref.c`)
-is built with `cc -O2` when a C compiler is present.
+Prints each wall and CPU time (numba cache warmed first, so numba's compile time is
+not counted), checks every output against sandmark.expected, and prints the ratios
+flat/um_ref, classic/flat, jit/um_ref and jit/flat.  The C reference
+(`../shared/anchors/um_ref.c`) is built with `cc -O2` when a C compiler is present.
+
+The jit backend's own compile time is in its wall time, and also shown apart
+(`compile`: the worker thread's time to compile the regions, which overlaps the
+interpreter).  Every jit run compiles its regions afresh (the compiled-region
+cache on disk is off) unless `--jit-cache` lets runs load them from it.
 
 `--repeat N` runs the whole round (um_ref, then each backend) N times and
 computes the ratios from the median times.  Why: on a shared 2-core VM two runs
@@ -69,6 +75,14 @@ def time_backend(program: Path, backend: str, expected: bytes) -> tuple[float, f
     return elapsed, cpu, result.stats
 
 
+def jit_figures(stats: dict) -> str:
+    """The jit run's extra columns: compile seconds and the share of compiled instructions."""
+    if "jit_compile_seconds" not in stats:
+        return ""
+    share = stats["jit_instructions"] / max(stats["instructions"], 1)
+    return f"   compile {stats['jit_compile_seconds']:5.2f}s  {100 * share:5.1f}% compiled"
+
+
 def warm_up(backends: list[str]) -> None:
     """Compile (or load from cache) every backend's kernel on a tiny program."""
     from vm32.um.isa import HALT, encode
@@ -86,7 +100,12 @@ def main() -> None:
     ap.add_argument("--no-ref", action="store_true", help="skip the C reference")
     ap.add_argument("--repeat", type=int, default=1, help="run every program this many times, alternated; "
                     "ratios of the medians")
+    ap.add_argument("--jit-cache", action="store_true",
+                    help="jit: load regions compiled by earlier runs from the disk cache (default: compile afresh)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
     args = ap.parse_args()
+    if not args.jit_cache:
+        os.environ["VM32_JIT_CACHE"] = "0"
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     program = args.corpus / "sandmark.umz"
@@ -96,6 +115,7 @@ def main() -> None:
     warm_up(backends)
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
+    compile_s: dict[str, list[float]] = {}
 
     def record(name: str, w: float, c: float, extra: str = "") -> None:
         wall.setdefault(name, []).append(w)
@@ -113,17 +133,32 @@ def main() -> None:
                 record("um_ref", *time_command([str(exe), str(program)], expected))
             for backend in backends:
                 w, c, stats = time_backend(program, backend, expected)
-                record(backend, w, c, f"   {stats['instructions'] / w / 1e6:6.0f} M UM instructions/s")
+                if "jit_compile_seconds" in stats:
+                    compile_s.setdefault(backend, []).append(stats["jit_compile_seconds"])
+                record(backend, w, c, f"   {stats['instructions'] / w / 1e6:6.0f} M UM instructions/s"
+                       + jit_figures(stats))
     wall_m = {name: statistics.median(times) for name, times in wall.items()}
     cpu_m = {name: statistics.median(times) for name, times in cpu.items()}
     print()
     if args.repeat > 1:
         print(f"ratios of the medians of {args.repeat} runs:")
-    for a, b, target in (("flat", "um_ref", "<= 0.5"), ("classic", "flat", ">= 1.8")):
+    ratios = {}
+    for a, b, target in (("flat", "um_ref", "<= 0.5"), ("classic", "flat", ">= 1.8"),
+                         ("jit", "um_ref", "<= 0.13"), ("jit", "flat", "<= 0.25")):
         if a in wall_m and b in wall_m:
+            ratios[f"{a}/{b}"] = {"wall": wall_m[a] / wall_m[b], "cpu": cpu_m[a] / cpu_m[b]}
             print(f"{a} / {b:<9} wall {wall_m[a] / wall_m[b]:6.3f}   cpu {cpu_m[a] / cpu_m[b]:6.3f}   (target {target})")
+    for name, seconds in compile_s.items():
+        print(f"{name}: compile {statistics.median(seconds):.2f}s (median; in its wall time, on the worker thread)"
+              + ("" if args.jit_cache else ", every run compiling afresh"))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times stretch under load)")
     print("outputs identical to sandmark.expected: yes")
+    if args.json:
+        import json
+
+        print(json.dumps({"runs": args.repeat, "wall_median": wall_m, "cpu_median": cpu_m, "ratios": ratios,
+                          "jit_compile_median": {n: statistics.median(v) for n, v in compile_s.items()},
+                          "jit_cache": args.jit_cache, "load_average": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

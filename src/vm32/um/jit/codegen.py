@@ -25,7 +25,7 @@ from __future__ import annotations
 from vm32.um.isa import ADD, CMOV, DIV, LOAD, LOADIMM, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.jit.abi import EXIT_JUMP, EXIT_SHIFT, EXIT_STALE, EXIT_STEP
 from vm32.um.jit.abi import JX_CODE, JX_ICOUNT, JX_LIMIT, JX_OUT, JX_OUT_CAP
-from vm32.um.jit.frontend import Region, entry_constants
+from vm32.um.jit.frontend import Region, entry_constants, step_abstract, written_register
 from vm32.um.jit.irtext import IRFunction, Metadata, i32
 from vm32.um.kernel import ST_OUT_LEN
 
@@ -149,6 +149,7 @@ class RegionCompiler:
         self.count = f.op("load i64, i64* %ica", hint="ic")
         self.dead = False
         self.checked: dict[str, str] = {}  # segment id (IR value) -> its segment table entry
+        self.reached: dict[str, int] = {}  # segment id (IR value) -> largest offset checked
         self.nonzero: set[str] = set()  # IR values known not to be 0
         term = block.term
         last = term.pc if term.kind in ("jump", "step") else block.end
@@ -194,6 +195,34 @@ class RegionCompiler:
             return True
         self.unchecked.add(word)
         return False
+
+    def forget_segments(self) -> None:
+        """The segment table may change (an allocator call): forget what was checked."""
+        self.checked.clear()
+        self.reached.clear()
+
+    def reach(self, reg: int, off: Val) -> int | None:
+        """For an access through segment register `reg` at offset `off` (the current
+        instruction): if `off` is constant, the largest constant offset this block
+        accesses through `reg` from here on, before `reg` changes or the allocator is
+        called (see FlatMemory._pointer); else None."""
+        if off.const is None:
+            return None
+        consts = [None if v is None else v.const for v in self.regs]
+        best = off.const
+        end = self.block.term.pc if self.block.term.kind in ("jump", "step") else self.block.end
+        for pc in range(self.pc, end):
+            w = int(self.code[pc])
+            op = w >> 28
+            if pc > self.pc and op in (LOAD, STORE):
+                seg, at = ((w >> 3) & 7, w & 7) if op == LOAD else ((w >> 6) & 7, (w >> 3) & 7)
+                if seg == reg and consts[at] is not None:
+                    best = max(best, consts[at])
+            if op in (MAP, UNMAP) or written_register(w) == reg:
+                break
+            step_abstract(consts, w, pc)
+            consts = [v if isinstance(v, int) else None for v in consts]
+        return best
 
     def known(self, value: int) -> Val:
         """The Val of constant `value` (for the memory model)."""
@@ -305,13 +334,15 @@ class RegionCompiler:
         if op == CMOV:
             self._cmov(a, b, c)
         elif op == LOAD:
-            v = self.mem.load(self, self.get(b), self.get(c))
+            off = self.get(c)
+            v = self.mem.load(self, self.get(b), off, self.reach(b, off))
             if v is not None:
                 self.put(a, Val(v))
             elif not self.dead:
                 self.fail_now()
         elif op == STORE:
-            if self.mem.store(self, self.get(a), self.get(b), self.get(c)) is None and not self.dead:
+            off = self.get(b)
+            if self.mem.store(self, self.get(a), off, self.get(c), self.reach(a, off)) is None and not self.dead:
                 self.fail_now()
         elif op in (ADD, MUL, NAND):
             self._arith(op, a, self.get(b), self.get(c))

@@ -46,7 +46,7 @@ class CompiledRegion:
 
     address: int
     tracker: object
-    seconds: float  # time spent optimising, emitting and loading it
+    seconds: float  # CPU time spent optimising, emitting and loading it
     size: int  # bytes of machine code
 
 
@@ -89,19 +89,19 @@ class Engine:
 
         The object code is cached on disk by a hash of the IR and the target, next to
         numba's cache (whose directory changes with every edit of vm32's sources)."""
-        start = time.perf_counter()
+        start = time.thread_time()
         key = hashlib.sha256(f"{self.tm.triple} {llvm.get_host_cpu_name()} {ir}".encode()).hexdigest()
         path = self.cache_dir / f"{key[:32]}.o" if self.cache_dir is not None else None
         obj = None
         if path is not None and path.is_file():
             obj = path.read_bytes()
         if obj is None:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             mod = self.optimise(ir)
-            t1 = time.perf_counter()
+            t1 = time.thread_time()
             obj = self.tm.emit_object(mod)
             self.opt_seconds += t1 - t0
-            self.emit_seconds += time.perf_counter() - t1
+            self.emit_seconds += time.thread_time() - t1
             if path is not None:
                 _write_atomically(path, obj)
         self._serial += 1
@@ -110,7 +110,7 @@ class Engine:
             builder.import_symbol(symbol, address)
         tracker = builder.link(self.lljit, f"{name}_lib{self._serial}")
         size = sum(sec.size() for sec in llvm.ObjectFileRef.from_data(obj).sections() if sec.is_text())
-        return CompiledRegion(tracker[name], tracker, time.perf_counter() - start, size)
+        return CompiledRegion(tracker[name], tracker, time.thread_time() - start, size)
 
     def assembly(self, ir: str) -> str:
         """The host assembly of module text `ir` (for inspection)."""

@@ -70,9 +70,15 @@ class FlatMemory:
             g.checked[sid.ir] = entry
         return entry
 
-    def _pointer(self, g, sid, off) -> tuple[str | None, str | None]:
+    def _pointer(self, g, sid, off, reach: int | None) -> tuple[str | None, str | None]:
         """(pointer to word `off` of segment `sid` after the check, i1 "sid is 0" or None
-        when it cannot be); (None, None) if the access always fails."""
+        when it cannot be); (None, None) if the access always fails.
+
+        `reach` (for a constant `off`: at least off) is the largest constant offset the
+        block accesses through the same segment id before anything may change the table;
+        the one check covers them all.  If it fails, the region leaves at this access,
+        before any of them, so the interpreter faults exactly where it would have.
+        """
         f = g.f
         off64 = str(off.const) if off.const is not None else f.op(f"zext i32 {off.ir} to i64")
         if sid.const == 0:  # segment 0: its words are there unless off >= ncode
@@ -82,31 +88,39 @@ class FlatMemory:
             else:
                 g.guard(f.op(f"icmp ult i32 {off.ir}, {i32(self.ncode)}"))
             return f.op(f"getelementptr i32, i32* %code, i64 {off64}"), "true"
-        entry = self.segment_entry(g, sid)
         base = f.op(f"lshr i64 {f.op(f'zext i32 {sid.ir} to i64')}, 2")
-        bound, is0 = entry, None
+        is0 = None
         if sid.const is None and sid.ir not in g.nonzero:
             is0 = f.op(f"icmp eq i32 {sid.ir}, 0")
-            bound = f.op(f"select i1 {is0}, i64 {self.ncode + 1}, i64 {entry}")
             base = f.op(f"select i1 {is0}, i64 %cb, i64 {base}")
-        g.guard(f.op(f"icmp ult i64 {f.op(f'add i64 {off64}, 1')}, {bound}"))
+        checked = g.reached.get(sid.ir, -1)  # a fresh segment's length is known: see map
+        if off.const is None or off.const > checked:
+            bound = self.segment_entry(g, sid)
+            if is0 is not None:
+                bound = f.op(f"select i1 {is0}, i64 {self.ncode + 1}, i64 {bound}")
+            last = f.op(f"add i64 {off64}, 1") if reach is None else str(reach + 1)
+            g.guard(f.op(f"icmp ult i64 {last}, {bound}"))
+            if reach is not None:
+                g.reached[sid.ir] = reach
         if is0 is None:
             g.nonzero.add(sid.ir)
         return f.op(f"getelementptr i32, i32* %mem, i64 {f.op(f'add i64 {base}, {off64}')}"), is0
 
-    def load(self, g, sid, off) -> str | None:
-        """The i32 at word `off` of segment `sid`; None if the access always faults."""
-        p, _ = self._pointer(g, sid, off)
+    def load(self, g, sid, off, reach: int | None = None) -> str | None:
+        """The i32 at word `off` of segment `sid`; None if the access always faults
+        (`reach`: see _pointer)."""
+        p, _ = self._pointer(g, sid, off, reach)
         return None if p is None else g.f.op(f"load i32, i32* {p}{g.md.tbaa('payload')}")
 
-    def store(self, g, sid, off, value) -> bool | None:
-        """Store `value` at word `off` of segment `sid`: True, or None if it always faults.
+    def store(self, g, sid, off, value, reach: int | None = None) -> bool | None:
+        """Store `value` at word `off` of segment `sid`: True, or None if it always faults
+        (`reach`: see _pointer).
 
         A store that may go to segment 0 then checks the compiled-word bitmap and leaves
         the region (EXIT_STALE) if the word is compiled code, unless the compiler proves
         it is not (`may_be_code`).
         """
-        p, is0 = self._pointer(g, sid, off)
+        p, is0 = self._pointer(g, sid, off, reach)
         if p is None:
             return None
         g.f.do(f"store i32 {value.ir}, i32* {p}{g.md.tbaa('payload')}")
@@ -132,11 +146,18 @@ class FlatMemory:
         f.label(go_on)
 
     def map(self, g, n) -> str:
-        """Call the allocator: the id of a new segment of `n` words, 0 when out of memory."""
-        g.checked.clear()
-        return g.f.op(f"call i32 @vm32_jit_map(i64* %jx, i64* %st, i32 {n.ir})")
+        """Call the allocator: the id of a new segment of `n` words, 0 when out of memory.
+
+        When `n` is a constant, offsets below it need no check afterwards (until the
+        segment table may change again), once the caller has checked the id is not 0.
+        """
+        g.forget_segments()
+        sid = g.f.op(f"call i32 @vm32_jit_map(i64* %jx, i64* %st, i32 {n.ir})")
+        if n.const is not None and n.const > 0:
+            g.reached[sid] = n.const - 1
+        return sid
 
     def unmap(self, g, sid) -> str:
         """Call the allocator to free segment `sid` (not 0): 0, or the fault status (nothing changed)."""
-        g.checked.clear()
+        g.forget_segments()
         return g.f.op(f"call i32 @vm32_jit_unmap(i64* %jx, i64* %st, i32 {sid.ir})")
