@@ -55,6 +55,7 @@ def backend(request, monkeypatch) -> str:
 
         monkeypatch.setattr(runtime, "THRESHOLD", JIT_TEST_THRESHOLD)
         monkeypatch.setattr(runtime, "BACKGROUND", False)
+        monkeypatch.setattr(runtime, "PAYOFF", 0)  # regions that barely run do not raise the threshold
     return request.param
 
 

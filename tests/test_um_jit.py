@@ -30,9 +30,10 @@ MEMORY = 1 << 22
 
 @pytest.fixture
 def jit(monkeypatch):
-    """Compile at the second entry of a jump target, in the foreground."""
+    """Compile at the second entry of a jump target, in the foreground, whatever the payoff."""
     monkeypatch.setattr(runtime, "THRESHOLD", 2)
     monkeypatch.setattr(runtime, "BACKGROUND", False)
+    monkeypatch.setattr(runtime, "PAYOFF", 0)
 
 
 def outcome(program, backend: str, stdin: bytes = b"", max_instructions: int | None = None) -> dict:
@@ -538,3 +539,34 @@ def test_random_self_modifying_loops_agree_with_flat(jit, src, stdin):
 @given(src=looping_programs(self_modifying=True, reloads=3))
 def test_random_load_program_chains_agree_with_flat(jit, src):
     _agree(src, b"")
+
+
+# ---------------------------------------------------------------- vm32 um jit-dump
+
+
+def test_jit_dump_shows_the_hot_loop_beside_its_ir(jit, tmp_path, capsys):
+    from vm32.cli import main
+
+    src = "li r7, 50\nli r3, 0\nloop:\nli r1, 1\nadd r3, r3, r1\n" + COUNT_DOWN + "done: halt"
+    (tmp_path / "loop.um").write_bytes(assemble(src).astype(">u4").tobytes())
+    assert main(["um", "jit-dump", str(tmp_path / "loop.um")]) == 0
+    out = capsys.readouterr().out
+    loop = int(assemble(src + "\n.word loop")[-1])
+    assert f"region entered at {loop:#x}" in out
+    assert "add r3, r3, r1" in out and "add i32" in out  # the UM word beside its IR
+    assert main(["um", "jit-dump", str(tmp_path / "loop.um"), "--pc", hex(loop + 1), "--asm"]) == 0
+    assert "vm32_region" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, fragment", [(["--pc", "0x0"], "no compiled region holds pc 0x0"),
+                                            (["--pc", "zz"], "--pc"), ([], None)])
+def test_jit_dump_errors(jit, tmp_path, capsys, args, fragment):
+    from vm32.cli import main
+
+    src = "li r7, 50\nloop:\n" + COUNT_DOWN + "done: halt"
+    if not args:  # a program that never gets hot
+        src, fragment = "halt", "never got hot"
+    (tmp_path / "p.um").write_bytes(assemble(src).astype(">u4").tobytes())
+    assert main(["um", "jit-dump", str(tmp_path / "p.um"), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vm32: error:") and fragment in err and "Traceback" not in err

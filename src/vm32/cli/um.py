@@ -4,6 +4,7 @@
     vm32 um run A.um B.um ... --frames N    several programs at once on one paged machine
     vm32 um asm FILE -o OUT.um              assemble UM assembly into a program file
     vm32 um disasm PROGRAM                  disassemble a program file
+    vm32 um jit-dump PROGRAM [--pc 0xHEX]   what the JIT compiled (vm32.cli.um_jit)
 
 A new ``vm32 um X`` command is a function ``add_X(um_commands)`` (here or in a
 module of its own) and its entry in UM_COMMANDS.
@@ -34,6 +35,7 @@ from vm32.defaults import (
     format_size,
     size_arg,
 )
+from vm32.cli.um_jit import add_jit_dump
 from vm32.errors import InvalidArgument
 
 
@@ -104,7 +106,7 @@ def add_disasm(um_commands) -> None:
     disasm.set_defaults(handler=cmd_um_disasm)
 
 
-UM_COMMANDS = (add_run, add_asm, add_disasm)
+UM_COMMANDS = (add_run, add_asm, add_disasm, add_jit_dump)
 """The functions that add the ``vm32 um`` subcommands, in the order `vm32 um --help` lists them."""
 
 

@@ -296,7 +296,9 @@ def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
             jx[JX_ICOUNT] = icount
             packed = call_region(entry, pc, regs, jx, st)
             jx[JX_CALLS] += 1
-            jx[JX_JIT_ICOUNT] += jx[JX_ICOUNT] - icount
+            ran = jx[JX_ICOUNT] - icount
+            jx[JX_JIT_ICOUNT] += ran
+            space.ran[pc] += ran
             icount = jx[JX_ICOUNT]
             pc = np.uint64(packed & PC_MASK)
             how = packed >> EXIT_SHIFT

@@ -45,6 +45,12 @@ THRESHOLD = 50_000
 interpreting a word a few hundred thousand times, so only code that runs that often pays."""
 FOLLOW_SHIFT = 4
 """A region follows a jump target entered at least THRESHOLD >> FOLLOW_SHIFT times in tier 0."""
+PAYOFF = 1e9
+"""Instructions a region must run per second of its compile time to pay for it (compiled
+code saves about a nanosecond per instruction over the interpreter)."""
+MAX_BACKOFF = 16
+"""The threshold doubles for every region that did not pay for itself, up to 2**MAX_BACKOFF
+times THRESHOLD, and halves back for every one that did."""
 MAX_INVALIDATIONS = 12
 """Invalidations of regions entered at one pc after which that pc is never compiled again."""
 CACHE_REGIONS = 512
@@ -73,6 +79,7 @@ class Compiled:
     future: object = None  # while compiling
     generation: int = 0  # the segment 0 it was compiled for
     stale: bool = False  # its words changed while it compiled
+    ran_before: int = 0  # instructions run at its entries before it was installed
 
 
 class JitDriver:
@@ -95,7 +102,9 @@ class JitDriver:
         self.max_words = max_words
         self.jx[abi.JX_OUT] = outbuf.ctypes.data
         self.jx[abi.JX_OUT_CAP] = outbuf.shape[0]
-        self.jx[JX_THRESHOLD] = THRESHOLD if threshold is None else threshold
+        self.threshold = THRESHOLD if threshold is None else threshold
+        self.backoff = 0  # the threshold in force is threshold << backoff (see PAYOFF)
+        self.jx[JX_THRESHOLD] = self.threshold
         self._set_tables(self.space.bitmap.shape[0])
         self.live: dict[int, Compiled] = {}  # region id -> region
         self.cache: OrderedDict[tuple, Compiled] = OrderedDict()
@@ -174,6 +183,7 @@ class JitDriver:
             space.bitmap[:] = 0
             space.entries[:] = 0
             space.counts[:] = 0
+            space.ran[:] = 0
         else:
             self.space = JitSpace(space.mem, space.heap, space.meta, space.segwords, *new_tables(words), self.jx)
             set_tables(self.space)
@@ -246,8 +256,10 @@ class JitDriver:
                     perf_map.write(f"{job.code.address:x} {job.code.size:x} um_region_{job.region.entry}\n")
             self._keep(job)  # its machine code is right for its words, whenever they come back
             if job.generation != self.generation:
+                self._judge(job, 0)
                 continue  # segment 0 was replaced, and the tables with it
             if job.stale:  # its words changed: its other blocks count again, its entry backs off
+                self._judge(job, 0)
                 self._cover(job.words, -1)
                 starts = np.fromiter(job.region.blocks, np.int64)
                 starts = starts[starts != job.region.entry]
@@ -287,6 +299,7 @@ class JitDriver:
         self._serial += 1
         rid = self._serial
         self.live[rid] = job
+        job.ran_before = self._ran(job)
         self._cover(job.words, 1)
         starts = np.fromiter(job.region.blocks, np.int64)
         self.space.entries[starts] = job.code.address
@@ -297,6 +310,7 @@ class JitDriver:
     def _drop(self, rid: int) -> None:
         """Make region `rid` not live: its entries and words go back to tier 0."""
         job = self.live.pop(rid)
+        self._judge(job, self._ran(job) - job.ran_before)
         self._cover(job.words, -1)
         starts = np.fromiter(job.region.blocks, np.int64)
         mine = starts[self.owner[starts] == rid]
@@ -310,6 +324,22 @@ class JitDriver:
                     del self.unchecked[w]
         if self.cache.get(job.key) is not job:
             self._release(job)
+
+    def _ran(self, job: Compiled) -> int:
+        """Instructions run so far by region calls entered at `job`'s blocks."""
+        return int(self.space.ran[np.fromiter(job.region.blocks, np.int64)].sum())
+
+    def _judge(self, job: Compiled, ran: int) -> None:
+        """`job` ran `ran` instructions in its life: if that did not pay for compiling it,
+        hot code does not last here, so wait for hotter code (double the threshold);
+        else come back towards THRESHOLD."""
+        if job.code is None:
+            return
+        if ran < PAYOFF * job.code.seconds:
+            self.backoff = min(self.backoff + 1, MAX_BACKOFF)
+        else:
+            self.backoff = max(self.backoff - 1, 0)
+        self.jx[JX_THRESHOLD] = self.threshold << self.backoff
 
     def _stale(self, word: int) -> None:
         """A store changed `word` of segment 0, which compiled code holds: drop those regions

@@ -16,12 +16,13 @@ mapping, unmapping and loading programs; on top of them it keeps
     entries   int64, per word of segment 0: host address of the region function
               entered there, 0 if none
     counts    int32, per word of segment 0: entries at that jump target in tier 0
+    ran       int64, per word of segment 0: instructions run by region calls entered there
     jx        the context array shared with compiled regions (vm32.um.jit.abi)
 
 A store into segment 0 also looks the word up in the bitmap and, when it is compiled
 code, notes it in jx[JX_STALE]: the interpreter then ends its straight run
 (`code_valid` turns False) and tier 0 hands the stale regions to the driver.
-bitmap, entries and counts have at least as many elements as segment 0 has words.
+bitmap, entries, counts and ran have at least as many elements as segment 0 has words.
 """
 
 import mmap
@@ -38,15 +39,15 @@ from vm32.um import status as S
 from vm32.um.jit import abi
 from vm32.um.jit.abi import JX_STALE, pointer_to
 
-JitSpace = namedtuple("JitSpace", ["mem", "heap", "meta", "segwords", "bitmap", "entries", "counts", "jx"])
+JitSpace = namedtuple("JitSpace", ["mem", "heap", "meta", "segwords", "bitmap", "entries", "counts", "ran", "jx"])
 
 GRANULE_SHIFT = 3  # segment ids are 8-aligned: one segment table entry per 8 bytes
 
 
-def new_tables(words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empty (bitmap, entries, counts) for a segment 0 of `words` words."""
+def new_tables(words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Empty (bitmap, entries, counts, ran) for a segment 0 of `words` words."""
     n = max(words, 1)
-    return np.zeros(n, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int32)
+    return np.zeros(n, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int64)
 
 
 def new_jit_space(program: np.ndarray, memory: PhysicalMemory, jx: np.ndarray):
@@ -73,11 +74,12 @@ def _lazy_zeros(n: int) -> np.ndarray:
 
 
 def set_tables(space: JitSpace) -> None:
-    """Point the context at `space`'s bitmap, entries and counts."""
+    """Point the context at `space`'s bitmap, entries, counts and ran."""
     jx = space.jx
     jx[abi.JX_BITMAP] = space.bitmap.ctypes.data
     jx[abi.JX_ENTRIES] = space.entries.ctypes.data
     jx[abi.JX_COUNTS] = space.counts.ctypes.data
+    jx[abi.JX_RAN] = space.ran.ctypes.data
     jx[abi.JX_TABLES_LEN] = space.bitmap.shape[0]
 
 
@@ -93,6 +95,7 @@ def space_of_context(jx):
         carray(pointer_to(jx[abi.JX_BITMAP], np.uint8), n),
         carray(pointer_to(jx[abi.JX_ENTRIES], np.int64), n),
         carray(pointer_to(jx[abi.JX_COUNTS], np.int32), n),
+        carray(pointer_to(jx[abi.JX_RAN], np.int64), n),
         jx,
     )
 
