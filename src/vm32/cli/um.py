@@ -23,6 +23,8 @@ from vm32.cli.common import (
     write_file,
 )
 from vm32.defaults import (
+    DEFAULT_HEAP_POLICY,
+    HEAP_POLICIES,
     DEFAULT_POLICY,
     DEFAULT_TLB_ENTRIES,
     FLAT_MEMORY,
@@ -68,6 +70,9 @@ def add_run(um_commands) -> None:
     run.add_argument("--input", metavar="FILE", action="append",
                      help="read the program's input from FILE, not stdin (several programs: once per "
                           "program, in order; a program without one reads end of input)")
+    run.add_argument("--heap-policy", default=DEFAULT_HEAP_POLICY, metavar="NAME",
+                     help=f"the allocator of the segments: {', '.join(HEAP_POLICIES)} (default "
+                          f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
     paged = run.add_argument_group("paged backend")
     paged.add_argument("--frames", type=int, default=None, metavar="N",
                        help=f"physical frames of 4 KiB (default {UM_FRAMES}: {format_size(UM_FRAMES * FRAME_SIZE)})")
@@ -158,7 +163,7 @@ def _run_one(args, backend: str) -> int:
     name = Path(program).name
     try:
         with UniversalMachine(program, backend=backend, memory_size=memory, stdin=stdin, stdout=stdout,
-                              name=name, **extra) as um:
+                              name=name, heap_policy=args.heap_policy, **extra) as um:
             tick = _live_line(status, name) if status.enabled else None
             try:
                 um.run(on_slice=tick)
@@ -200,6 +205,9 @@ def _run_several(args) -> int:
     from vm32.um.multi import run_programs
 
     names = _unique_names(args.program)
+    if args.heap_policy != DEFAULT_HEAP_POLICY:
+        raise InvalidArgument(f"--heap-policy {args.heap_policy}: several programs run on the paged backend, "
+                              f"whose allocator is {DEFAULT_HEAP_POLICY} for now")
     if args.input and len(args.input) > len(args.program):
         raise InvalidArgument(f"--input given {len(args.input)} times for {len(args.program)} programs")
     inputs = [None] * len(names)

@@ -10,40 +10,49 @@ Segment 0 is the block whose address is meta[CODE]; that address is never an
 id the program can use (the program never received it), so checks refuse it.
 
 Invariant: every live heap block is a segment (segment 0 included).
+
+The allocator is any vm32.heap policy: each has its own space class (`FLAT_SPACES`:
+`FlatSpace` for tlsf, the default, `FlatSpaceBuddy` for buddy, ...), a carrier of its
+policy for vm32.heap.dispatch, so the interpreter is compiled once per policy with that
+policy's kernels inlined, as if it had called them by name.
 """
 
 from collections import namedtuple
 
 import numpy as np
 
+from vm32.defaults import DEFAULT_HEAP_POLICY
+from vm32.heap import POLICIES, Heap
+from vm32.heap.dispatch import pol_calloc, pol_free, pol_is_live, pol_malloc, pol_size_of, register_carrier
 from vm32.jit import leaf_kernel
-from vm32.heap import Heap, heap_calloc, heap_free, heap_is_live, heap_malloc, heap_size_of
 from vm32.memory import PAGE_SIZE, PhysicalMemory
 from vm32.um import space as sp
 from vm32.um import status as S
 
 FlatSpace = namedtuple("FlatSpace", ["mem", "heap", "meta"])
-"""mem: uint32 words of physical memory; heap: the allocator's state; meta: int64[1]."""
+"""mem: uint32 words of physical memory; heap: the allocator's (tlsf's) state; meta: int64[1]."""
 
 CODE = 0  # address of segment 0's block
 
 HEAP_BASE = PAGE_SIZE  # page 0 stays unused: no segment can have address (id) 0
 
 
-def new_flat_space(program: np.ndarray, memory: PhysicalMemory) -> tuple[FlatSpace, Heap]:
-    """A flat space over `memory` whose segment 0 is a copy of `program`."""
-    heap = Heap(memory, HEAP_BASE, memory.size)
+def new_flat_space(program: np.ndarray, memory: PhysicalMemory, heap_policy: str = DEFAULT_HEAP_POLICY,
+                   **heap_params) -> tuple[FlatSpace, Heap]:
+    """A flat space over `memory` whose segment 0 is a copy of `program`; its segments are
+    blocks of a `heap_policy` heap (with that policy's `heap_params`)."""
+    heap = Heap(memory, HEAP_BASE, memory.size, policy=heap_policy, **heap_params)
     code = heap.malloc(4 * program.shape[0])
     w0 = code >> 2
     memory.words[w0 : w0 + program.shape[0]] = program
     meta = np.array([code], dtype=np.int64)
-    return FlatSpace(memory.words, heap.state, meta), heap
+    return FLAT_SPACES[heap.policy](memory.words, heap.state, meta), heap
 
 
 @leaf_kernel
 def _is_segment(space, sid):
     """True iff `sid` is an active segment other than segment 0."""
-    return np.int64(sid) != space.meta[CODE] and heap_is_live(space.heap, np.int64(sid))
+    return np.int64(sid) != space.meta[CODE] and pol_is_live(space, np.int64(sid))
 
 
 def _code_of(space):
@@ -51,7 +60,7 @@ def _code_of(space):
 
 
 def _code_len(space, code):
-    return np.uint64(heap_size_of(space.mem, space.heap, space.meta[CODE]) >> 2)
+    return np.uint64(pol_size_of(space, space.meta[CODE]) >> 2)
 
 
 def _code_get(space, code, i):
@@ -66,7 +75,7 @@ def _seg_check(space, sid, off):
     where = (sid, off)
     if not _is_segment(space, sid):
         return S.INACTIVE_ARRAY, where
-    if off >= np.uint64(heap_size_of(space.mem, space.heap, np.int64(sid)) >> 2):
+    if off >= np.uint64(pol_size_of(space, np.int64(sid)) >> 2):
         return S.INDEX_OUT_OF_BOUNDS, where
     return 0, where
 
@@ -80,28 +89,28 @@ def _seg_set(space, where, value):
 
 
 def _seg_map(space, n):
-    return np.uint32(heap_calloc(space.mem, space.heap, np.int64(n) * 4))
+    return np.uint32(pol_calloc(space, np.int64(n) * 4))
 
 
 def _seg_unmap(space, sid):
     if not _is_segment(space, sid):
         return S.UNMAP_INACTIVE
-    heap_free(space.mem, space.heap, np.int64(sid))
+    pol_free(space, np.int64(sid))
     return 0
 
 
 def _seg_load_program(space, sid):
     if not _is_segment(space, sid):
         return S.LOADPROG_INACTIVE
-    nbytes = heap_size_of(space.mem, space.heap, np.int64(sid))
-    new = heap_malloc(space.mem, space.heap, nbytes)
+    nbytes = pol_size_of(space, np.int64(sid))
+    new = pol_malloc(space, nbytes)
     if new == 0:
         return S.OUT_OF_MEMORY
     src = np.int64(sid) >> 2
     dst = new >> 2
     for i in range(nbytes >> 2):
         space.mem[dst + i] = space.mem[src + i]
-    heap_free(space.mem, space.heap, space.meta[CODE])
+    pol_free(space, space.meta[CODE])
     space.meta[CODE] = new
     return 0
 
@@ -114,4 +123,20 @@ OPERATIONS = dict(
 """The flat implementations of the segment-space operations (the jit backend's space reuses
 them: they need only the fields mem, heap and meta)."""
 
-sp.register(FlatSpace, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS, **OPERATIONS)
+
+
+def _space_class(policy: str) -> type:
+    """The flat space class of `policy`, registered with the interpreter and as its carrier."""
+    if policy == DEFAULT_HEAP_POLICY:
+        cls = FlatSpace
+    else:
+        cls = namedtuple(f"FlatSpace{policy.title()}", FlatSpace._fields)
+        cls.__module__ = __name__
+        globals()[cls.__name__] = cls  # importable by name: numba's cache pickles the type
+    register_carrier(cls, POLICIES[policy])
+    sp.register(cls, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS, **OPERATIONS)
+    return cls
+
+
+FLAT_SPACES = {name: _space_class(name) for name in POLICIES}
+"""The flat space class of each heap policy."""

@@ -28,7 +28,9 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from vm32.defaults import DEFAULT_HEAP_POLICY
 from vm32.errors import InvalidArgument, UMFault
+from vm32.heap.policies import policy_module
 from vm32.memory import DEFAULT_SIZE, PAGE_SIZE, PhysicalMemory, check_size, parse_size
 from vm32.um import status as S
 from vm32.um.classic import ClassicSpace, new_classic_space
@@ -68,6 +70,7 @@ class UniversalMachine:
         tlb_entries: int | None = None,
         machine=None,
         name: str = "program",
+        heap_policy: str = DEFAULT_HEAP_POLICY,
     ):
         """Load `program` (words, UM file bytes, or a path) on `backend`.
 
@@ -77,12 +80,18 @@ class UniversalMachine:
         `machine` (a vm32.kernel.Machine shared with other processes) or on a machine of
         its own with `frames` frames, replacement `policy`, `swap` bytes of swap (default:
         as large as the heap region) in `swap_path` (default: a temporary file) and TLBs of
-        `tlb_entries`.  `name` names the program in error messages.
+        `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
+        allocator of the segments (vm32.heap.policies; flat only for now, tlsf elsewhere).
         """
         if backend not in BACKENDS:
             raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend != "paged" and any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries, machine)):
             raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
+        if heap_policy != DEFAULT_HEAP_POLICY:
+            policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
+            if backend != "flat":
+                raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
+                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat")
         words = program_words(program)
         self.backend = backend
         self.name = name
@@ -112,7 +121,7 @@ class UniversalMachine:
                 self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
                 self.space, self.heap = self.jit.space, self.jit.heap
             else:
-                self.space, self.heap = new_flat_space(words, self.memory)
+                self.space, self.heap = new_flat_space(words, self.memory, heap_policy)
         else:
             self.memory = self.heap = None
             self.space = new_classic_space(words, self.memory_size)

@@ -31,6 +31,8 @@ from collections import namedtuple
 import numpy as np
 from numba import carray
 
+from vm32.heap import POLICIES
+from vm32.heap.dispatch import register_carrier
 from vm32.jit import kernel, leaf_kernel, step_kernel
 from vm32.memory import PhysicalMemory
 from vm32.um import flat
@@ -157,6 +159,7 @@ def _code_valid(space, code):
     return space.jx[JX_STALE] == 0
 
 
+register_carrier(JitSpace, POLICIES["tlsf"])  # flat's operations reach the allocator through it
 sp.register(
     JitSpace, refcounted=False, inline=True, **sp.TWO_STEPS,
     **{**flat.OPERATIONS, "code_set": _code_set, "seg_check": _seg_check, "seg_map": _seg_map,
