@@ -1,11 +1,22 @@
 """`vm32 heap`: the allocator lab.
 
-    vm32 heap sim [-p BEST] [-A +10,-0,+5] [-c] ...   the free-space chapter's simulator
+    vm32 heap sim [-p BEST] [-A +10,-0,+5] [-c] ...      the free-space chapter's simulator
+    vm32 heap replay TRACE [--policy P,...] [--json]     replay an allocation trace through policies
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from vm32.defaults import HEAP_POLICIES
+from vm32.errors import InvalidArgument
+
+BUILT_IN = ("sandmark", "mix", "tiny")
+SANDMARK_INSTRUCTIONS = 5_556_001_579  # sandmark.umz runs this many (for the recording's progress bar)
 
 
 def add_commands(commands) -> None:
@@ -14,6 +25,7 @@ def add_commands(commands) -> None:
     sub = heap.add_subparsers(dest="heap_command", metavar="HEAP_COMMAND")
     sub.required = True
     add_sim(sub)
+    add_replay(sub)
 
 
 def add_sim(sub) -> None:
@@ -58,3 +70,148 @@ def cmd_heap_sim(args) -> int:
                          compute=args.compute, explain=args.explain)
     print("\n".join(run(options)))
     return 0
+
+
+def add_replay(sub) -> None:
+    """``vm32 heap replay``: a trace through one or more policies, a table of their figures."""
+    replay = sub.add_parser(
+        "replay", help="replay an allocation trace through heap policies and compare them",
+        description="Replay an allocation trace (a file from `vm32 um run P --record-allocs FILE`, or "
+                    "sandmark, mix, tiny) through each policy in a compiled loop, and print per policy: "
+                    "ns per operation, footprint against peak live bytes, internal and external "
+                    "fragmentation, the largest free block and the free-list length at the end.")
+    replay.add_argument("trace", metavar="TRACE",
+                        help="a .npz allocation trace, or sandmark (recorded on first use into the cache "
+                             "directory; needs VM32_UM_CORPUS), mix or tiny (synthetic)")
+    replay.add_argument("--policy", default=",".join(HEAP_POLICIES), metavar="P[,P...]",
+                        help=f"policies to replay, in order (default all: {','.join(HEAP_POLICIES)})")
+    replay.add_argument("--ops", type=int, default=None, metavar="N",
+                        help="operations of a synthetic trace (default: mix 10000000, tiny 2000000)")
+    replay.add_argument("--seed", type=int, default=1, help="seed of a synthetic trace")
+    replay.add_argument("--json", action="store_true", help="print a JSON list of objects instead of the table")
+    replay.add_argument("--plot", default=None, metavar="DIR",
+                        help="write heap-map PNGs (one per policy) and footprint.png into DIR")
+    replay.set_defaults(handler=cmd_heap_replay)
+
+
+def _policies(text: str) -> list[str]:
+    names = [p.strip() for p in text.split(",")]
+    for name in names:
+        if name not in HEAP_POLICIES:
+            raise InvalidArgument(f"--policy {name!r}: choose from {', '.join(HEAP_POLICIES)}")
+    if len(set(names)) != len(names):
+        raise InvalidArgument(f"--policy {text}: a policy is named twice")
+    return names
+
+
+def _plot_paths(directory: str, policies: list[str]) -> dict[str, Path]:
+    """The PNG paths --plot will write (heap maps by policy, and "footprint"); checked first:
+    matplotlib is there, the directory can be made, no file would be overwritten."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InvalidArgument("--plot needs matplotlib: pip install 'vm32[plot]'")
+    root = Path(directory)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(f"--plot {directory}: cannot make the directory: {e.strerror}") from None
+    paths = {p: root / f"heapmap-{p}.png" for p in policies}
+    paths["footprint"] = root / "footprint.png"
+    for path in paths.values():
+        if path.exists():
+            raise InvalidArgument(f"{path} exists: vm32 does not overwrite files; remove it or choose another --plot DIR")
+    return paths
+
+
+def cache_dir() -> Path:
+    """vm32's cache directory for recorded traces ($XDG_CACHE_HOME/vm32/traces)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vm32" / "traces"
+
+
+def sandmark_trace(console):
+    """sandmark's allocation trace: from the cache, or recorded now (with a progress bar) and cached."""
+    from vm32.heap import alloctrace
+
+    path = cache_dir() / "sandmark.npz"
+    if path.exists():
+        return alloctrace.load(path)[0]
+    corpus = os.environ.get("VM32_UM_CORPUS")
+    program = Path(corpus) / "sandmark.umz" if corpus else None
+    if program is None or not program.is_file():
+        raise InvalidArgument("the sandmark trace is recorded from sandmark.umz on first use: set VM32_UM_CORPUS "
+                              "to the directory holding it (or record any program with `vm32 um run P "
+                              "--record-allocs FILE` and replay FILE)")
+    from vm32.ui.heap import LazyProgress
+    from vm32.um.kernel import ST_ICOUNT
+    from vm32.um.recording import record_allocations
+
+    with LazyProgress(console, "recording sandmark's allocations", delay=0) as bar:
+        events = record_allocations(program, on_slice=lambda um: bar.update(int(um.st[ST_ICOUNT]),
+                                                                            SANDMARK_INSTRUCTIONS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    alloctrace.save(path, events, "sandmark.umz")
+    return events
+
+
+def load_trace(name: str, ops: int | None, seed: int, console):
+    """(events, trace name) of TRACE: a built-in name or an allocation-trace file."""
+    from vm32.heap import alloctrace, replay
+
+    if ops is not None and not 1 <= ops <= 1 << 31:
+        raise InvalidArgument(f"--ops {ops}: choose 1 to {1 << 31}")
+    if name == "mix":
+        return replay.mix_trace(ops or 10_000_000, seed), "mix"
+    if name == "tiny":
+        return replay.tiny_trace(ops or 2_000_000, seed), "tiny"
+    if ops is not None:
+        raise InvalidArgument(f"--ops is for the synthetic traces mix and tiny, not {name}")
+    if name == "sandmark":
+        return sandmark_trace(console), "sandmark"
+    return alloctrace.load(name)[0], Path(name).name
+
+
+def cmd_heap_replay(args) -> int:
+    """`vm32 heap replay`: replay, then the table (or --json), then --plot's PNGs."""
+    from vm32.ui.tables import console_for
+
+    policies = _policies(args.policy)
+    plots = _plot_paths(args.plot, policies) if args.plot is not None else None
+    err = console_for(sys.stderr)
+    events, trace = load_trace(args.trace, args.ops, args.seed, err)
+    rows, pictures = replay_all(events, trace, policies, err, plots is not None)
+    if args.json:
+        from vm32.heap.replay import FIELDS
+
+        print(json.dumps([{k: r[k] for k in FIELDS} for r in rows], indent=1))
+    else:
+        from vm32.ui.heap import replay_table
+
+        console_for(sys.stdout).print(replay_table(rows, f"{trace}: {events.shape[0]:,} operations"))
+    if plots is not None:
+        from vm32.ui.heap import plot_footprints, plot_heap_map
+
+        for p in pictures:
+            plot_heap_map(p, plots[p.policy])
+        plot_footprints(pictures, plots["footprint"])
+    return 0
+
+
+def replay_all(events, trace: str, policies: list[str], console, pictures: bool):
+    """Each policy's figures (and, if asked, its picture), with one progress bar for them all."""
+    from vm32.heap.picture import heap_picture
+    from vm32.heap.replay import replay, slot_events
+    from vm32.memory import PhysicalMemory
+    from vm32.ui.heap import LazyProgress
+
+    slots = slot_events(events)
+    rows, shown = [], []
+    total = len(policies) * events.shape[0]
+    with PhysicalMemory() as memory, LazyProgress(console, f"replaying {trace}") as bar:
+        for k, policy in enumerate(policies):
+            base = k * events.shape[0]
+            rows.append(replay(events, policy, trace, memory, slots=slots,
+                               on_progress=lambda done, _n: bar.update(base + done, total)))
+            if pictures:
+                shown.append(heap_picture(slots, policy, trace, memory, rows[-1]["footprint_bytes"]))
+    return rows, shown

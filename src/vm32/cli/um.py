@@ -73,6 +73,10 @@ def add_run(um_commands) -> None:
     run.add_argument("--heap-policy", default=DEFAULT_HEAP_POLICY, metavar="NAME",
                      help=f"the allocator of the segments: {', '.join(HEAP_POLICIES)} (default "
                           f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
+    run.add_argument("--record-allocs", default=None, metavar="FILE",
+                     help="record the program's map/unmap sequence into FILE, an allocation trace "
+                          "(.npz, see vm32.heap.alloctrace) for `vm32 heap replay`; runs on the classic "
+                          "backend; FILE must not exist")
     paged = run.add_argument_group("paged backend")
     paged.add_argument("--frames", type=int, default=None, metavar="N",
                        help=f"physical frames of 4 KiB (default {UM_FRAMES}: {format_size(UM_FRAMES * FRAME_SIZE)})")
@@ -121,7 +125,9 @@ PAGED_ONLY = ("frames", "policy", "swap", "swap_size", "tlb", "output_dir")
 def cmd_um_run(args) -> int:
     """`vm32 um run`: run one program to completion, or several at once on a paged machine."""
     several = len(args.program) > 1
-    backend = args.backend or ("paged" if several else "flat")
+    backend = args.backend or ("paged" if several else "classic" if args.record_allocs else "flat")
+    if args.record_allocs is not None:
+        _check_record_target(args.record_allocs, several, backend)
     if several and backend != "paged":
         raise InvalidArgument(f"several programs run only on --backend paged, not {backend}")
     if backend != "paged":
@@ -137,6 +143,19 @@ def cmd_um_run(args) -> int:
     if args.input and len(args.input) > 1:
         raise InvalidArgument("--input given more than once for one program")
     return _run_one(args, backend)
+
+
+def _check_record_target(path: str, several: bool, backend: str) -> None:
+    """--record-allocs FILE: one program, the classic backend, a FILE that does not exist yet."""
+    if several:
+        raise InvalidArgument("--record-allocs records one program")
+    if backend != "classic":
+        raise InvalidArgument(f"--record-allocs runs on the classic backend (the default with it), not {backend}")
+    target = Path(path)
+    if target.exists():
+        raise InvalidArgument(f"{path} exists: vm32 does not overwrite files; choose another --record-allocs FILE")
+    if not target.parent.is_dir():
+        raise InvalidArgument(f"--record-allocs {path}: no directory {target.parent}")
 
 
 def _paged_options(args) -> dict:
@@ -163,7 +182,8 @@ def _run_one(args, backend: str) -> int:
     name = Path(program).name
     try:
         with UniversalMachine(program, backend=backend, memory_size=memory, stdin=stdin, stdout=stdout,
-                              name=name, heap_policy=args.heap_policy, **extra) as um:
+                              name=name, heap_policy=args.heap_policy,
+                              record_allocs=args.record_allocs is not None, **extra) as um:
             tick = _live_line(status, name) if status.enabled else None
             try:
                 um.run(on_slice=tick)
@@ -171,6 +191,10 @@ def _run_one(args, backend: str) -> int:
                 status.clear()
                 if args.stats:
                     _print_stats(um.stats(), f"vm32 um run {name}")
+            if args.record_allocs is not None:  # the program halted: its whole sequence is there
+                from vm32.heap import alloctrace
+
+                alloctrace.save(args.record_allocs, um.recorded_events(), name)
     finally:
         if args.input:
             stdin.close()

@@ -71,6 +71,7 @@ class UniversalMachine:
         machine=None,
         name: str = "program",
         heap_policy: str = DEFAULT_HEAP_POLICY,
+        record_allocs: bool = False,
     ):
         """Load `program` (words, UM file bytes, or a path) on `backend`.
 
@@ -82,6 +83,7 @@ class UniversalMachine:
         as large as the heap region) in `swap_path` (default: a temporary file) and TLBs of
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
         allocator of the segments (vm32.heap.policies; flat only for now, tlsf elsewhere).
+        `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
         """
         if backend not in BACKENDS:
             raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -92,6 +94,8 @@ class UniversalMachine:
             if backend != "flat":
                 raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
                                       f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat")
+        if record_allocs and backend != "classic":
+            raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
         words = program_words(program)
         self.backend = backend
         self.name = name
@@ -122,9 +126,15 @@ class UniversalMachine:
                 self.space, self.heap = self.jit.space, self.jit.heap
             else:
                 self.space, self.heap = new_flat_space(words, self.memory, heap_policy)
+        elif record_allocs:
+            from vm32.um.recording import new_recording_space
+
+            self.memory = self.heap = None
+            self.space = new_recording_space(words, self.memory_size)
         else:
             self.memory = self.heap = None
             self.space = new_classic_space(words, self.memory_size)
+        self.record_allocs = record_allocs
         self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
         self._stdout = stdout if stdout is not None else io.BytesIO()
         self.wall_seconds = 0.0
@@ -177,6 +187,8 @@ class UniversalMachine:
         elif status == S.BUDGET:
             if self.st[ST_OUT_LEN]:
                 self._drain_output()
+        elif self.record_allocs and self._grew_log():
+            pass  # the map or unmap found the log full: it runs again with room
         else:
             self._drain_output()
             if self.paged is not None:
@@ -188,6 +200,23 @@ class UniversalMachine:
             if self.paged is not None:
                 self.paged.finish()  # a dead process gives its frames back at once
             raise fault
+
+    def _grew_log(self) -> bool:
+        """If the recording log is full, give it twice the room and return True."""
+        from vm32.um import recording
+
+        if not recording.log_full(self.space):
+            return False
+        self.space = recording.grow(self.space)
+        return True
+
+    def recorded_events(self) -> np.ndarray:
+        """The map/unmap events logged so far (record_allocs=True): vm32.heap.alloctrace's format."""
+        from vm32.um import recording
+
+        if not self.record_allocs:
+            raise InvalidArgument("this machine does not record its allocations (record_allocs=False)")
+        return recording.events_of(self.space)
 
     def _drain_output(self) -> None:
         n = int(self.st[ST_OUT_LEN])
@@ -235,6 +264,8 @@ class UniversalMachine:
             return self.jit.code_words()
         if isinstance(self.space, ClassicSpace):
             return self.space.table[0]
+        if self.record_allocs:
+            return self.space.inner.table[0]
         base = int(self.space.meta[CODE])
         return self.memory.words[base >> 2 : (base >> 2) + (self.heap.size_of(base) >> 2)]
 

@@ -1,14 +1,15 @@
-"""A recording space: the classic backend, logging every map and unmap for replay.
+"""A recording space: the classic backend, logging every map and unmap.
 
-`record_allocations` runs a UM program and returns its allocation sequence as
-an int64 array, the input of `benchmarks/heap_replay.py`:
+The log is an allocation trace in vm32.heap.alloctrace's format (int32 events):
 
     ev[i] >= 0   map a segment of ev[i] words (this is handle i)
     ev[i] <  0   unmap the segment of handle -ev[i] - 1
 
 It reuses the interpreter unchanged: `RecordingSpace` is one more segment-space
 type whose operations delegate to the classic space inside it.  When the log is
-full the next map or unmap refuses (a fault status), which ends the run.
+full the next map or unmap refuses (a fault status, nothing done); the driver
+(`UniversalMachine(record_allocs=True)`) then gives it a log twice as long
+(`grow`) and runs the instruction again.
 """
 
 from collections import namedtuple
@@ -19,11 +20,9 @@ from numba import typed, types
 from vm32.um import space as sp
 from vm32.um import status as S
 from vm32.um.classic import new_classic_space
-from vm32.um.kernel import ST_IN_EOF, ST_IN_LEN, ST_OUT_LEN, new_state, um_run
-from vm32.um.loader import program_words
 
 RecordingSpace = namedtuple("RecordingSpace", ["inner", "log", "handles", "meta"])
-"""inner: a ClassicSpace; log: int64 events; handles: typed List, sid -> handle; meta: [events]."""
+"""inner: a ClassicSpace; log: int32 events; handles: typed List, sid -> handle; meta: [events]."""
 
 EVENTS = 0
 
@@ -47,13 +46,13 @@ def _seg_set(space, where, value):
 def _seg_map(space, n):
     k = space.meta[EVENTS]
     if k >= space.log.shape[0]:
-        return np.uint32(0)  # log full: ends the run
+        return np.uint32(0)  # log full: the driver grows it and runs the map again
     sid = sp.seg_map(space.inner, n)
     if sid != 0:
         while len(space.handles) <= sid:
             space.handles.append(np.int64(-1))
         space.handles[sid] = k
-        space.log[k] = np.int64(n)
+        space.log[k] = np.int32(n)
         space.meta[EVENTS] = k + 1
     return sid
 
@@ -61,10 +60,10 @@ def _seg_map(space, n):
 def _seg_unmap(space, sid):
     k = space.meta[EVENTS]
     if k >= space.log.shape[0]:
-        return S.UNMAP_INACTIVE  # log full: ends the run
+        return S.UNMAP_INACTIVE  # log full: the driver grows it and runs the unmap again
     status = sp.seg_unmap(space.inner, sid)
     if status == 0:
-        space.log[k] = -(space.handles[sid] + 1)
+        space.log[k] = np.int32(-(space.handles[sid] + 1))
         space.meta[EVENTS] = k + 1
     return status
 
@@ -83,25 +82,44 @@ sp.register_array_code(RecordingSpace)
 
 
 
-def record_allocations(program, max_events: int = 20_000_000, stdin: bytes = b"") -> np.ndarray:
-    """Run `program` (words, bytes or path) and return its first `max_events` map/unmap events.
-
-    Output is discarded.  The run ends at halt, at a fault, or when the log is full.
-    """
-    words = program_words(program)
+def new_recording_space(words: np.ndarray, memory_size: int, events: int = 1 << 16) -> RecordingSpace:
+    """A recording space around a classic space for `words`, with room for `events` events."""
     handles = typed.List.empty_list(types.int64)
     handles.append(np.int64(-1))  # segment 0 is not an allocation
-    space = RecordingSpace(new_classic_space(words, 1 << 32), np.zeros(max_events, np.int64),
-                           handles, np.zeros(1, np.int64))
-    regs = np.zeros(8, np.uint32)
-    st = new_state()
-    inbuf = np.frombuffer(stdin, dtype=np.uint8).copy() if stdin else np.zeros(1, np.uint8)
-    st[ST_IN_LEN] = len(stdin)
-    st[ST_IN_EOF] = 1  # no more input after `stdin`
-    outbuf = np.zeros(1 << 16, np.uint8)
-    while True:
-        status = um_run(space, regs, st, inbuf, outbuf, 1 << 26)
-        st[ST_OUT_LEN] = 0  # drop the output
-        if status not in (S.BUDGET, S.OUTPUT_FULL):
-            break
-    return space.log[: space.meta[EVENTS]].copy()
+    return RecordingSpace(new_classic_space(words, memory_size), np.zeros(events, np.int32), handles,
+                          np.zeros(1, np.int64))
+
+
+def log_full(space: RecordingSpace) -> bool:
+    """True if the log has no room for another event."""
+    return int(space.meta[EVENTS]) >= space.log.shape[0]
+
+
+def grow(space: RecordingSpace) -> RecordingSpace:
+    """The same space with a log twice as long (the events so far copied)."""
+    log = np.zeros(2 * space.log.shape[0], np.int32)
+    log[: space.log.shape[0]] = space.log
+    return space._replace(log=log)
+
+
+def events_of(space: RecordingSpace) -> np.ndarray:
+    """The events logged so far (a copy)."""
+    return space.log[: int(space.meta[EVENTS])].copy()
+
+
+class _Discard:
+    """An output stream that keeps nothing."""
+
+    def write(self, data) -> int:
+        return len(data)
+
+
+def record_allocations(program, stdin: bytes = b"", on_slice=None) -> np.ndarray:
+    """Run `program` (words, bytes or path) with output discarded; return its map/unmap events
+    (int32).  A UM fault ends the run as an error (vm32.errors.UMFault).  `on_slice(um)` is
+    called between kernel calls (progress)."""
+    from vm32.um.machine import UniversalMachine
+
+    with UniversalMachine(program, backend="classic", stdin=stdin, stdout=_Discard(), record_allocs=True) as um:
+        um.run(on_slice=on_slice)
+        return um.recorded_events()
