@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vm32.errors import DoubleFree, InvalidArgument, InvalidFree, OutOfMemory
+from vm32.errors import DoubleFree, HeapCorruption, InvalidArgument, InvalidFree, OutOfMemory
 from vm32.heap import core
+from vm32.heap import debug as dbgheap
 from vm32.heap.base import STAT_COUNT, STAT_FIELDS
 from vm32.heap.core import (
     ALIGN,
@@ -54,6 +55,7 @@ from vm32.heap.core import (
     heap_realloc,
     heap_size_of,
 )
+from vm32.heap.dispatch import heap_ref
 from vm32.heap.policies import DEFAULT, POLICIES, policy_module
 from vm32.memory import ADDRESS_LIMIT, PhysicalMemory
 
@@ -89,8 +91,14 @@ class Heap:
     that policy's own (its module's PARAMS: tlsf takes cache and cache_cap, the list
     policies first/best/worst/next take header, align, order and coalesce).
     Attributes `mem` (the word array) and `state` are what the kernels take; `kernels` is
-    the policy's module.  `debug=True` fills freed payloads with FREED_MARK (0xDFDFDFDF)
-    words (tlsf also turns its quick caches off).
+    the policy's module.
+
+    `debug=True` makes it a debugging heap (vm32.heap.debug): red zones around every block,
+    checked at free (HeapCorruption if one was overwritten) and by check(); freed blocks
+    filled with FREED_MARK (0xDFDFDFDF) words and kept in a quarantine, so that a write after
+    free is caught (HeapCorruption) when the block leaves it, or by check(); `leaks()` lists
+    the live blocks.  The policy (which fills what it frees too; tlsf without its quick
+    caches) holds each block with its zones.
     """
 
     def __init__(
@@ -128,7 +136,9 @@ class Heap:
         self.policy = module.NAME
         self.kernels = module
         self.state = module.new_heap_state(words, base, limit, debug=debug, **params)
-
+        self.dbg = dbgheap.new_debug_state() if debug else None
+        self._carrier = heap_ref(module.NAME, words, self.state)
+        self._reported = 0  # findings of the debug log already raised
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")
         if n < 0:
@@ -152,16 +162,31 @@ class Heap:
         if status != HEAP_OK:
             raise InvalidFree(f"{what} of {addr:#x}: not the address of a live block of this heap")
 
+    def _report(self) -> None:
+        """Raise HeapCorruption for the debug log's findings not raised yet."""
+        if self.dbg is not None and int(self.dbg[dbgheap.D_NFIND]) > self._reported:
+            found = dbgheap.findings(self.dbg, self._reported)
+            self._reported = int(self.dbg[dbgheap.D_NFIND])
+            raise HeapCorruption("; ".join(found))
+
     def malloc(self, n: int) -> int:
         """Address of a new block of `n` bytes (contents undefined); OutOfMemory if no room."""
-        addr = self.kernels.heap_malloc(self.mem, self.state, self._size(n))
+        if self.dbg is not None:
+            addr = dbgheap.dbg_malloc(self._carrier, self.dbg, self._size(n), dbgheap.SITE_NONE)
+            self._report()  # (blocks that left the quarantine to make room were checked)
+        else:
+            addr = self.kernels.heap_malloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
         return int(addr)
 
     def calloc(self, n: int) -> int:
         """Address of a new block of `n` zeroed bytes; OutOfMemory if no room."""
-        addr = self.kernels.heap_calloc(self.mem, self.state, self._size(n))
+        if self.dbg is not None:
+            addr = dbgheap.dbg_calloc(self._carrier, self.dbg, self._size(n), dbgheap.SITE_NONE)
+            self._report()
+        else:
+            addr = self.kernels.heap_calloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
         return int(addr)
@@ -172,6 +197,8 @@ class Heap:
         OutOfMemory (block left intact) if no room; InvalidFree/DoubleFree for a bad address.
         """
         n = self._size(n)
+        if self.dbg is not None:
+            return self._debug_realloc(addr, int(n))
         result = int(self.kernels.heap_realloc(self.mem, self.state, self._addr(addr), n))
         if result < 0:
             self._raise_status(-result, addr, "realloc")
@@ -179,24 +206,68 @@ class Heap:
             raise self._no_room(int(n))
         return result
 
+    def _debug_realloc(self, addr: int, n: int) -> int:
+        """realloc on the debugging heap: always a new block (the old one goes to the quarantine)."""
+        old = self.size_of(addr)
+        new = self.malloc(n)
+        keep = (min(old, n) + 3) >> 2
+        self.mem[new >> 2 : (new >> 2) + keep] = self.mem[addr >> 2 : (addr >> 2) + keep]
+        self.free(addr)
+        return new
+
     def free(self, addr: int) -> None:
-        """Free block `addr`; InvalidFree if it is not a live block, DoubleFree if already free."""
+        """Free block `addr`; InvalidFree if it is not a live block, DoubleFree if already free.
+
+        Debugging heap: HeapCorruption (after the free) if a red zone of the block was
+        overwritten, or if a block that left the quarantine was written after its free.
+        """
+        if self.dbg is not None:
+            status = int(dbgheap.dbg_free(self._carrier, self.dbg, self._addr(addr)))
+            if status == HEAP_DOUBLE_FREE:
+                self._reported = int(self.dbg[dbgheap.D_NFIND])  # the DoubleFree says it
+            self._raise_status(status, addr, "free")
+            self._report()
+            return
         self._raise_status(int(self.kernels.heap_free(self.mem, self.state, self._addr(addr))), addr, "free")
 
     def size_of(self, addr: int) -> int:
         """The byte count requested for live block `addr`; InvalidFree/DoubleFree otherwise."""
         a = self._addr(addr)
+        if self.dbg is not None:
+            if not dbgheap.dbg_is_live(self._carrier, self.dbg, a):
+                self._raise_status(HEAP_DOUBLE_FREE if self._quarantined(a) else HEAP_INVALID_FREE, addr, "size_of")
+            return int(dbgheap.dbg_size_of(self._carrier, self.dbg, a))
         self._raise_status(int(self.kernels.heap_addr_status(self.state, a)), addr, "size_of")
         return int(self.kernels.heap_size_of(self.mem, self.state, a))
 
+    def _quarantined(self, a) -> bool:
+        p = int(a) - dbgheap.LEFT
+        return p > 0 and self._policy_live(p) and int(self.mem[(int(a) - 8) >> 2]) == dbgheap.QUARANTINED
+
+    def _policy_live(self, p: int) -> bool:
+        """True iff `p` is the address of a live block of the policy (debugging heap: with its
+        zones, so also while quarantined)."""
+        return bool(self.kernels.heap_is_live(self.state, self._addr(p)))
+
     def is_live(self, addr: int) -> bool:
         """True iff `addr` is the address of a live block."""
+        if self.dbg is not None:
+            return bool(dbgheap.dbg_is_live(self._carrier, self.dbg, self._addr(addr)))
         return bool(self.kernels.heap_is_live(self.state, self._addr(addr)))
 
     @property
     def live_bytes(self) -> int:
         """Sum of the requested sizes of live blocks."""
+        if self.dbg is not None:
+            return int(self.dbg[dbgheap.D_LIVE_BYTES])
         return int(self.state[core.M_LIVE_BYTES])
+
+    def leaks(self) -> list[dict[str, int]]:
+        """Debugging heap: the live blocks as {addr, nbytes, site} (site: dbgheap.SITE_NONE for
+        blocks Heap allocated, a UM pc for a UM program's segments), newest first."""
+        if self.dbg is None:
+            raise InvalidArgument("leaks() needs a debugging heap: Heap(..., debug=True)")
+        return debug_leaks(self._carrier, self.dbg)
 
     def stats(self) -> dict[str, int | str]:
         """Counters and sizes (the same keys for every policy, plus a few of the policy's own).
@@ -214,6 +285,11 @@ class Heap:
         s.update({name: int(v) for name, v in zip(STAT_FIELDS, out)})
         s["largest_free"] = int(self.kernels.heap_largest_free(self.mem, self.state))
         s.update(_policy_stats(self))
+        if self.dbg is not None:  # the user's blocks, not the policy's (which hold zones and the quarantine)
+            d = self.dbg
+            s.update(live_bytes=int(d[dbgheap.D_LIVE_BYTES]), live_blocks=int(d[dbgheap.D_LIVE]),
+                     peak_live_bytes=int(d[dbgheap.D_PEAK_LIVE]), quarantined_blocks=int(d[dbgheap.D_Q_COUNT]),
+                     quarantined_bytes=int(d[dbgheap.D_Q_BYTES]))
         return s
 
     def check(self, max_findings: int = 100) -> list[str]:
@@ -224,6 +300,10 @@ class Heap:
         found = [messages[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
         if n > max_findings:
             found.append(f"... and {n - max_findings} more")
+        if self.dbg is not None and not found:  # the user's blocks, once the policy's are sound
+            rows = np.zeros((max_findings, 4), dtype=np.int64)
+            k = int(dbgheap.dbg_scan(self._carrier, self.dbg, rows))
+            found += [dbgheap.finding_text(*(int(v) for v in row)) for row in rows[: min(k, max_findings)]]
         return found
 
     def __repr__(self) -> str:
@@ -251,3 +331,11 @@ def _policy_stats(heap: Heap) -> dict[str, int]:
         return {"free_bytes": int(m[freelist.M_FREE_BYTES]), "free_blocks": int(m[freelist.M_COUNT]),
                 "lost_blocks": int(m[freelist.M_LOST])}
     return {"free_bytes": int(m[module.M_FREE_BYTES]), "free_blocks": int(m[module.M_FREE_BLOCKS])}
+
+
+def debug_leaks(carrier, dbg: np.ndarray) -> list[dict[str, int]]:
+    """The live blocks of a debugging heap as {addr, nbytes, site} rows, newest first."""
+    n = int(dbg[dbgheap.D_LIVE])
+    rows = np.zeros((n + 1, 3), dtype=np.int64)
+    k = min(int(dbgheap.dbg_leaks(carrier, dbg, rows)), n + 1)
+    return [{"addr": int(a), "nbytes": int(b), "site": int(c)} for a, b, c in rows[:k]]

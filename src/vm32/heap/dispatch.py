@@ -8,7 +8,8 @@ the caller, and are always inlined, so the caller runs the policy's kernel as if
 called it by name:
 
     pol_malloc(c, nbytes)   pol_calloc(c, nbytes)   pol_free(c, addr)   pol_realloc(c, addr, nbytes)
-    pol_is_live(c, addr)    pol_size_of(c, addr)    pol_block_bytes(c, nbytes)    pol_stats(c, out)
+    pol_is_live(c, addr)    pol_size_of(c, addr)    pol_block_bytes(c, nbytes)
+    pol_addr_status(c, addr)    pol_stats(c, out)
 
 `heap_ref(policy, mem, state)` makes the plain carrier of a policy (class ``<Name>HeapRef``);
 other carriers (vm32.um.flat's spaces) call `register_carrier`.  Without the JIT the same
@@ -82,6 +83,11 @@ def pol_block_bytes(c, nbytes):
     return _CARRIERS[type(c)].heap_block_bytes(c.heap, nbytes)
 
 
+def pol_addr_status(c, addr):
+    """The carrier's policy's heap_addr_status."""
+    return _CARRIERS[type(c)].heap_addr_status(c.heap, addr)
+
+
 def pol_stats(c, out):
     """The carrier's policy's heap_stats."""
     return _CARRIERS[type(c)].heap_stats(c.mem, c.heap, out)
@@ -131,6 +137,11 @@ def _install() -> None:
         if m is not None:
             return lambda c, nbytes: m.heap_block_bytes(c.heap, nbytes)
 
+    def addr_status_typer(c, addr):
+        m = _module_of(c)
+        if m is not None:
+            return lambda c, addr: m.heap_addr_status(c.heap, addr)
+
     def stats_typer(c, out):
         m = _module_of(c)
         if m is not None:
@@ -140,7 +151,7 @@ def _install() -> None:
     for stub, typer in ((pol_malloc, malloc_typer), (pol_calloc, calloc_typer), (pol_free, free_typer),
                         (pol_realloc, realloc_typer), (pol_is_live, is_live_typer),
                         (pol_size_of, size_of_typer), (pol_block_bytes, block_bytes_typer),
-                        (pol_stats, stats_typer)):
+                        (pol_addr_status, addr_status_typer), (pol_stats, stats_typer)):
         overload(stub, jit_options=options)(typer)
 
 
