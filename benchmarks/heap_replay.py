@@ -1,291 +1,209 @@
-"""Replay allocation traces through vm32.heap inside one compiled loop; print ns/op and footprint.
+"""Replay allocation traces through every heap policy, and through the host's C malloc, in one run.
 
-Traces:
-  sandmark   the UM's map/unmap sequence of sandmark.umz: ev[i] >= 0 maps a segment of
-             ev[i] words (handle i), ev[i] < 0 unmaps handle -ev[i]-1. Read from
-             benchmarks/out/sandmark_allocs.npy if present, else recorded with
-             vm32.um.recording.record_allocations (slow: runs sandmark) only with --record.
-  tiny       a synthetic stand-in: 1..19-word segments, mostly short-lived (LIFO-ish).
-  mix        sizes log-uniform over 1..65535 words; alloc or free of a random live block 50/50.
+    .venv/bin/python benchmarks/heap_replay.py [--traces sandmark,mix,tiny] [--policies tlsf,buddy]
+                                               [--repeat 5] [--ops 10000000] [--record] [--json]
 
-footprint/peak = (highest heap extent - base) / (max over time of the requested bytes of
-live blocks); headers and alignment count in the footprint, not in peak live.
-Event traces are replayed with slots (compact_events: handles renamed to reused slots, so
-the address table is as small as the live set); --handles replays the recorded handles.
-Columns: ns/op wall (best of --repeat), cpu ns/op of that run (time.process_time: the machine
-is shared), floor = the same loop with a bump pointer instead of the heap (harness cost).
+Traces (vm32.heap.replay): sandmark, the UM's map/unmap sequence of sandmark.umz (184 M
+events; read from vm32's trace cache, where `vm32 heap replay sandmark` puts it, or recorded
+now with --record, which runs sandmark on the classic backend); mix, sizes log-uniform over
+1..65535 words, alloc or free of a random live block 50/50 (--ops events); tiny, 1..19-word
+blocks mostly freed soon after (--tiny-ops events).
 
-    .venv/bin/python benchmarks/heap_replay.py [--ops 10000000] [--tiny-ops N] [--record]
+Each round replays the trace through every policy (compiled, warmed up first) and through
+`heap_replay_malloc.c` (built here with cc -O2 when a compiler is present: the host's
+malloc/free on the same slot-renamed events); ns/op is the median of --repeat alternated
+rounds, and "x C" the ratio of medians to the C harness's.  The other figures are those
+of vm32.heap.replay (the C harness's footprint: the most bytes malloc held from the
+system, mallinfo2's arena + hblkhd, sampled every 65536 events).
+
+Targets (issue 15) are checked at the end: tlsf within 5% of 5.1 ns at 1.19x on sandmark
+and of 43-49 ns at 1.10x on the mix, at most 0.6x C's ns/op on sandmark and 1.0x on the mix;
+recycler at most 0.45x C's on sandmark; buddy at most 1.0x C's on the mix.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from vm32.heap import Heap, heap_free, heap_malloc
-from vm32.jit import kernel as alloc_kernel
-from vm32.jit import leaf_kernel as kernel
-from vm32.memory import PhysicalMemory
-
-OUT = Path(__file__).parent / "out"
-SANDMARK_EVENTS = OUT / "sandmark_allocs.npy"
-SANDMARK = Path(os.environ.get("VM32_UM_CORPUS", Path(__file__).parents[2] / "shared" / "um")) / "sandmark.umz"
-BASE = 4096
+HERE = Path(__file__).resolve().parent
+C_SOURCE = HERE / "heap_replay_malloc.c"
+SANDMARK = Path(os.environ.get("VM32_UM_CORPUS", HERE.parents[1] / "shared" / "um")) / "sandmark.umz"
 
 
-@kernel
-def replay_events(mem, heap, ev, addrs):
-    """Replay map/unmap events (see module doc); returns the number of failed operations."""
-    failed = 0
-    for i in range(ev.shape[0]):
-        e = ev[i]
-        if e >= 0:
-            a = heap_malloc(mem, heap, e * 4)
-            addrs[i] = a
-            if a == 0:
-                failed += 1
-        else:
-            if heap_free(mem, heap, addrs[-e - 1]) != 0:
-                failed += 1
-    return failed
+def build_harness(workdir: Path) -> Path | None:
+    """Compile the C malloc harness with cc -O2; None when no compiler is present."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    exe = workdir / "heap_replay_malloc"
+    subprocess.run([cc, "-O2", "-o", str(exe), str(C_SOURCE)], check=True)
+    return exe
 
 
-@alloc_kernel
-def compact_events(ev, out):
-    """Rewrite handle-based events as slot-based ones (out[i]); returns the number of slots.
-
-    A handle is an event index (up to 1.8e8 for sandmark), so replaying with handles
-    needs an address table as long as the trace, and every unmap reads it ~1 MB behind
-    the current position. Here handles are renamed to slots, reused as soon as freed
-    (as the UM reuses segment ids), so the address table is as long as the peak number
-    of live blocks and stays in cache:
-        out[i] = slot << 32 | nwords   map nwords words into slot (nwords < 2**32)
-        out[i] = -slot - 1             unmap the block in slot
-    """
-    slot_of = np.empty(ev.shape[0], np.int64)
-    free_slots = np.empty(ev.shape[0] + 1, np.int64)
-    nfree = 0
-    nslots = 0
-    for i in range(ev.shape[0]):
-        e = ev[i]
-        if e >= 0:
-            if nfree > 0:
-                nfree -= 1
-                s = free_slots[nfree]
-            else:
-                s = nslots
-                nslots += 1
-            slot_of[i] = s
-            out[i] = (s << 32) | e
-        else:
-            s = slot_of[-e - 1]
-            out[i] = -s - 1
-            free_slots[nfree] = s
-            nfree += 1
-    return nslots
+def run_harness(exe: Path, events_bin: Path, nslots: int) -> dict:
+    """One replay through the C harness: {ns_per_op, footprint, failed}."""
+    out = subprocess.run([str(exe), str(events_bin), str(nslots), "1"], capture_output=True, text=True,
+                         check=True).stdout
+    fields = dict(item.split("=") for item in out.split())
+    return {"ns_per_op": float(fields["ns_per_op"]), "footprint": int(fields["footprint"]),
+            "failed": int(fields["failed"])}
 
 
-@kernel
-def replay_slots(mem, heap, ev, addrs):
-    """Replay slot-based events (see compact_events); returns the number of failed operations."""
-    failed = 0
-    for i in range(ev.shape[0]):
-        e = ev[i]
-        if e >= 0:
-            a = heap_malloc(mem, heap, (e & 0xFFFFFFFF) * 4)
-            addrs[e >> 32] = a
-            failed += a == 0
-        else:
-            failed += heap_free(mem, heap, addrs[-e - 1]) != 0
-    return failed
+def sandmark_events(record: bool) -> np.ndarray | None:
+    """sandmark's trace from vm32's cache, recorded now if `record`, else None."""
+    from vm32.cli.heap import cache_dir
+    from vm32.heap import alloctrace
 
-
-@kernel
-def replay_slots_null(mem, heap, ev, addrs):
-    """The harness alone: replay_slots with a bump pointer for malloc and a load for free."""
-    top = np.int64(8)
-    acc = 0
-    for i in range(ev.shape[0]):
-        e = ev[i]
-        if e >= 0:
-            addrs[e >> 32] = top
-            top += ((e & 0xFFFFFFFF) * 4 + 11) & ~7
-        else:
-            acc += addrs[-e - 1]
-    return acc & 1
-
-
-@kernel
-def replay_mix(mem, heap, words, coin, pick, live):
-    """Alloc (words[i] words) or free live[j] (j = pick[i] * n >> 32) as coin[i] says; returns failures."""
-    n = 0
-    failed = 0
-    for i in range(words.shape[0]):
-        if coin[i] or n == 0:
-            a = heap_malloc(mem, heap, words[i] * 4)
-            if a == 0:
-                failed += 1
-            else:
-                live[n] = a
-                n += 1
-        else:
-            j = (pick[i] * n) >> 32  # uniform in [0, n) without a division
-            if heap_free(mem, heap, live[j]) != 0:
-                failed += 1
-            n -= 1
-            live[j] = live[n]
-    return failed
-
-
-def tiny_trace(ops: int, seed: int = 1) -> np.ndarray:
-    """A sandmark-like event list: tiny segments, most freed soon after, a few long-lived."""
-    rng = np.random.default_rng(seed)
-    sizes = np.minimum(rng.geometric(0.25, ops), 19)
-    ev = np.empty(ops, dtype=np.int64)
-    live: list[int] = []
-    for i in range(ops):
-        if live and rng.random() < 0.5:
-            k = len(live) - 1 - min(int(rng.geometric(0.3)) - 1, len(live) - 1)  # mostly recent
-            ev[i] = -live[k] - 1
-            live[k] = live[-1]
-            live.pop()
-        else:
-            ev[i] = sizes[i]
-            live.append(i)
-    return ev
-
-
-def timed(fn, *args) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of this process, result) of one call of `fn`."""
-    t, c = time.perf_counter(), time.process_time()
-    r = fn(*args)
-    return time.perf_counter() - t, time.process_time() - c, r
-
-
-def run_events(ev: np.ndarray, mem: PhysicalMemory, repeat: int = 1, handles: bool = False) -> dict:
-    """Replay events on a fresh heap over `mem`; the best of `repeat` runs of the compiled loop.
-
-    By default the events are first renamed to slots (compact_events, not timed);
-    `handles=True` replays them as recorded, with a trace-long address table.
-    Also measures the harness alone (a bump pointer instead of the heap) as `floor_ns`.
-    """
-    if handles:
-        loop, events, addrs = replay_events, ev, np.zeros(ev.shape[0], dtype=np.int64)
-    else:
-        events = np.empty_like(ev)
-        nslots = compact_events(ev, events)
-        loop, addrs = replay_slots, np.zeros(max(nslots, 1), dtype=np.int64)
-    loop(mem.words, Heap(mem, BASE, mem.size).state, events[:2].copy(), addrs)  # compile
-    best = None
-    for _ in range(repeat):
-        heap = Heap(mem, BASE, mem.size)
-        wall, cpu, failed = timed(loop, mem.words, heap.state, events, addrs)
-        r = summary(heap, wall, cpu, events.shape[0], failed)
-        best = r if best is None or r["ns_per_op"] < best["ns_per_op"] else best
-    if not handles:
-        floor = min(timed(replay_slots_null, mem.words, heap.state, events, addrs)[0] for _ in range(repeat))
-        best["floor_ns"] = 1e9 * floor / events.shape[0]
-    return best
-
-
-def run_mix(ops: int, mem: PhysicalMemory, seed: int = 1, repeat: int = 1) -> dict:
-    """The synthetic log-uniform mix of `ops` operations (best of `repeat` runs)."""
-    rng = np.random.default_rng(seed)
-    words = np.exp(rng.uniform(0, np.log(65536), ops)).astype(np.int64).clip(1, 65535)
-    coin = rng.random(ops) < 0.5
-    pick = rng.integers(0, 1 << 32, ops, dtype=np.int64)
-    live = np.zeros(ops, dtype=np.int64)
-    replay_mix(mem.words, Heap(mem, BASE, mem.size).state, words[:2], coin[:2], pick[:2], live)
-    best = None
-    for _ in range(repeat):
-        heap = Heap(mem, BASE, mem.size)
-        wall, cpu, failed = timed(replay_mix, mem.words, heap.state, words, coin, pick, live)
-        r = summary(heap, wall, cpu, ops, failed)
-        best = r if best is None or r["ns_per_op"] < best["ns_per_op"] else best
-    return best
-
-
-def summary(heap: Heap, seconds: float, cpu: float, ops: int, failed: int) -> dict:
-    """One run's figures: wall and CPU ns/op, footprint against peak live bytes, check()."""
-    s = heap.stats()
-    problems = heap.check(5) if s["footprint"] < (1 << 28) else []  # full walk only when cheap
-    return {
-        "ops": ops,
-        "ns_per_op": 1e9 * seconds / ops,
-        "cpu_ns_per_op": 1e9 * cpu / ops,
-        "footprint": s["footprint"],
-        "peak_live": s["peak_live_bytes"],
-        "ratio": s["footprint"] / max(1, s["peak_live_bytes"]),
-        "failed": failed,
-        "check": "ok" if not problems else problems[0],
-    }
-
-
-def sandmark_events(record: bool, max_events: int) -> np.ndarray | None:
-    """The cached sandmark events, or freshly recorded ones if `record`, else None."""
-    if SANDMARK_EVENTS.exists():
-        return np.load(SANDMARK_EVENTS)
+    path = cache_dir() / "sandmark.npz"
+    if path.exists():
+        return alloctrace.load(path)[0]
     if not record:
         return None
     from vm32.um.recording import record_allocations
 
-    ev = np.asarray(record_allocations(str(SANDMARK), max_events), dtype=np.int64)
-    OUT.mkdir(exist_ok=True)
-    np.save(SANDMARK_EVENTS, ev)
-    return ev
+    print(f"# recording {SANDMARK}'s allocations (runs sandmark on the classic backend)", flush=True)
+    events = record_allocations(SANDMARK)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    alloctrace.save(path, events, "sandmark.umz")
+    return events
+
+
+def bench_trace(name: str, events: np.ndarray, policies: list[str], repeat: int, memory, harness, workdir) -> list:
+    """Rows of figures for one trace: every policy, then the C harness (medians of `repeat` rounds)."""
+    from vm32.heap.replay import replay, slot_events
+
+    slots = slot_events(events)
+    for p in policies:  # compile or load every loop, and touch the memory once
+        replay(events[: min(events.shape[0], 1 << 20)], p, name, memory)
+    times: dict[str, list[float]] = {p: [] for p in policies}
+    last: dict[str, dict] = {}
+    events_bin = workdir / f"{name}.bin"
+    slots[0].astype("<i8").tofile(events_bin)
+    c_runs = []
+    for _ in range(repeat):
+        for p in policies:
+            last[p] = replay(events, p, name, memory, slots=slots)
+            times[p].append(last[p]["ns_per_op"])
+        if harness is not None:
+            c_runs.append(run_harness(harness, events_bin, slots[1]))
+    rows = []
+    for p in policies:
+        row = dict(last[p], ns_per_op=statistics.median(times[p]), runs=times[p])
+        rows.append(row)
+    if c_runs:
+        peak = rows[0]["peak_live_bytes"] if rows else 0
+        c_ns = statistics.median(r["ns_per_op"] for r in c_runs)
+        rows.append({"policy": "C malloc", "trace": name, "ops": int(events.shape[0]), "ns_per_op": c_ns,
+                     "footprint_bytes": c_runs[-1]["footprint"], "peak_live_bytes": peak,
+                     "footprint_ratio": c_runs[-1]["footprint"] / max(peak, 1), "internal_frag": None,
+                     "external_frag": None, "largest_free": None, "free_list_len": None,
+                     "failed": c_runs[-1]["failed"], "check": "-", "runs": [r["ns_per_op"] for r in c_runs]})
+        for r in rows:
+            r["x_c"] = r["ns_per_op"] / c_ns
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    """The table (80 columns) and its legend."""
+    from vm32.defaults import format_count, format_percent, format_size
+
+    print(f"{'trace':<8} {'policy':<8} {'ns/op':>7} {'x C':>5} {'footprint':>9} {'ratio':>7} {'int':>6} {'ext':>6}"
+          f" {'largest':>9} {'list':>5} check")
+    for r in rows:
+        x_c = f"{r['x_c']:.2f}" if "x_c" in r else "-"
+        opt = [format_percent(r["internal_frag"]) if r["internal_frag"] is not None else "-",
+               format_percent(r["external_frag"]) if r["external_frag"] is not None else "-",
+               format_size(r["largest_free"]) if r["largest_free"] is not None else "-",
+               format_count(r["free_list_len"]) if r["free_list_len"] is not None else "-"]
+        check = r["check"] if not r["failed"] else f"{format_count(r['failed'])} failed"
+        print(f"{r['trace']:<8} {r['policy']:<8} {r['ns_per_op']:>7.1f} {x_c:>5} "
+              f"{format_size(r['footprint_bytes']):>9} {r['footprint_ratio']:>6.2f}x {opt[0]:>6} {opt[1]:>6} "
+              f"{opt[2]:>9} {opt[3]:>5} {check[:9]}")
+    print("# ns/op: median wall time per event; x C: over the C harness's (host malloc/free); footprint /"
+          "\n# peak live = ratio; int, ext: internal and external fragmentation (vm32.heap.replay)")
+
+
+def check_targets(rows: list[dict]) -> list[str]:
+    """The issue's targets that these rows miss (only those whose rows were measured)."""
+    by = {(r["trace"], r["policy"]): r for r in rows}
+    missed = []
+
+    def need(trace, policy, what, ok):
+        r = by.get((trace, policy))
+        if r is not None and not ok(r):
+            missed.append(f"{policy} {trace} {what}")
+
+    need("sandmark", "tlsf", "5.1 ns +-5%", lambda r: r["ns_per_op"] <= 5.1 * 1.05)
+    need("sandmark", "tlsf", "1.19x +-5%", lambda r: r["footprint_ratio"] <= 1.19 * 1.05)
+    need("mix", "tlsf", "43-49 ns +-5%", lambda r: r["ns_per_op"] <= 49 * 1.05)
+    need("mix", "tlsf", "1.10x +-5%", lambda r: r["footprint_ratio"] <= 1.10 * 1.05)
+    if any(r["policy"] == "C malloc" for r in rows):
+        need("sandmark", "tlsf", "<= 0.6x C", lambda r: r["x_c"] <= 0.6)
+        need("mix", "tlsf", "<= 1.0x C", lambda r: r["x_c"] <= 1.0)
+        need("sandmark", "recycler", "<= 0.45x C", lambda r: r["x_c"] <= 0.45)
+        need("mix", "buddy", "<= 1.0x C", lambda r: r["x_c"] <= 1.0)
+    for r in rows:
+        if r["policy"] != "C malloc" and r["check"] not in ("ok", "skipped"):
+            missed.append(f"{r['policy']} {r['trace']} check: {r['check']}")
+    return missed
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the replays and print one table row per trace."""
+    """Run the replays; print the table (or --json) and the targets met or missed."""
+    from vm32.defaults import HEAP_POLICIES
+    from vm32.heap.replay import mix_trace, tiny_trace
+    from vm32.memory import PhysicalMemory
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ops", type=int, default=10_000_000, help="operations of the synthetic mix")
-    ap.add_argument("--tiny-ops", type=int, default=2_000_000, help="events of the synthetic tiny trace")
-    ap.add_argument("--max-events", type=int, default=200_000_000, help="sandmark events to record")
-    ap.add_argument("--record", action="store_true", help="record the sandmark trace if not cached (slow)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per trace (tiny: at least 10); the fastest is reported")
-    ap.add_argument("--only", choices=["sandmark", "tiny", "mix"], action="append", help="run only these")
-    ap.add_argument("--handles", action="store_true",
-                    help="replay traces with their recorded handles (a trace-long address table, as in session 1)")
+    ap.add_argument("--traces", default="sandmark,mix,tiny", help="traces to replay, comma-separated")
+    ap.add_argument("--policies", default=",".join(HEAP_POLICIES), help="policies, comma-separated")
+    ap.add_argument("--repeat", type=int, default=5, help="alternated rounds; ns/op is their median")
+    ap.add_argument("--ops", type=int, default=10_000_000, help="events of the mix")
+    ap.add_argument("--tiny-ops", type=int, default=2_000_000, help="events of the tiny trace")
+    ap.add_argument("--record", action="store_true", help="record sandmark's trace if it is not cached")
+    ap.add_argument("--no-c", action="store_true", help="leave out the C malloc harness")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = ap.parse_args(argv)
-    print(f"# heap_replay: ops={args.ops} tiny_ops={args.tiny_ops} repeat={args.repeat} record={args.record} "
-          f"events={SANDMARK_EVENTS}")
-    only = set(args.only or ["sandmark", "tiny", "mix"])
+    policies = args.policies.split(",")
+    print(f"# heap_replay: traces={args.traces} policies={args.policies} repeat={args.repeat} ops={args.ops} "
+          f"tiny_ops={args.tiny_ops}", flush=True)
     rows = []
-    with PhysicalMemory() as mem:
-        if "sandmark" in only:
-            ev = sandmark_events(args.record, args.max_events)
-            if ev is None:
-                print(f"# sandmark: skipped ({SANDMARK_EVENTS} missing; --record to make it)")
+    with tempfile.TemporaryDirectory(prefix="vm32-heap-replay-") as tmp, PhysicalMemory() as memory:
+        workdir = Path(tmp)
+        harness = None if args.no_c else build_harness(workdir)
+        if harness is None and not args.no_c:
+            print("# no C compiler: the C malloc rows are left out")
+        for name in args.traces.split(","):
+            if name == "sandmark":
+                events = sandmark_events(args.record)
+                if events is None:
+                    print("# sandmark: skipped (not in vm32's trace cache; --record to make it)")
+                    continue
+            elif name == "mix":
+                events = mix_trace(args.ops)
+            elif name == "tiny":
+                events = tiny_trace(args.tiny_ops)
             else:
-                rows.append(("sandmark", run_events(ev, mem, args.repeat, args.handles), 10.0, 1.6))
-        if "tiny" in only:
-            tiny_repeat = max(args.repeat, 10)  # a run is ~15 ms: more tries against scheduler noise
-            rows.append(("tiny", run_events(tiny_trace(args.tiny_ops), mem, tiny_repeat, args.handles), 10.0, 1.6))
-        if "mix" in only:
-            rows.append(("mix", run_mix(args.ops, mem, repeat=args.repeat), 60.0, 1.2))
-    print(f"{'trace':<9} {'ops':>11} {'ns/op':>7} {'cpu ns':>7} {'floor':>6} {'target':>6} {'footprint':>12} "
-          f"{'peak live':>12} {'ratio':>6} {'target':>6} {'failed':>6}  check")
-    missed = []
-    for name, r, ns_target, ratio_target in rows:
-        floor = f"{r['floor_ns']:>6.1f}" if "floor_ns" in r else f"{'-':>6}"
-        print(f"{name:<9} {r['ops']:>11} {r['ns_per_op']:>7.1f} {r['cpu_ns_per_op']:>7.1f} {floor} {ns_target:>6.0f} "
-              f"{r['footprint']:>12} {r['peak_live']:>12} {r['ratio']:>6.3f} {ratio_target:>6.2f} {r['failed']:>6}  "
-              f"{r['check']}")
-        if r["ns_per_op"] > ns_target:
-            cpu_ok = r["cpu_ns_per_op"] <= ns_target
-            missed.append(f"{name} wall ns/op" + (" (cpu ns/op within: a busy machine?)" if cpu_ok else ""))
-        if r["ratio"] > ratio_target:
-            missed.append(f"{name} footprint")
-        if r["failed"] or r["check"] != "ok":
-            missed.append(f"{name} correctness")
+                raise SystemExit(f"unknown trace {name}")
+            rows += bench_trace(name, events, policies, args.repeat, memory, harness, workdir)
+            print(f"# {name}: {events.shape[0]:,} events done", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print_rows(rows)
+    missed = check_targets(rows)
     print(f"# load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
-    print(f"# summary: {'all targets met' if not missed else 'missed: ' + ', '.join(missed)}")
+    print(f"# summary: {'all targets met' if not missed else 'missed: ' + '; '.join(missed)}")
     return 0
 
 
