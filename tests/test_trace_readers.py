@@ -177,3 +177,22 @@ def test_folding_reports_chunks_that_share():
     assert (report.chunks, report.shared) == (PLACES + 5, 5)
     assert "5 chunks found all 959 places taken" in report.describe()
     assert trace_from_pages([3, 4]).folding.describe() == "1 chunk of 4 MiB placed from 0x00400000"
+
+
+def test_binary_copy_is_kept_and_used(tmp_path, monkeypatch):
+    from vm32.trace import cache
+
+    monkeypatch.setenv("VM32_TRACE_CACHE", str(tmp_path / "copies"))
+    monkeypatch.setattr(cache, "MIN_BYTES", 0)
+    path = _write(tmp_path, "t.lackey", LACKEY)
+    first = read_trace(path)
+    assert "cached" not in first.meta and len(list((tmp_path / "copies").iterdir())) == 1
+    again = read_trace(path)
+    assert again.meta["cached"] and again.format == "lackey" and again.lines == first.lines
+    assert again.vpns.tolist() == first.vpns.tolist() and again.writes.tolist() == first.writes.tolist()
+    assert again.folding.describe() == first.folding.describe()
+    path.write_text(LACKEY + "I  0,1\n")  # an edited file is parsed again
+    assert read_trace(path).refs == first.refs + 1
+    assert "cached" not in read_trace(path, cache=False).meta
+    monkeypatch.setenv("VM32_TRACE_CACHE", "off")
+    assert "cached" not in read_trace(path).meta

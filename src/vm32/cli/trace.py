@@ -89,6 +89,9 @@ def _trace_args(p) -> None:
     p.add_argument("--tlb", type=int, default=DEFAULT_TLB_ENTRIES, metavar="E",
                    help=f"TLB entries, a power of two, or 0 for no TLB (default {DEFAULT_TLB_ENTRIES})")
     p.add_argument("--seed", type=int, default=1, help="seed of the random policy (default 1)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="parse the trace file even if a binary copy of it was kept, and keep none "
+                        "(copies: ~/.cache/vm32/traces, or $VM32_TRACE_CACHE)")
 
 
 def _output_args(p) -> None:
@@ -136,7 +139,7 @@ def _load(args):
         return _explicit_pages(args.addresses)
     if args.trace is None:
         raise InvalidArgument("no trace: give a TRACE file (or -a LIST of page numbers)")
-    return read_trace(args.trace, args.format)
+    return read_trace(args.trace, args.format, cache=not args.no_cache)
 
 
 def _describe(trace, quiet: bool) -> None:

@@ -254,19 +254,27 @@ def _read_binary(stream, name: str, fmt: str, head: bytes, progress, capacity: i
     return out.trace(name, fmt, 0)
 
 
-def read_trace(path: str | os.PathLike, format: str = "auto", *, progress=None) -> Trace:
+def read_trace(path: str | os.PathLike, format: str = "auto", *, progress=None, cache: bool = True) -> Trace:
     """Read the trace file `path` (see the module docstring for formats and compression).
 
-    `progress(nbytes)`, if given, is called as decompressed bytes are read.
+    With `cache`, a binary copy kept from an earlier read of the same file is loaded
+    instead, and a new read keeps one (vm32.trace.cache).  `progress(nbytes)`, if
+    given, is called as decompressed bytes are read.
     Raises BadTrace for a malformed line (naming the file, line and text), an empty
     trace or an unknown format; InvalidArgument if the file cannot be opened.
     """
     fmt = str(format).strip().lower()
     if fmt != "auto" and fmt not in FORMATS:
         raise InvalidArgument(f"unknown trace format {format!r}; choose auto or one of {', '.join(FORMATS)}")
-    name = str(path)
+    name, asked = str(path), fmt
     if Path(path).is_dir():
         raise InvalidArgument(f"cannot read trace file {name}: it is a directory")
+    if cache:
+        from vm32.trace import cache as copies
+
+        kept = copies.load(path, asked)
+        if kept is not None:
+            return kept
     stream, compression = open_trace_file(path)
     with stream:
         try:
@@ -285,6 +293,8 @@ def read_trace(path: str | os.PathLike, format: str = "auto", *, progress=None) 
                 raise BadTrace(f"{name}: cannot read the zstd data: {e}") from None
             raise
     trace.meta["compression"] = compression
+    if cache:
+        copies.store(path, asked, trace)
     return trace
 
 
