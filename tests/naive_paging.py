@@ -34,10 +34,11 @@ def lru_faults(refs, nframes):
     return faults, victims
 
 
-def clock_faults(refs, nframes):
+def clock_faults(refs, nframes, referenced_on_load=True):
     """(faults, victims) of second chance over frames in slot order with a sweeping hand.
 
-    A newly loaded page starts referenced (the MMU sets Accessed on its first use).
+    A newly loaded page starts referenced (the MMU sets Accessed on its first use),
+    unless `referenced_on_load` is False.
     """
     slots = [None] * nframes
     ref = [False] * nframes
@@ -57,7 +58,7 @@ def clock_faults(refs, nframes):
             victims.append(slots[i])
             hand = (hand + 1) % nframes
         slots[i] = p
-        ref[i] = True
+        ref[i] = referenced_on_load
     return faults, victims
 
 
@@ -122,26 +123,7 @@ def random_refs(seed: int, n: int, pages: int) -> list[int]:
 def clock_clear_faults(refs, nframes):
     """(faults, victims) of second chance whose newly loaded page starts *un*referenced
     (libCacheSim's Clock: the faulting access does not count as a use)."""
-    slots = [None] * nframes
-    ref = [False] * nframes
-    hand, faults, victims = 0, 0, []
-    for p in refs:
-        if p in slots:
-            ref[slots.index(p)] = True
-            continue
-        faults += 1
-        if None in slots:
-            i = slots.index(None)
-        else:
-            while ref[hand]:
-                ref[hand] = False
-                hand = (hand + 1) % nframes
-            i = hand
-            victims.append(slots[i])
-            hand = (hand + 1) % nframes
-        slots[i] = p
-        ref[i] = False
-    return faults, victims
+    return clock_faults(refs, nframes, referenced_on_load=False)
 
 
 def opt_faults(refs, nframes):

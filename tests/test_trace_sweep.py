@@ -62,3 +62,44 @@ def test_unreachable_cluster_is_a_clear_error():
     pytest.importorskip("distributed")
     with pytest.raises(InvalidArgument, match="cannot reach the Dask scheduler"):
         sweep(trace_from_pages(BELADY), ["fifo"], [3], 4, cluster="tcp://127.0.0.1:9", connect_timeout=1)
+
+
+def test_ctrl_c_stops_the_workers_and_writes_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pages = tmp_path / "long.pages"
+    pages.write_text("\n".join(str(p) for p in random_refs(3, 300_000, 3000)) + "\n")
+    plots = tmp_path / "plots"
+    proc = subprocess.Popen([sys.executable, "-m", "vm32", "trace", "sweep", str(pages), "--format", "pages",
+                             "--frames", "1:3000:1", "--policy", "fifo,clock", "--jobs", "2", "--plot", str(plots),
+                             "--no-cache"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _children(proc.pid):
+        time.sleep(0.1)  # until the workers run
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole foreground group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.decode().strip().endswith("vm32: error: interrupted")
+    time.sleep(0.5)
+    assert workers and not [w for w in workers if os.path.exists(f"/proc/{w}")]
+    assert list(plots.iterdir()) == []  # the directory was made; no plot, no partial file
+
+
+def _children(pid):
+    """Process ids whose parent is `pid` (from /proc)."""
+    import os
+
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids

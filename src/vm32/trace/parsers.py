@@ -1,8 +1,8 @@
 """Compiled parsers of trace text: bytes in, 64-bit page numbers and write flags out.
 
-One kernel per text format, all with the same contract:
+One kernel for every text format, a line reader per format:
 
-    parse_FORMAT(buf, start, end, pages, writes, st) -> n
+    parse_text(fmt, buf, start, end, pages, writes, st) -> n
 
 reads whole lines of ``buf[start:end]`` (``buf[end - 1]`` must be a newline),
 appends one entry per page reference to ``pages`` (uint64 page numbers, address
@@ -140,186 +140,148 @@ def _done(st, pos, lines, n):
     return n
 
 
-@kernel
-def parse_lackey(buf, start, end, pages, writes, st):
+@inline_leaf_kernel
+def _line_lackey(buf, i, pages, writes, n):
     """valgrind lackey: ``I  ADDR,SIZE`` (fetch), `` L|S|M ADDR,SIZE`` (load, store, modify).
-
-    A reference that crosses a page boundary touches both pages; M is a read of
-    its pages, then a write of them.  The common lines take the first branches.
-    """
-    n, i, lines = 0, start, 0
-    cap = pages.shape[0] - REFS_PER_LINE
-    while i < end and n <= cap:
-        line = i
-        c = buf[i]
-        op = -1
-        if c == 73:  # "I  "
-            if buf[i + 1] == SP and buf[i + 2] == SP:
-                op = 0
-        elif c == SP:  # " L ", " S ", " M "
-            k = buf[i + 1]
-            if k != NL and buf[i + 2] == SP:
-                op = 0 if k == 76 else 1 if k == 83 else 2 if k == 77 else -1
-        elif c == 61 or c == 45 or _comment(buf, i):  # '=' or '-': valgrind's messages
-            i = _skip_line(buf, i)
-            lines += 1
-            continue
-        if op < 0:
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        a, i, d = _hex(buf, i + 3)
-        if d == 0 or d > 16:
-            return _fail(st, line, lines, ERR_ADDRESS, n)
-        if buf[i] != 44:  # ','
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        size, i, d = _decimal(buf, i + 1, 5)
-        if d == 0 or d > 5 or size == 0 or size > MAX_REF_SIZE:
-            return _fail(st, line, lines, ERR_SIZE, n)
-        if buf[i] != NL:
-            if not _line_end(buf, i):
-                return _fail(st, line, lines, ERR_SYNTAX, n)
-            i = _skip_line(buf, i) - 1
-        if a > np.uint64(0xFFFFFFFFFFFFFFFF) - (size - np.uint64(1)):
-            return _fail(st, line, lines, ERR_RANGE, n)
-        first = a >> np.uint64(12)
-        last = (a + (size - np.uint64(1))) >> np.uint64(12)
-        w = 1 if op == 1 else 0
+    A reference that crosses a page boundary touches both pages; M is a read of its
+    pages, then a write of them."""
+    c = buf[i]
+    op = -1
+    if c == 73:  # "I  "
+        if buf[i + 1] == SP and buf[i + 2] == SP:
+            op = 0
+    elif c == SP:  # " L ", " S ", " M "
+        k = buf[i + 1]
+        if k != NL and buf[i + 2] == SP:
+            op = 0 if k == 76 else 1 if k == 83 else 2 if k == 77 else -1
+    if op < 0:
+        return n, i, ERR_SYNTAX
+    a, i, d = _hex(buf, i + 3)
+    if d == 0 or d > 16:
+        return n, i, ERR_ADDRESS
+    if buf[i] != 44:  # ','
+        return n, i, ERR_SYNTAX
+    size, i, d = _decimal(buf, i + 1, 5)
+    if d == 0 or d > 5 or size == 0 or size > MAX_REF_SIZE:
+        return n, i, ERR_SIZE
+    if buf[i] != NL and not _line_end(buf, i):
+        return n, i, ERR_SYNTAX
+    if a > np.uint64(0xFFFFFFFFFFFFFFFF) - (size - np.uint64(1)):
+        return n, i, ERR_RANGE
+    first = a >> np.uint64(12)
+    last = (a + (size - np.uint64(1))) >> np.uint64(12)
+    for w in range(2 if op == 2 else 1):  # M: the read, then the write
         pages[n] = first
-        writes[n] = w
+        writes[n] = 1 if (op == 1 or w == 1) else 0
         n += 1
         if last != first:
             pages[n] = last
-            writes[n] = w
+            writes[n] = writes[n - 1]
             n += 1
-        if op == 2:  # modify: the write after the read
-            pages[n] = first
-            writes[n] = 1
-            n += 1
-            if last != first:
-                pages[n] = last
-                writes[n] = 1
-                n += 1
-        i += 1
-        lines += 1
-    return _done(st, i, lines, n)
+    return n, i, 0
 
 
-@kernel
-def parse_din(buf, start, end, pages, writes, st):
+@inline_leaf_kernel
+def _line_din(buf, i, pages, writes, n):
     """DineroIV din: ``LABEL ADDRESS [anything]``; label 0 read, 1 write, 2 instruction
     fetch, 3 unknown (a read), 4 cache flush (no reference); address hexadecimal."""
-    n, i, lines = 0, start, 0
-    cap = pages.shape[0] - REFS_PER_LINE
-    while i < end and n <= cap:
-        line = i
-        if _comment(buf, i):
-            i = _skip_line(buf, i)
-            lines += 1
-            continue
-        i = _blanks(buf, i)
-        label = buf[i] - 48
-        if label < 0 or label > 4 or (buf[i + 1] != SP and buf[i + 1] != TAB):
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        a, i, ok = _hex_address(buf, _blanks(buf, i + 1))
-        if not ok:
-            return _fail(st, line, lines, ERR_ADDRESS, n)
-        if buf[i] != SP and buf[i] != TAB and not _line_end(buf, i):
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        if label != 4:
-            pages[n] = a >> np.uint64(12)
-            writes[n] = 1 if label == 1 else 0
-            n += 1
-        i = _skip_line(buf, i)
-        lines += 1
-    return _done(st, i, lines, n)
+    i = _blanks(buf, i)
+    label = buf[i] - 48
+    if label < 0 or label > 4 or (buf[i + 1] != SP and buf[i + 1] != TAB):
+        return n, i, ERR_SYNTAX
+    a, i, ok = _hex_address(buf, _blanks(buf, i + 1))
+    if not ok:
+        return n, i, ERR_ADDRESS
+    if buf[i] != SP and buf[i] != TAB and not _line_end(buf, i):
+        return n, i, ERR_SYNTAX
+    if label != 4:
+        pages[n] = a >> np.uint64(12)
+        writes[n] = 1 if label == 1 else 0
+        n += 1
+    return n, i, 0
 
 
-@kernel
-def parse_pin(buf, start, end, pages, writes, st):
+@inline_leaf_kernel
+def _line_pin(buf, i, pages, writes, n):
     """Pin's pinatrace: ``IP: R|W ADDR`` (both hexadecimal with 0x); ``#eof`` ends it."""
-    n, i, lines = 0, start, 0
-    cap = pages.shape[0] - REFS_PER_LINE
-    while i < end and n <= cap:
-        line = i
-        if _comment(buf, i):
-            i = _skip_line(buf, i)
-            lines += 1
-            continue
-        _, i, ok = _hex_address(buf, _blanks(buf, i))
-        if not ok or buf[i] != 58:  # ':'
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        i = _blanks(buf, i + 1)
-        k = buf[i]
-        if not (k == 82 or k == 87) or (buf[i + 1] != SP and buf[i + 1] != TAB):  # R W
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        a, i, ok = _hex_address(buf, _blanks(buf, i + 1))
-        if not ok:
-            return _fail(st, line, lines, ERR_ADDRESS, n)
-        if not _line_end(buf, i):
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        pages[n] = a >> np.uint64(12)
-        writes[n] = 1 if k == 87 else 0
-        n += 1
-        i = _skip_line(buf, i)
-        lines += 1
-    return _done(st, i, lines, n)
+    _, i, ok = _hex_address(buf, _blanks(buf, i))
+    if not ok or buf[i] != 58:  # ':'
+        return n, i, ERR_SYNTAX
+    i = _blanks(buf, i + 1)
+    k = buf[i]
+    if not (k == 82 or k == 87) or (buf[i + 1] != SP and buf[i + 1] != TAB):  # R W
+        return n, i, ERR_SYNTAX
+    a, i, ok = _hex_address(buf, _blanks(buf, i + 1))
+    if not ok:
+        return n, i, ERR_ADDRESS
+    if not _line_end(buf, i):
+        return n, i, ERR_SYNTAX
+    pages[n] = a >> np.uint64(12)
+    writes[n] = 1 if k == 87 else 0
+    return n + 1, i, 0
 
 
-@kernel
-def parse_rw(buf, start, end, pages, writes, st):
+@inline_leaf_kernel
+def _line_rw(buf, i, pages, writes, n):
     """Plain ``ADDR R|W`` lines: a hexadecimal address (0x optional), R or W (any case)."""
-    n, i, lines = 0, start, 0
-    cap = pages.shape[0] - REFS_PER_LINE
-    while i < end and n <= cap:
-        line = i
-        if _comment(buf, i):
-            i = _skip_line(buf, i)
-            lines += 1
-            continue
-        a, i, ok = _hex_address(buf, _blanks(buf, i))
-        if not ok:
-            return _fail(st, line, lines, ERR_ADDRESS, n)
-        if buf[i] != SP and buf[i] != TAB:
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        i = _blanks(buf, i)
-        k = buf[i] | 32  # lower case
-        if not (k == 114 or k == 119) or not _line_end(buf, i + 1):  # r w
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        pages[n] = a >> np.uint64(12)
-        writes[n] = 1 if k == 119 else 0
-        n += 1
-        i = _skip_line(buf, i)
-        lines += 1
-    return _done(st, i, lines, n)
+    a, i, ok = _hex_address(buf, _blanks(buf, i))
+    if not ok:
+        return n, i, ERR_ADDRESS
+    if buf[i] != SP and buf[i] != TAB:
+        return n, i, ERR_SYNTAX
+    i = _blanks(buf, i)
+    k = buf[i] | 32  # lower case
+    if not (k == 114 or k == 119) or not _line_end(buf, i + 1):  # r w
+        return n, i, ERR_SYNTAX
+    pages[n] = a >> np.uint64(12)
+    writes[n] = 1 if k == 119 else 0
+    return n + 1, i, 0
+
+
+@inline_leaf_kernel
+def _line_pages(buf, i, pages, writes, n):
+    """One decimal page number per line (the OSTEP simulator's form); all reads."""
+    p, i, d = _decimal(buf, _blanks(buf, i), 17)
+    if d == 0 or not _line_end(buf, i):
+        return n, i, ERR_SYNTAX
+    if d > 16 or p >= np.uint64(1 << 52):
+        return n, i, ERR_PAGE
+    pages[n] = p
+    writes[n] = 0
+    return n + 1, i, 0
+
+
+LACKEY, DIN, PIN, RW, PAGES = 0, 1, 2, 3, 4
+TEXT_FORMATS = {"lackey": LACKEY, "din": DIN, "pin": PIN, "rw": RW, "pages": PAGES}
 
 
 @kernel
-def parse_pages(buf, start, end, pages, writes, st):
-    """One decimal page number per line (the OSTEP simulator's form); all reads."""
+def parse_text(fmt, buf, start, end, pages, writes, st):
+    """Parse the lines of ``buf[start:end]`` in text format `fmt` (a TEXT_FORMATS value);
+    see the module docstring for the contract.  Blank lines, comments and, in lackey
+    traces, valgrind's messages are skipped; each other line goes to its format's
+    line reader, which writes its references and says whether the line was malformed."""
     n, i, lines = 0, start, 0
     cap = pages.shape[0] - REFS_PER_LINE
     while i < end and n <= cap:
-        line = i
-        if _comment(buf, i):
-            i = _skip_line(buf, i)
-            lines += 1
-            continue
-        p, i, d = _decimal(buf, _blanks(buf, i), 17)
-        if d == 0 or not _line_end(buf, i):
-            return _fail(st, line, lines, ERR_SYNTAX, n)
-        if d > 16 or p >= np.uint64(1 << 52):
-            return _fail(st, line, lines, ERR_PAGE, n)
-        pages[n] = p
-        writes[n] = 0
-        n += 1
-        i = _skip_line(buf, i)
+        c = buf[i]
+        if not (fmt == LACKEY and (c == 73 or c == SP and buf[i + 1] > SP)):  # not a common lackey line
+            if _comment(buf, i) or (fmt == LACKEY and (c == 61 or c == 45)):  # '=' '-': valgrind's messages
+                i = _skip_line(buf, i)
+                lines += 1
+                continue
+        if fmt == LACKEY:
+            n, j, err = _line_lackey(buf, i, pages, writes, n)
+        elif fmt == PAGES:
+            n, j, err = _line_pages(buf, i, pages, writes, n)
+        elif fmt == DIN:
+            n, j, err = _line_din(buf, i, pages, writes, n)
+        elif fmt == PIN:
+            n, j, err = _line_pin(buf, i, pages, writes, n)
+        else:
+            n, j, err = _line_rw(buf, i, pages, writes, n)
+        if err:
+            return _fail(st, i, lines, err, n)
+        i = _skip_line(buf, j)
         lines += 1
     return _done(st, i, lines, n)
-
-
-TEXT_PARSERS = {
-    "lackey": parse_lackey,
-    "din": parse_din,
-    "pin": parse_pin,
-    "rw": parse_rw,
-    "pages": parse_pages,
-}

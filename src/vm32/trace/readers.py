@@ -185,7 +185,7 @@ def _expected_refs(head: bytes, fmt: str, data_bytes: int) -> int:
 
 
 def _read_text(stream, name: str, fmt: str, head: bytes, progress, capacity: int) -> Trace:
-    parse = parsers.TEXT_PARSERS[fmt]
+    kind = parsers.TEXT_FORMATS[fmt]
     out = _Collector(capacity)
     room = max(BLOCK, len(head))  # bytes of data the buffer holds; one more for a final newline
     raw = bytearray(room + 1)
@@ -212,7 +212,7 @@ def _read_text(stream, name: str, fmt: str, head: bytes, progress, capacity: int
             end = filled
         pos = 0
         while pos < end:
-            n = parse(buf, pos, end, out.pages, out.flags, st)
+            n = parsers.parse_text(kind, buf, pos, end, out.pages, out.flags, st)
             out.take(n)
             if st[parsers.ST_ERROR]:
                 raise _bad_line(name, fmt, raw, int(st[parsers.ST_POS]), lines_before + int(st[parsers.ST_LINES]) + 1,

@@ -19,8 +19,8 @@ input: policies, then frame counts.  Interrupting a sweep stops its workers.
 from __future__ import annotations
 
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
 import numpy as np
@@ -93,9 +93,12 @@ def _tasks(policies: list[str], frames: list[int]) -> list[tuple[str, list[int]]
     return tasks
 
 
-def _set_trace(trace: Trace) -> None:
+def _worker_start(trace: Trace) -> None:
+    """A local worker begins: the trace it replays; Ctrl-C is for its parent, which stops it."""
     global _TRACE
     _TRACE = trace
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the parent forked it
 
 
 def sweep(trace: Trace, policies: list[str], frames: list[int], tlb: int, *, seed: int = 1, jobs: int | None = None,
@@ -131,17 +134,25 @@ def _on_processes(trace, tasks, tlb, seed, jobs, collect) -> None:
         for policy, frames in tasks:
             collect(run_task(trace, policy, frames, tlb, seed))
         return
-    pool = ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_set_trace, initargs=(trace,))
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # a Ctrl-C now waits for the try
     try:
-        futures = [pool.submit(run_task, None, policy, frames, tlb, seed) for policy, frames in tasks]
-        for fut in as_completed(futures):
-            collect(fut.result())
+        pool = get_context("fork").Pool(jobs, initializer=_worker_start, initargs=(trace,))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    try:
+        for results in pool.imap_unordered(_run_local, [(p, f, tlb, seed) for p, f in tasks]):
+            collect(results)
     except BaseException:
-        for proc in list(getattr(pool, "_processes", {}).values()):  # stop work in progress now
-            proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.terminate()  # Ctrl-C or a failure: stop the work in progress now
         raise
-    pool.shutdown(wait=True)
+    finally:
+        pool.close()
+        pool.join()
+
+
+def _run_local(task):
+    """run_task in a forked worker, on the trace it was started with."""
+    return run_task(None, *task)
 
 
 def _on_cluster(trace, tasks, tlb, seed, address, connect_timeout, collect) -> None:

@@ -169,62 +169,53 @@ def _unlock(pol):
         atomic_store(pol, POL_LOCK, 0)
 
 
+@inline_leaf_kernel
+def _no_policy3(ft, pol, x):
+    pass
+
+
+@inline_leaf_kernel
+def _no_policy6(words, ft, pol, tlb, cpus, cpu):
+    return -1
+
+
 def _chain(policies, hook: str, arity: int):
-    """A compiled dispatcher of `hook` over `policies`: compare pol[POL_KIND] with each ID.
-    The per-access hooks are inlined into their callers; choose_victim, the slow one, is not."""
+    """A compiled dispatcher of `hook` over `policies`: compare pol[POL_KIND] with each ID
+    (an unknown id does nothing and chooses no victim).  The per-access hooks are inlined
+    into their callers; choose_victim, the slow one, is not."""
     jit = leaf_kernel if hook == "choose_victim" else inline_leaf_kernel
+    rest = _no_policy3 if arity == 3 else _no_policy6
+    for policy in reversed(policies):
+        rest = _level(jit, arity, getattr(policy, hook), policy.ID, policy.SEES_EVERY_ACCESS, rest)
+    return rest
 
-    def level(k):
-        policy = policies[k]
-        f, pid, locked = getattr(policy, hook), policy.ID, policy.SEES_EVERY_ACCESS
-        rest = level(k + 1) if k + 1 < len(policies) else None
-        if arity == 3:  # (ft, pol, x)
-            if rest is None:
-                @jit
-                def d3_last(ft, pol, x):
-                    if locked:
-                        _lock(pol)
-                    r = f(ft, pol, x)
-                    if locked:
-                        _unlock(pol)
-                    return r
-                return d3_last
 
-            @jit
-            def d3(ft, pol, x):
-                if pol[POL_KIND] != pid:
-                    return rest(ft, pol, x)
-                if locked:
-                    _lock(pol)
-                r = f(ft, pol, x)
-                if locked:
-                    _unlock(pol)
-                return r
-            return d3
-        if rest is None:  # choose_victim(words, ft, pol, tlb, cpus, cpu)
-            @jit
-            def d6_last(words, ft, pol, tlb, cpus, cpu):
-                if locked:
-                    _lock(pol)
-                r = f(words, ft, pol, tlb, cpus, cpu)
-                if locked:
-                    _unlock(pol)
-                return r
-            return d6_last
-
+def _level(jit, arity: int, f, pid: int, locked: bool, rest):
+    """One link of a chain: policy `pid`'s hook `f` (under the policy lock if `locked`), else `rest`."""
+    if arity == 3:  # on_fault, on_map, on_access: (ft, pol, x)
         @jit
-        def d6(words, ft, pol, tlb, cpus, cpu):
+        def d3(ft, pol, x):
             if pol[POL_KIND] != pid:
-                return rest(words, ft, pol, tlb, cpus, cpu)
+                return rest(ft, pol, x)
             if locked:
                 _lock(pol)
-            r = f(words, ft, pol, tlb, cpus, cpu)
+            r = f(ft, pol, x)
             if locked:
                 _unlock(pol)
             return r
-        return d6
+        return d3
 
-    return level(0)
+    @jit
+    def d6(words, ft, pol, tlb, cpus, cpu):  # choose_victim
+        if pol[POL_KIND] != pid:
+            return rest(words, ft, pol, tlb, cpus, cpu)
+        if locked:
+            _lock(pol)
+        r = f(words, ft, pol, tlb, cpus, cpu)
+        if locked:
+            _unlock(pol)
+        return r
+    return d6
 
 
 def make_dispatchers(policies) -> dict:

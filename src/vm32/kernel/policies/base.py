@@ -30,6 +30,8 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from vm32.jit import leaf_kernel
+
 POL_KIND = 0
 POL_HAND = 1
 POL_TICK = 2
@@ -60,6 +62,26 @@ def make_state(kind: int, nframes: int, words: int, seed: int = 1, nru_period: i
     pol[POL_NEXT] = NEVER
     pol[POL_SHARED] = 1  # safe for several CPUs; a single-CPU owner (the trace simulator) clears it
     return pol
+
+
+def no_state(nframes: int) -> int:
+    """state_size of a policy that keeps everything in the common header."""
+    return 0
+
+
+def no_init(pol, nframes: int) -> None:
+    """init_state of a policy with nothing to set up."""
+
+
+@leaf_kernel
+def ignore_fault(ft, pol, key):
+    """on_fault of a policy that does not care which page comes in."""
+
+
+@leaf_kernel
+def ignore_frame(ft, pol, f):
+    """on_map / on_access of a policy that keeps no bookkeeping there (the Accessed bit
+    records uses)."""
 
 
 def f64_from_bits(bits):

@@ -3,8 +3,9 @@ Accessed bit and is passed over once, the first unreferenced evictable page goes
 
 from __future__ import annotations
 
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import kernel
 from vm32.kernel.frametable import frame_clear_referenced, frame_evictable
+from vm32.kernel.policies import base
 from vm32.kernel.policies.base import POL_HAND, POL_NFRAMES
 
 NAME = "clock"
@@ -14,29 +15,12 @@ ACCESSED_ON_LOAD = True  # the faulting access counts as a use: the MMU sets Acc
 NEEDS_FUTURE = False
 REASON = "the hand found its Accessed bit clear"
 
-
-def state_size(nframes: int) -> int:
-    """Clock keeps only its hand, in the common header."""
-    return 0
-
-
-def init_state(pol, nframes: int) -> None:
-    """Nothing to set: the hand starts at frame 0."""
-
-
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """Clock does not care which page comes in."""
-
-
-@leaf_kernel
-def on_map(ft, pol, f):
-    """Clock needs no bookkeeping on load: the MMU's Accessed bit is its reference bit."""
-
-
-@leaf_kernel
-def on_access(ft, pol, f):
-    """Clock ignores uses (the Accessed bit records them)."""
+# the parts of the interface this policy does not need
+on_fault = base.ignore_fault
+on_access = base.ignore_frame
+on_map = base.ignore_frame
+init_state = base.no_init
+state_size = base.no_state
 
 
 @kernel

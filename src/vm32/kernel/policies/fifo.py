@@ -8,9 +8,10 @@ the head goes back to the tail: FIFO order among the pages that may leave.
 
 from __future__ import annotations
 
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import kernel
 from vm32.kernel.frametable import frame_evictable
 from vm32.kernel.layout import FT_META, FT_OWNER
+from vm32.kernel.policies import base
 from vm32.kernel.policies.base import FIFO_FRAME_BITS, POL_Q0, POL_QCAP, POL_QHEAD, POL_QTAIL, POL_TICK
 
 NAME = "fifo"
@@ -19,6 +20,10 @@ SEES_EVERY_ACCESS = False
 ACCESSED_ON_LOAD = True
 NEEDS_FUTURE = False
 REASON = "the oldest page"
+
+# the parts of the interface this policy does not need
+on_fault = base.ignore_fault
+on_access = base.ignore_frame
 
 _FMASK = (1 << FIFO_FRAME_BITS) - 1
 
@@ -63,14 +68,6 @@ def on_map(ft, pol, f):
     _push(ft, pol, (pol[POL_TICK] << FIFO_FRAME_BITS) | f)
 
 
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """FIFO does not care which page comes in."""
-
-
-@leaf_kernel
-def on_access(ft, pol, f):
-    """FIFO ignores uses."""
 
 
 @kernel

@@ -15,8 +15,23 @@ tail; LRU-like ones also move a used node back to the head.
 from __future__ import annotations
 
 from vm32.jit import inline_leaf_kernel
+from vm32.kernel.policies.base import POL_NFRAMES
 
 LIST_WORDS = 3  # head, tail, length
+
+
+def frame_list_words(nframes: int) -> int:
+    """Words of a list of frames at `h`: its header, then per frame an on-list flag and two links."""
+    return LIST_WORDS + 3 * nframes
+
+
+@inline_leaf_kernel
+def frame_links(pol, h):
+    """(on, nxt, prv) of the list of frames at pol[h] (laid out as frame_list_words says):
+    ``pol[on + f]`` is 1 while frame f is on it."""
+    on = h + LIST_WORDS
+    n = pol[POL_NFRAMES]
+    return on, on + n, on + 2 * n
 
 
 @inline_leaf_kernel

@@ -11,8 +11,9 @@ hand, so equal pages leave in turn.
 
 from __future__ import annotations
 
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import kernel
 from vm32.kernel.frametable import frame_clear_referenced, frame_dirty, frame_evictable, frame_referenced
+from vm32.kernel.policies import base
 from vm32.kernel.policies.base import POL_COUNT, POL_HAND, POL_NFRAMES, POL_PERIOD
 
 NAME = "nru"
@@ -22,29 +23,12 @@ ACCESSED_ON_LOAD = True
 NEEDS_FUTURE = False
 REASON = "the lowest Accessed/Dirty class from the hand"
 
-
-def state_size(nframes: int) -> int:
-    """NRU keeps its hand and period counters in the common header."""
-    return 0
-
-
-def init_state(pol, nframes: int) -> None:
-    """Nothing to set (the period is in the header)."""
-
-
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """NRU does not care which page comes in."""
-
-
-@leaf_kernel
-def on_map(ft, pol, f):
-    """NRU needs no bookkeeping on load."""
-
-
-@leaf_kernel
-def on_access(ft, pol, f):
-    """NRU ignores uses (the Accessed bit records them)."""
+# the parts of the interface this policy does not need
+on_fault = base.ignore_fault
+on_access = base.ignore_frame
+on_map = base.ignore_frame
+init_state = base.no_init
+state_size = base.no_state
 
 
 @kernel

@@ -21,6 +21,7 @@ from __future__ import annotations
 from vm32.jit import inline_leaf_kernel, leaf_kernel
 from vm32.kernel.frametable import frame_evictable
 from vm32.kernel.layout import FT_META, FT_OWNER
+from vm32.kernel.policies import base
 from vm32.kernel.policies.base import POL_NEXT, POL_NFRAMES, POL_Q0
 
 NAME = "opt"
@@ -29,6 +30,7 @@ SEES_EVERY_ACCESS = True
 ACCESSED_ON_LOAD = True
 NEEDS_FUTURE = True
 REASON = "the farthest next use"
+on_fault = base.ignore_fault  # OPT's key comes with on_map
 
 _SIZE = POL_Q0  # entries in the heap
 _TOUCHED = POL_Q0 + 1  # frames noted as touched since the last fault
@@ -116,11 +118,6 @@ def _pop(pol):
     pol[_SIZE] = n
     _swap(pol, 0, n)
     _down(pol, 0, n)
-
-
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """OPT's key comes with on_map."""
 
 
 @leaf_kernel

@@ -4,8 +4,9 @@ last pick), so runs with the same seed evict the same frames."""
 
 from __future__ import annotations
 
-from vm32.jit import kernel, leaf_kernel
+from vm32.jit import kernel
 from vm32.kernel.frametable import frame_evictable
+from vm32.kernel.policies import base
 from vm32.kernel.policies.base import POL_NFRAMES, POL_RNG
 
 NAME = "random"
@@ -15,19 +16,12 @@ ACCESSED_ON_LOAD = True
 NEEDS_FUTURE = False
 REASON = "picked at random"
 
-
-def state_size(nframes: int) -> int:
-    """The generator's state is in the common header."""
-    return 0
-
-
-def init_state(pol, nframes: int) -> None:
-    """Nothing to set (the seed is in the header)."""
-
-
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """Random does not care which page comes in."""
+# the parts of the interface this policy does not need
+on_fault = base.ignore_fault
+on_access = base.ignore_frame
+on_map = base.ignore_frame
+init_state = base.no_init
+state_size = base.no_state
 
 
 @kernel
@@ -42,16 +36,6 @@ def next_random(pol):
         x = 1
     pol[POL_RNG] = x
     return x
-
-
-@leaf_kernel
-def on_map(ft, pol, f):
-    """Random needs no bookkeeping."""
-
-
-@leaf_kernel
-def on_access(ft, pol, f):
-    """Random ignores uses."""
 
 
 @kernel

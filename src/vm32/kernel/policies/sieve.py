@@ -10,11 +10,12 @@ hand stops at the page after it (toward the head).
 
 from __future__ import annotations
 
-from vm32.jit import inline_leaf_kernel, leaf_kernel
+from vm32.jit import leaf_kernel
 from vm32.kernel.frametable import frame_clear_referenced, frame_evictable
 from vm32.kernel.layout import FT_OWNER
-from vm32.kernel.policies.base import POL_HAND, POL_NFRAMES, POL_Q0
-from vm32.kernel.policies.lists import LIST_WORDS, dl_init, dl_len, dl_push_head, dl_remove
+from vm32.kernel.policies import base
+from vm32.kernel.policies.base import POL_HAND, POL_Q0
+from vm32.kernel.policies.lists import dl_init, dl_len, dl_push_head, dl_remove, frame_links, frame_list_words
 
 NAME = "sieve"
 ID = 7
@@ -23,13 +24,16 @@ ACCESSED_ON_LOAD = False
 NEEDS_FUTURE = False
 REASON = "the hand found it unvisited (Accessed clear)"
 
-_LIST = POL_Q0
-_ON = POL_Q0 + LIST_WORDS  # _ON + f: 1 while frame f is on the list
+# the parts of the interface this policy does not need
+on_fault = base.ignore_fault
+on_access = base.ignore_frame
+
+_LIST = POL_Q0  # the list of frames (lists.frame_list_words)
 
 
 def state_size(nframes: int) -> int:
-    """The list header, an on-list flag and two links per frame."""
-    return LIST_WORDS + 3 * nframes
+    """The list of frames."""
+    return frame_list_words(nframes)
 
 
 def init_state(pol, nframes: int) -> None:
@@ -38,48 +42,30 @@ def init_state(pol, nframes: int) -> None:
     pol[POL_HAND] = -1
 
 
-@inline_leaf_kernel
-def _next(pol):
-    return _ON + pol[POL_NFRAMES]
-
-
-@inline_leaf_kernel
-def _prev(pol):
-    return _ON + 2 * pol[POL_NFRAMES]
-
-
 @leaf_kernel
 def _take(pol, f):
     """Take frame f off the list, moving the hand past it if it points there."""
+    on, nxt, prv = frame_links(pol, _LIST)
     if pol[POL_HAND] == f:
-        pol[POL_HAND] = pol[_prev(pol) + f]
-    dl_remove(pol, _LIST, _next(pol), _prev(pol), f)
-    pol[_ON + f] = 0
-
-
-@leaf_kernel
-def on_fault(ft, pol, key):
-    """SIEVE does not care which page comes in."""
+        pol[POL_HAND] = pol[prv + f]
+    dl_remove(pol, _LIST, nxt, prv, f)
+    pol[on + f] = 0
 
 
 @leaf_kernel
 def on_map(ft, pol, f):
     """Frame f was loaded: it goes to the head."""
-    if pol[_ON + f]:
+    on, nxt, prv = frame_links(pol, _LIST)
+    if pol[on + f]:
         _take(pol, f)
-    dl_push_head(pol, _LIST, _next(pol), _prev(pol), f)
-    pol[_ON + f] = 1
-
-
-@leaf_kernel
-def on_access(ft, pol, f):
-    """SIEVE ignores uses (the Accessed bit records them)."""
+    dl_push_head(pol, _LIST, nxt, prv, f)
+    pol[on + f] = 1
 
 
 @leaf_kernel
 def choose_victim(words, ft, pol, tlb, cpus, cpu):
     """The first unvisited evictable frame from the hand toward the head; -1 if none."""
-    prv = _prev(pol)
+    on, nxt, prv = frame_links(pol, _LIST)
     f = pol[POL_HAND] if pol[POL_HAND] >= 0 else pol[_LIST + 1]
     for _ in range(2 * dl_len(pol, _LIST) + 1):  # two rounds clear every mark
         if f < 0:
@@ -89,8 +75,8 @@ def choose_victim(words, ft, pol, tlb, cpus, cpu):
             _take(pol, f)
         elif frame_evictable(ft, f) and not frame_clear_referenced(words, ft, f, tlb, cpus, cpu):
             pol[POL_HAND] = toward_head
-            dl_remove(pol, _LIST, _next(pol), prv, f)
-            pol[_ON + f] = 0
+            dl_remove(pol, _LIST, nxt, prv, f)
+            pol[on + f] = 0
             return f
         f = toward_head if toward_head >= 0 else pol[_LIST + 1]  # past the head: the tail again
     return -1
