@@ -210,11 +210,11 @@ _REPLAYS: dict = {}  # id(policy) -> (policy, its replay kernel), for policies n
 def replay_kernel(policy):
     """The compiled replay loop for `policy`: `replay` itself (cached on disk) for a built-in
     policy; for another, the same code compiled again (once per process) with dispatchers
-    that know it."""
+    of that policy alone."""
     if policy in BUILTIN:
         return replay
     if id(policy) not in _REPLAYS:
-        hooks = make_dispatchers(BUILTIN + (policy,))
+        hooks = make_dispatchers((policy,))  # its pol[POL_KIND] is its own ID
         fault = _rejit(fault_in, hooks)
         _REPLAYS[id(policy)] = (policy, _rejit(replay, {**hooks, "fault_in": fault}))
     return _REPLAYS[id(policy)][1]
