@@ -45,3 +45,49 @@ def test_heap_policy_errors():
         run_program(words, heap_policy="fits")
     with pytest.raises(InvalidArgument, match="classic backend runs the tlsf allocator only"):
         run_program(words, backend="classic", heap_policy="buddy")
+
+
+LEAKY = """
+        li r1, 3
+        li r2, 10
+        map r3, r1          ; pc 2: never unmapped
+        map r4, r2          ; pc 3: unmapped
+        unmap r4
+        li r5, 3
+loop:   map r6, r1          ; pc 6: three segments never unmapped
+        li r7, 0
+        not r7, r7
+        add r5, r5, r7
+        li r6, done
+        li r7, loop
+        cmov r6, r7, r5
+        loadprog r0, r6
+done:   halt
+"""
+
+
+def test_check_heap_reports_leaks_by_map_pc(tmp_path, capsys):
+    from vm32.cli import main
+    from vm32.um.machine import UniversalMachine
+
+    with UniversalMachine(assemble(LEAKY), check_heap=True, memory_size=MEMORY) as um:
+        um.run()
+        leaks = um.heap_leaks()
+        assert sorted((r["site"], r["nbytes"]) for r in leaks) == [(2, 12), (6, 12), (6, 12), (6, 12)]
+        assert um.heap.check() == []
+    program = tmp_path / "leaky.um"
+    program.write_bytes(assemble(LEAKY).astype(">u4").tobytes())
+    assert main(["um", "run", str(program), "--check-heap", "--heap-policy", "buddy"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "leaky.um: heap check: 4 segments never unmapped (48 B), mapped at 2 pcs:",
+        "  pc=0x6 (map r6, r1): 3 segments, 36 B",
+        "  pc=0x2 (map r3, r1): 1 segment, 12 B",
+    ]
+    assert main(["um", "run", str(program), "--check-heap", "--backend", "classic"]) == 1
+    assert "--check-heap runs one program on --backend flat" in capsys.readouterr().err
+
+
+def test_check_heap_keeps_the_program_correct():
+    words = assemble((PROGRAMS / "demo.uma").read_text())
+    out = run_program(words, backend="flat", check_heap=True, memory_size=MEMORY)
+    assert b"demo: all checks passed" in out.output

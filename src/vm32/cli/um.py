@@ -73,6 +73,9 @@ def add_run(um_commands) -> None:
     run.add_argument("--heap-policy", default=DEFAULT_HEAP_POLICY, metavar="NAME",
                      help=f"the allocator of the segments: {', '.join(HEAP_POLICIES)} (default "
                           f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
+    run.add_argument("--check-heap", action="store_true",
+                     help="flat backend: put the segments on a debugging heap (red zones, a quarantine) and "
+                          "report at the end the segments never unmapped, grouped by the pc that mapped them")
     run.add_argument("--record-allocs", default=None, metavar="FILE",
                      help="record the program's map/unmap sequence into FILE, an allocation trace "
                           "(.npz, see vm32.heap.alloctrace) for `vm32 heap replay`; runs on the classic "
@@ -126,6 +129,8 @@ def cmd_um_run(args) -> int:
     """`vm32 um run`: run one program to completion, or several at once on a paged machine."""
     several = len(args.program) > 1
     backend = args.backend or ("paged" if several else "classic" if args.record_allocs else "flat")
+    if args.check_heap and (several or backend != "flat"):
+        raise InvalidArgument(f"--check-heap runs one program on --backend flat, not {'several' if several else backend}")
     if args.record_allocs is not None:
         _check_record_target(args.record_allocs, several, backend)
     if several and backend != "paged":
@@ -183,7 +188,8 @@ def _run_one(args, backend: str) -> int:
     try:
         with UniversalMachine(program, backend=backend, memory_size=memory, stdin=stdin, stdout=stdout,
                               name=name, heap_policy=args.heap_policy,
-                              record_allocs=args.record_allocs is not None, **extra) as um:
+                              record_allocs=args.record_allocs is not None, check_heap=args.check_heap,
+                              **extra) as um:
             tick = _live_line(status, name) if status.enabled else None
             try:
                 um.run(on_slice=tick)
@@ -191,6 +197,8 @@ def _run_one(args, backend: str) -> int:
                 status.clear()
                 if args.stats:
                     _print_stats(um.stats(), f"vm32 um run {name}")
+                if args.check_heap:
+                    _print_leaks(um, name)
             if args.record_allocs is not None:  # the program halted: its whole sequence is there
                 from vm32.heap import alloctrace
 
@@ -335,6 +343,14 @@ def cmd_um_disasm(args) -> int:
     else:
         sys.stdout.write(listing)
     return 0
+
+
+def _print_leaks(um, name: str) -> None:
+    """--check-heap: the segments the program never unmapped, by the pc that mapped them (stderr)."""
+    from vm32.ui.heap import leak_report
+
+    flush_stdout()
+    print("\n".join(leak_report(um.heap_leaks(), name, um.code_words())), file=sys.stderr)
 
 
 def _print_stats(stats: dict, title: str) -> None:

@@ -32,7 +32,7 @@ is in the ring with mark QUARANTINED and is live for the policy.
 import numpy as np
 
 from vm32.heap.base import FREED_MARK, HEAP_DOUBLE_FREE, HEAP_INVALID_FREE, HEAP_OK, fill_words, load, store
-from vm32.heap.dispatch import pol_addr_status, pol_free, pol_is_live, pol_malloc
+from vm32.heap.dispatch import HEAP_REFS, pol_addr_status, pol_free, pol_is_live, pol_malloc, register_wrapper
 from vm32.jit import leaf_kernel
 
 LEFT = 24  # bytes before the user's address (keeps it 8-aligned)
@@ -311,3 +311,27 @@ def findings(dbg: np.ndarray, start: int = 0) -> list[str]:
     if n > max(kept, start):
         out.append(f"... and {n - max(kept, start)} more")
     return out
+
+
+def register_debug_carrier(cls: type, policy: str) -> None:
+    """Make namedtuple class `cls` (fields mem, heap for `policy`'s state, and dbg) a carrier
+    whose pol_malloc, pol_calloc, pol_free, pol_is_live and pol_size_of go through this
+    debugging layer (allocation site SITE_NONE; vm32.um.flat's debug spaces pass the pc)."""
+    ref = HEAP_REFS[policy]
+
+    def malloc(c, nbytes):
+        return dbg_malloc(ref(c.mem, c.heap), c.dbg, nbytes, SITE_NONE)
+
+    def calloc(c, nbytes):
+        return dbg_calloc(ref(c.mem, c.heap), c.dbg, nbytes, SITE_NONE)
+
+    def free(c, addr):
+        return dbg_free(ref(c.mem, c.heap), c.dbg, addr)
+
+    def is_live(c, addr):
+        return dbg_is_live(ref(c.mem, c.heap), c.dbg, addr)
+
+    def size_of(c, addr):
+        return dbg_size_of(ref(c.mem, c.heap), c.dbg, addr)
+
+    register_wrapper(cls, dict(malloc=malloc, calloc=calloc, free=free, is_live=is_live, size_of=size_of))

@@ -93,6 +93,22 @@ def pol_stats(c, out):
     return _CARRIERS[type(c)].heap_stats(c.mem, c.heap, out)
 
 
+_WRAPPED: dict[type, dict] = {}  # wrapping carrier class -> {"malloc": impl, ...}
+
+
+def register_wrapper(cls: type, impls: dict) -> None:
+    """Make namedtuple class `cls` a carrier whose malloc, calloc, free, is_live and size_of
+    are the given implementations (functions of the same arguments, compiled for `cls`),
+    e.g. the debugging heap's layer over a policy (vm32.heap.debug.register_debug_carrier)."""
+    _WRAPPED[cls] = impls
+
+
+def _wrapper(c, op: str):
+    if isinstance(c, types.BaseNamedTuple):
+        return _WRAPPED.get(c.instance_class, {}).get(op)
+    return None
+
+
 def _module_of(c):
     if isinstance(c, types.BaseNamedTuple):
         return _CARRIERS.get(c.instance_class)
@@ -103,16 +119,25 @@ def _install() -> None:
     """One overload per function: the implementation names the carrier's module's kernel."""
 
     def malloc_typer(c, nbytes):
+        w = _wrapper(c, "malloc")
+        if w is not None:
+            return w
         m = _module_of(c)
         if m is not None:
             return lambda c, nbytes: m.heap_malloc(c.mem, c.heap, nbytes)
 
     def calloc_typer(c, nbytes):
+        w = _wrapper(c, "calloc")
+        if w is not None:
+            return w
         m = _module_of(c)
         if m is not None:
             return lambda c, nbytes: m.heap_calloc(c.mem, c.heap, nbytes)
 
     def free_typer(c, addr):
+        w = _wrapper(c, "free")
+        if w is not None:
+            return w
         m = _module_of(c)
         if m is not None:
             return lambda c, addr: m.heap_free(c.mem, c.heap, addr)
@@ -123,11 +148,17 @@ def _install() -> None:
             return lambda c, addr, nbytes: m.heap_realloc(c.mem, c.heap, addr, nbytes)
 
     def is_live_typer(c, addr):
+        w = _wrapper(c, "is_live")
+        if w is not None:
+            return w
         m = _module_of(c)
         if m is not None:
             return lambda c, addr: m.heap_is_live(c.heap, addr)
 
     def size_of_typer(c, addr):
+        w = _wrapper(c, "size_of")
+        if w is not None:
+            return w
         m = _module_of(c)
         if m is not None:
             return lambda c, addr: m.heap_size_of(c.mem, c.heap, addr)

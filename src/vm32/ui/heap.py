@@ -137,3 +137,28 @@ def plot_footprints(pictures: list, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# ---- the UM's heap check ---------------------------------------------------------------------------
+
+
+def leak_report(rows: list[dict], name: str, code_words=None) -> list[str]:
+    """`vm32 um run --check-heap`'s report: the segments never unmapped, grouped by the pc of
+    the map instruction that made them (most bytes first); one line if there are none."""
+    if not rows:
+        return [f"{name}: heap check: every segment mapped was unmapped"]
+    sites: dict[int, list[int]] = {}
+    for r in rows:
+        sites.setdefault(r["site"], []).append(r["nbytes"])
+    total = sum(r["nbytes"] for r in rows)
+    lines = [f"{name}: heap check: {format_count(len(rows))} segment{'s' if len(rows) != 1 else ''} never "
+             f"unmapped ({format_size(total)}), mapped at {len(sites)} pc{'s' if len(sites) != 1 else ''}:"]
+    for site, sizes in sorted(sites.items(), key=lambda kv: (-sum(kv[1]), kv[0])):
+        where = "pc=?" if site == 0xFFFFFFFF else f"pc={site:#x}"
+        if code_words is not None and 0 <= site < len(code_words):
+            from vm32.um.disasm import decode
+
+            where += f" ({decode(int(code_words[site])) or 'not an instruction now'})"
+        lines.append(f"  {where}: {format_count(len(sizes))} segment{'s' if len(sizes) != 1 else ''}, "
+                     f"{format_size(sum(sizes))}")
+    return lines

@@ -23,7 +23,8 @@ import numpy as np
 
 from vm32.defaults import DEFAULT_HEAP_POLICY
 from vm32.heap import POLICIES, Heap
-from vm32.heap.dispatch import pol_calloc, pol_free, pol_is_live, pol_malloc, pol_size_of, register_carrier
+from vm32.heap.debug import dbg_calloc, register_debug_carrier
+from vm32.heap.dispatch import HEAP_REFS, pol_calloc, pol_free, pol_is_live, pol_malloc, pol_size_of, register_carrier
 from vm32.jit import leaf_kernel
 from vm32.memory import PAGE_SIZE, PhysicalMemory
 from vm32.um import space as sp
@@ -38,14 +39,17 @@ HEAP_BASE = PAGE_SIZE  # page 0 stays unused: no segment can have address (id) 0
 
 
 def new_flat_space(program: np.ndarray, memory: PhysicalMemory, heap_policy: str = DEFAULT_HEAP_POLICY,
-                   **heap_params) -> tuple[FlatSpace, Heap]:
+                   check_heap: bool = False, **heap_params) -> tuple[FlatSpace, Heap]:
     """A flat space over `memory` whose segment 0 is a copy of `program`; its segments are
-    blocks of a `heap_policy` heap (with that policy's `heap_params`)."""
-    heap = Heap(memory, HEAP_BASE, memory.size, policy=heap_policy, **heap_params)
+    blocks of a `heap_policy` heap (with that policy's `heap_params`).  `check_heap`: a
+    debugging heap (vm32.heap.debug; `Heap.leaks()` then names each segment's map pc)."""
+    heap = Heap(memory, HEAP_BASE, memory.size, policy=heap_policy, debug=check_heap, **heap_params)
     code = heap.malloc(4 * program.shape[0])
     w0 = code >> 2
     memory.words[w0 : w0 + program.shape[0]] = program
     meta = np.array([code], dtype=np.int64)
+    if check_heap:
+        return FLAT_DEBUG_SPACES[heap.policy](memory.words, heap.state, meta, heap.dbg), heap
     return FLAT_SPACES[heap.policy](memory.words, heap.state, meta), heap
 
 
@@ -140,3 +144,26 @@ def _space_class(policy: str) -> type:
 
 FLAT_SPACES = {name: _space_class(name) for name in POLICIES}
 """The flat space class of each heap policy."""
+
+
+
+def _debug_space_class(policy: str) -> type:
+    """The flat space class of `policy` under the debugging heap (fields mem, heap, meta, dbg):
+    flat's operations, whose allocator calls go through vm32.heap.debug, and a map that
+    notes the map instruction's pc as the segment's allocation site."""
+    cls = namedtuple(f"FlatDebugSpace{policy.title()}", [*FlatSpace._fields, "dbg"])
+    cls.__module__ = __name__
+    globals()[cls.__name__] = cls
+    register_debug_carrier(cls, policy)
+    ref = HEAP_REFS[policy]
+
+    def seg_map_at(space, n, pc):
+        return np.uint32(dbg_calloc(ref(space.mem, space.heap), space.dbg, np.int64(n) * 4, np.int64(pc)))
+
+    sp.register(cls, refcounted=False, inline=True, **sp.WHOLE_CODE, **sp.TWO_STEPS, **OPERATIONS,
+                seg_map_at=seg_map_at)
+    return cls
+
+
+FLAT_DEBUG_SPACES = {name: _debug_space_class(name) for name in POLICIES}
+"""The flat space class of each heap policy under the debugging heap (--check-heap)."""

@@ -48,7 +48,7 @@ from vm32.um.jit.abi import EXIT_JUMP, EXIT_SHIFT, EXIT_STALE, EXIT_STEP, JX_CAL
 from vm32.um.jit.abi import JX_JIT_ICOUNT, JX_LIMIT, JX_STALE, JX_THRESHOLD, PC_MASK, call_region
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.space import code_at, code_fetch, code_get, code_len, code_of, code_set, code_valid
-from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map, seg_set, seg_unmap, two_steps
+from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map_at, seg_set, seg_unmap, two_steps
 
 # Layout of the state array `st`.
 ST_PC = 0  # execution finger (next instruction; the failing one after a fault)
@@ -62,6 +62,8 @@ ST_UNMAPS = 7  # segments unmapped (active now, besides segment 0: maps - unmaps
 ST_PEAK_LIVE = 9  # most segments active at once
 ST_LOADPROGS = 10  # load-program instructions that copied a non-zero segment
 ST_SIZE = 16
+
+NO_PC = 0xFFFFFFFF  # um_map's pc when the caller has none (compiled code's helpers)
 
 WORD = 0xFFFFFFFF
 
@@ -77,10 +79,11 @@ def new_state() -> np.ndarray:
 
 
 @step_kernel
-def um_map(space, st, n):
+def um_map(space, st, n, pc=NO_PC):
     """Map a new zeroed segment of `n` words and count it in `st`; its id, or 0 when
-    memory is exhausted (nothing changed)."""
-    sid = seg_map(space, n)
+    memory is exhausted (nothing changed).  `pc`: the map instruction's (a debugging
+    backend's allocation site)."""
+    sid = seg_map_at(space, n, pc)
     if sid != 0:
         maps = st[ST_MAPS] + 1
         st[ST_MAPS] = maps
@@ -171,7 +174,7 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
             return np.uint64(r[c]), LOADED
         return np.uint64(r[c]), JUMP
     elif op == MAP:
-        sid = um_map(space, st, r[c])
+        sid = um_map(space, st, r[c], pc)
         if sid == 0:
             return pc, S.OUT_OF_MEMORY
         r[b] = sid

@@ -72,6 +72,7 @@ class UniversalMachine:
         name: str = "program",
         heap_policy: str = DEFAULT_HEAP_POLICY,
         record_allocs: bool = False,
+        check_heap: bool = False,
     ):
         """Load `program` (words, UM file bytes, or a path) on `backend`.
 
@@ -84,6 +85,8 @@ class UniversalMachine:
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
         allocator of the segments (vm32.heap.policies; flat only for now, tlsf elsewhere).
         `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
+        `check_heap` (flat only) puts the segments on a debugging heap (vm32.heap.debug):
+        `heap_leaks()` then lists the segments never unmapped with the pc that mapped them.
         """
         if backend not in BACKENDS:
             raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -94,6 +97,8 @@ class UniversalMachine:
             if backend != "flat":
                 raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
                                       f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat")
+        if check_heap and backend != "flat":
+            raise InvalidArgument(f"checking the heap runs on the flat backend, not {backend}")
         if record_allocs and backend != "classic":
             raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
         words = program_words(program)
@@ -125,7 +130,7 @@ class UniversalMachine:
                 self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
                 self.space, self.heap = self.jit.space, self.jit.heap
             else:
-                self.space, self.heap = new_flat_space(words, self.memory, heap_policy)
+                self.space, self.heap = new_flat_space(words, self.memory, heap_policy, check_heap=check_heap)
         elif record_allocs:
             from vm32.um.recording import new_recording_space
 
@@ -209,6 +214,14 @@ class UniversalMachine:
             return False
         self.space = recording.grow(self.space)
         return True
+
+    def heap_leaks(self) -> list[dict[str, int]]:
+        """check_heap=True: the segments still mapped (segment 0 aside) as {addr, nbytes, site}
+        rows, site the pc of the map instruction that made each."""
+        if self.heap is None or self.heap.dbg is None:
+            raise InvalidArgument("this machine does not check its heap (check_heap=False)")
+        code = int(self.space.meta[CODE])
+        return [r for r in self.heap.leaks() if r["addr"] != code]
 
     def recorded_events(self) -> np.ndarray:
         """The map/unmap events logged so far (record_allocs=True): vm32.heap.alloctrace's format."""

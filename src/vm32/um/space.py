@@ -37,6 +37,9 @@ ids.
     seg_get(space, where)           -> word   (where from seg_check)
     seg_set(space, where, value)              (where from seg_check)
     seg_map(space, n)               -> new zeroed segment of n words; 0 if out of memory
+    seg_map_at(space, n, pc)        -> seg_map, told the pc of the map instruction (a debugging
+                                       backend notes it as the segment's allocation site); a
+                                       backend that does not register it gets its seg_map
     seg_unmap(space, sid)           -> 0 or UNMAP_INACTIVE
     seg_load_program(space, sid)    -> 0, LOADPROG_INACTIVE or OUT_OF_MEMORY;
                                        segment 0 becomes a copy of segment sid
@@ -72,11 +75,14 @@ def register(space_class: type, *, refcounted: bool = True, inline: bool = False
 
 def _impl_for(name: str, space_type, options):
     """The implementation of `name` for numba type `space_type` if it was registered
-    with `options` (refcounted, inline), else None (no match)."""
+    with `options` (refcounted, inline), else None (no match).  seg_map_at falls back to
+    the backend's seg_map."""
     if isinstance(space_type, types.BaseNamedTuple):
         key = name, space_type.instance_class
         if _OPTIONS.get(key) == options:
             return _IMPLS[key]
+        if name == "seg_map_at" and key not in _IMPLS and _OPTIONS.get(("seg_map", key[1])) == options:
+            return _map_ignoring_pc
     return None
 
 
@@ -141,6 +147,16 @@ def seg_map(space, n):
     return _IMPLS["seg_map", type(space)](space, n)
 
 
+def seg_map_at(space, n, pc):
+    """seg_map, with the pc of the map instruction (the segment's allocation site)."""
+    impl = _IMPLS.get(("seg_map_at", type(space)))
+    return impl(space, n, pc) if impl is not None else seg_map(space, n)
+
+
+def _map_ignoring_pc(space, n, pc):
+    return seg_map(space, n)
+
+
 def seg_unmap(space, sid):
     """Release segment `sid`; 0 on success, UNMAP_INACTIVE if it is not active."""
     return _IMPLS["seg_unmap", type(space)](space, sid)
@@ -201,7 +217,7 @@ def register_array_code(space_class: type) -> None:
 _OPERATIONS = (
     "code_of", "code_len", "code_at", "code_fetch", "code_valid", "code_get", "code_set",
     "two_steps", "seg_check", "seg_get", "seg_set",
-    "seg_map", "seg_unmap", "seg_load_program",
+    "seg_map", "seg_map_at", "seg_unmap", "seg_load_program",
 )
 
 
