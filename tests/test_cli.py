@@ -459,9 +459,8 @@ def test_reader_goes_away(tmp_path):
     try:
         assert read_exactly(proc.stdout, 1, SUBPROCESS_TIMEOUT) == b"y"
         proc.stdout.close()
-        assert proc.wait(timeout=SUBPROCESS_TIMEOUT) != 0
-        err = proc.stderr.read().decode()
-        assert "Traceback" not in err and "Exception" not in err, err
+        assert proc.wait(timeout=SUBPROCESS_TIMEOUT) == 141  # as a shell reports SIGPIPE
+        assert proc.stderr.read() == b""  # quietly
     finally:
         if proc.poll() is None:
             proc.kill()

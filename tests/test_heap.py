@@ -149,8 +149,9 @@ def test_errors_on_bad_addresses():
         assert not isinstance(e.value, DoubleFree)
         with pytest.raises(InvalidFree):
             h.size_of(bad)
-        with pytest.raises(InvalidFree):
-            h.realloc(bad, 8)
+        if bad != 0:  # realloc(0, n) allocates, as in C (test_realloc_of_0_allocates)
+            with pytest.raises(InvalidFree):
+                h.realloc(bad, 8)
         assert not h.is_live(bad)
     h.free(a)
     with pytest.raises(DoubleFree):
@@ -160,6 +161,27 @@ def test_errors_on_bad_addresses():
     with pytest.raises(DoubleFree):
         h.size_of(a)
     assert h.is_live(b) and h.check() == []
+
+
+def test_realloc_of_0_allocates():
+    h = new_heap()
+    a = h.realloc(0, 100)
+    assert h.is_live(a) and h.size_of(a) == 100
+
+
+@pytest.mark.parametrize("policy", ["tlsf", "first"])
+@pytest.mark.parametrize("size", [16, 4096, 1 << 20])
+def test_a_second_free_is_a_double_free_for_every_size(policy, size):
+    """Even when the freed block merged with a neighbour or went back to the top of the heap."""
+    h = Heap(PhysicalMemory(8 << 20), base=4096, limit=8 << 20, policy=policy)
+    keep = h.malloc(64)
+    a = h.malloc(size)
+    h.free(a)
+    with pytest.raises(DoubleFree):
+        h.free(a)
+    b = h.malloc(size)  # handed out again: freeing it is fine, once
+    h.free(b)
+    assert h.is_live(keep) and h.check() == []
 
 
 def test_kernel_statuses():

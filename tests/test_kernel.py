@@ -2,11 +2,12 @@
 swap, zeroed frames, errors, inspection."""
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
-from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
+from vm32.errors import DoubleFree, InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
 from vm32.kernel import Machine
 from vm32.kernel.inspect import frame_table_rows, page_table_rows
 from vm32.kernel.layout import IMAGE_BASE, KERNEL_BASE, P_COLS, P_PGDIR
@@ -38,14 +39,15 @@ def test_image_is_demand_paged_from_file(machine, tmp_path):
     assert p.read(IMAGE_BASE + len(img), 100) == bytes(100)  # tail of the last page is zero
 
 
-def test_bytes_image_goes_to_a_temp_file_removed_on_close():
+def test_bytes_image_and_temporary_swap_have_no_name(tmp_path, monkeypatch):
+    """Files without a name from the start: no exit, SIGKILL included, can leave them behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     m = Machine(frames=16, swap="64K")
     p = m.spawn(b"\x01\x02\x03\x04")
-    assert os.path.isfile(p.image_path)
-    swap_path = m.swap.path
+    assert p.image_path is None and m.swap.path is None
     assert p.load_u32(IMAGE_BASE) == 0x04030201
+    assert os.listdir(tmp_path) == []
     m.close()
-    assert not os.path.exists(p.image_path) and not os.path.exists(swap_path)
 
 
 def test_heap_and_stack_are_zero_filled_and_writable(machine):
@@ -200,7 +202,7 @@ def test_swap_write_error_is_a_clear_error_and_loses_nothing():
         written.append(i)
     assert p.stats()["page_outs"] > 0
     swap_fd = m.swap.fd
-    read_only = os.open(m.swap.path, os.O_RDONLY)
+    read_only = os.open(f"/proc/self/fd/{swap_fd}", os.O_RDONLY)  # the swap file has no name
     saved = os.dup(swap_fd)
     try:
         os.dup2(read_only, swap_fd)  # the host now refuses every write to the swap file
@@ -360,3 +362,44 @@ def test_load_store_word_seam_on_paged_memory(machine):
     fill_and_sum(mem, 0x10, 1)  # unmapped: the status slot reports it
     cpu_leave(machine.ms, cpu, 0)
     assert ctx[CTX_STATUS] == -4
+
+
+def test_page_table_lists_pages_evicted_clean(machine):
+    """A page that left its frame clean has no swap copy; it is still listed, with where its
+    contents are: the image or zero fill."""
+    p = machine.spawn(b"\x05" * 8192, heap_size=40 * 4096)
+    assert p.load_u32(IMAGE_BASE) == 0x05050505
+    for i in range(40):
+        p.load_u32(p.heap_base + 4096 * i)  # read only: every page stays clean
+    rows = {r["va"]: r for r in p.page_table()}
+    assert len(rows) == 41  # every page touched, resident or not
+    where = {r["where"] for r in rows.values() if r["frame"] is None}
+    assert where <= {"zero-fill", "in the image"} and "zero-fill" in where
+    if rows[IMAGE_BASE]["frame"] is None:
+        assert rows[IMAGE_BASE]["where"] == "in the image"
+    assert p.load_u32(p.heap_base) == 0 and p.load_u32(IMAGE_BASE) == 0x05050505  # and they come back
+
+
+def test_bad_arguments_are_vm32_errors(machine):
+    p = machine.spawn(None, heap_size=4096)
+    with pytest.raises(InvalidArgument, match="bytes-like, not str"):
+        p.write(p.heap_base, "text")
+    with pytest.raises(InvalidArgument, match="length -1 must be a non-negative integer"):
+        p.read(p.heap_base, -1)
+
+
+def test_the_machine_module_shows_its_api():
+    import vm32.kernel.machine as module
+
+    assert module.__all__ == ["Machine", "Process"]
+
+
+@pytest.mark.parametrize("size", [16, 4096, 100_000])
+def test_a_second_free_is_a_double_free_for_every_size(machine, size):
+    p = machine.spawn(None, heap_size=1 << 20)
+    a = p.malloc(size)
+    p.free(a)
+    with pytest.raises(DoubleFree):
+        p.free(a)
+    b = p.realloc(0, size)  # realloc of 0 allocates, as in C
+    assert p.size_of(b) == size

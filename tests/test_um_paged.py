@@ -23,6 +23,7 @@ from vm32.cli import main
 from vm32.errors import InvalidArgument, OutOfMemory, UMFault, VM32Error
 from vm32.kernel.machine import Machine
 from vm32.kernel.policies import POLICIES
+from vm32.kernel.swap import TRAILER, is_swap_file
 from vm32.um import isa
 from vm32.um.asm import assemble, to_bytes
 from vm32.um.machine import UniversalMachine, run_program
@@ -261,10 +262,9 @@ def test_no_frame_left_is_a_clear_error(sweep):
 def test_temporary_swap_file_is_removed(sweep, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with UniversalMachine(sweep, backend="paged", frames=16, stdout=io.BytesIO()) as um:
-        path = um.paged.machine.swap.path
-        assert os.path.dirname(path) == str(tmp_path) and os.path.exists(path)
+        assert um.paged.machine.swap.path is None  # no name from the start: nothing to leave behind
         um.run()
-    assert not os.path.exists(path)
+        assert um.stats()["page_outs"] > 0 and os.listdir(tmp_path) == []
     runs, _ = run_programs([sweep, sweep], frames=16, memory_size="1M")
     assert all(r.halted for r in runs)
     assert os.listdir(tmp_path) == []
@@ -274,7 +274,23 @@ def test_swap_file_of_ones_own(sweep, tmp_path):
     swap = tmp_path / "my.swap"
     result = paged(sweep, frames=16, swap_path=swap, swap="1M")
     assert result.output == SWEEP_OUT
-    assert swap.stat().st_size == 1 << 20
+    assert swap.stat().st_size == (1 << 20) + TRAILER and is_swap_file(swap)  # the slots, then vm32's mark
+    assert paged(sweep, frames=16, swap_path=swap, swap="2M").output == SWEEP_OUT  # a vm32 swap file: reused
+    assert swap.stat().st_size == (2 << 20) + TRAILER
+
+
+def test_a_file_that_is_not_a_swap_file_is_never_overwritten(sweep, tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"my notes\n" * 1000)
+    with pytest.raises(InvalidArgument, match="precious.txt exists and is not a vm32 swap file"):
+        paged(sweep, frames=16, swap_path=precious)
+    with pytest.raises(InvalidArgument, match="not a regular file"):
+        paged(sweep, frames=16, swap_path=tmp_path)
+    with pytest.raises(InvalidArgument, match="holds no 4 KiB page"):
+        paged(sweep, frames=16, swap="1")
+    assert precious.read_bytes() == b"my notes\n" * 1000
+    assert paged(sweep, frames=16, swap_path=precious, swap="1M", swap_overwrite=True).output == SWEEP_OUT
+    assert is_swap_file(precious)
 
 
 def test_paged_options_are_checked(sweep):
@@ -394,11 +410,11 @@ def test_cli_several_programs_tag_their_lines(capsys, files):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--frames", "16"], "only for --backend paged"),
-    (["--backend", "classic", "--swap", "x"], "only for --backend paged"),
+    (["--backend", "classic", "--swap-file", "x"], "only for --backend paged"),
     (["--backend", "paged", "--frames", "2"], "frames"),
     (["--backend", "paged", "--policy", "belady"], "belady"),
     (["--backend", "paged", "--tlb", "100"], "power of two"),
-    (["--backend", "paged", "--swap", "/nonexistent/dir/swap"], "swap"),
+    (["--backend", "paged", "--swap-file", "/nonexistent/dir/swap"], "swap"),
     (["--backend", "paged", "--output-dir", "x"], "several programs"),
 ])
 def test_cli_paged_errors(capsys, files, args, fragment):

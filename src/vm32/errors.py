@@ -22,16 +22,20 @@ class UMFault(VM32Error):
     """The Universal Machine failed in one of the ways its specification allows.
 
     Carries `kind` (a short name from `vm32.um.status.FAULTS`, such as
-    ``divide-by-zero``), the program counter, the instruction word and the reason.
+    ``divide-by-zero``), the program counter, the instruction word, the reason and
+    the program's name (its file), which starts the message when given.
     """
 
-    def __init__(self, kind: str, reason: str, pc: int, instruction: int, detail: str = ""):
+    def __init__(self, kind: str, reason: str, pc: int, instruction: int, detail: str = "", program: str = ""):
         self.kind = kind
         self.reason = reason
         self.pc = pc
         self.instruction = instruction
         self.detail = detail
+        self.program = program
         text = f"UM fault at pc={pc:#x} (instruction {instruction:#010x}): {reason}"
+        if program:
+            text = f"{program}: {text}"
         if detail:
             text += f" ({detail})"
         super().__init__(f"{text} [{kind}]")

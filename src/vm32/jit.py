@@ -19,7 +19,12 @@ only `ir_inline_leaf_kernel` uses it, for a few allocator helpers whose calls
 cost more than their work, and the allocator's tests check them.
 """
 
+import threading
+import time
+from contextlib import contextmanager
+
 from numba import njit
+from numba.core import event
 
 _COMMON = dict(cache=True, nogil=True)
 
@@ -53,3 +58,43 @@ Python without reference counting."""
 
 ir_inline_leaf_kernel = njit(**_COMMON, _nrt=False, inline="always")
 """A `leaf_kernel` inlined by numba at IR level (see the module note)."""
+
+
+class CompileTimer(event.Listener):
+    """Seconds the creating thread spent compiling kernels or loading them from the cache
+    (inside numba's compiler lock), while installed by `compile_timer()`."""
+
+    def __init__(self):
+        self.thread = threading.get_ident()
+        self.seconds = 0.0
+        self._depth = 0
+        self._start = 0.0
+
+    def on_start(self, ev) -> None:  # noqa: D102 - numba's Listener API
+        if threading.get_ident() == self.thread:
+            if self._depth == 0:
+                self._start = time.perf_counter()
+            self._depth += 1
+
+    def on_end(self, ev) -> None:  # noqa: D102 - numba's Listener API
+        if threading.get_ident() == self.thread and self._depth:
+            self._depth -= 1
+            if self._depth == 0:
+                self.seconds += time.perf_counter() - self._start
+
+
+@contextmanager
+def compile_timer():
+    """``with compile_timer() as t:`` t.seconds is this thread's compile time in the block, so
+    a run's own time can be told apart from the first run's compilation."""
+    timer = CompileTimer()
+    with event.install_listener("numba:compiler_lock", timer):
+        yield timer
+
+
+def compiling_here() -> bool:
+    """True while the calling thread compiles (or loads) kernels: numba's compiler is then
+    not safe to interrupt (an exception raised in its callbacks breaks the compilation)."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    return global_compiler_lock.is_locked()

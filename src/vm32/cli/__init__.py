@@ -16,16 +16,29 @@ import nothing compiled at import time, so ``vm32 --help`` is quick.
 
 Every error a user can cause ends as one line ``vm32: error: ...`` on stderr
 and exit status 1 (2 for a bad command line); `--debug` shows the traceback.
+SIGINT, SIGTERM and SIGHUP end a command through its cleanup, with "interrupted"
+and status 128 + the signal's number (130 for Ctrl-C); a reader that goes away
+(``vm32 ... | head``) ends it quietly with status 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from vm32 import __version__
-from vm32.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, flush_stdout, silence_stdout
+from vm32.cli.common import (
+    EXIT_ERROR,
+    EXIT_READER_GONE,
+    EXIT_USAGE,
+    Interrupted,
+    announce_first_compile,
+    flush_stdout,
+    signals_as_interrupts,
+    silence_stdout,
+)
 from vm32.errors import VM32Error
 
 COMMAND_GROUPS = (
@@ -50,37 +63,74 @@ def build_parser() -> argparse.ArgumentParser:
     """The full `vm32` argument parser."""
     parser = _Parser(prog="vm32", description="An emulated 32-bit virtual memory system.")
     parser.add_argument("--version", action="version", version=f"vm32 {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     for name in COMMAND_GROUPS:
         importlib.import_module(f"vm32.cli.{name}").add_commands(commands)
+    for command in _commands(parser):  # `vm32 um run --debug ...` as well as `vm32 --debug um run ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args(argv)`, but arguments no parser took are the command's error (its own
+    usage), not the top level's."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+DEBUG_HELP = "show Python tracebacks on errors (and a UM fault's registers and instruction)"
+
+
+def _commands(parser: argparse.ArgumentParser):
+    """The parsers of every command (the leaves of the subcommand tree)."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield parser
+    for action in subparsers:
+        for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+            yield from _commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vm32` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except VM32Error as e:
-        if args.debug:
-            raise
-        flush_stdout()
-        print(f"vm32: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("vm32: error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        silence_stdout()
-        sys.stderr.close()  # the reader went away: not an error worth a message
-        return EXIT_ERROR
-    except OSError as e:  # the console itself failed (e.g. stdout is a full disk)
-        if args.debug:
-            raise
-        silence_stdout()
-        where = f" ({e.filename})" if e.filename else ""
-        print(f"vm32: error: system error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_ERROR
+    args = parse_args(build_parser(), argv)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
+        return _error("standard output is closed; redirect it to a file or /dev/null")
+    with signals_as_interrupts():
+        try:
+            announce_first_compile(args)
+            return args.handler(args)
+        except VM32Error as e:
+            if args.debug:
+                raise
+            flush_stdout()
+            return _error(str(e))
+        except KeyboardInterrupt as e:  # Interrupted, or Ctrl-C where no handler could be installed
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            flush_stdout()
+            _error("interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})")
+            return 128 + signum
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a shell's SIGPIPE does
+            silence_stdout()
+            return EXIT_READER_GONE
+        except OSError as e:  # the console itself failed (e.g. stdout is a full disk)
+            if args.debug:
+                raise
+            silence_stdout()
+            where = f" ({e.filename})" if e.filename else ""
+            return _error(f"system error: {e.strerror or e}{where}")
+
+
+def _error(message: str) -> int:
+    """Print ``vm32: error: MESSAGE`` on stderr (if it is open); EXIT_ERROR."""
+    if sys.stderr is not None:
+        try:
+            print(f"vm32: error: {message}", file=sys.stderr)
+        except OSError:
+            pass
+    return EXIT_ERROR

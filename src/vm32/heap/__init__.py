@@ -33,6 +33,8 @@ again.  The caches are emptied into the free lists before the heap's footprint g
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from vm32.errors import DoubleFree, HeapCorruption, InvalidArgument, InvalidFree, OutOfMemory
@@ -81,6 +83,33 @@ def _int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidArgument(f"{what} must be an integer, not {value!r}")
     return int(value)
+
+
+class FreedBlocks:
+    """Addresses of blocks freed and not handed out again, so that a second free of one is a
+    DoubleFree whatever became of its memory since (merged into a free neighbour, given back
+    to the top of the heap): the allocator's own tags only know block starts that still exist."""
+
+    REACH = 64  # a new block's header may cover this many bytes below its address
+
+    def __init__(self):
+        self._addrs: list[int] = []  # sorted
+
+    def freed(self, addr: int) -> None:
+        """Block `addr` was freed."""
+        i = bisect.bisect_left(self._addrs, addr)
+        if i == len(self._addrs) or self._addrs[i] != addr:
+            self._addrs.insert(i, addr)
+
+    def handed_out(self, addr: int, n: int) -> None:
+        """A block of `n` bytes at `addr` was handed out: freed addresses it covers are live memory."""
+        lo = bisect.bisect_left(self._addrs, addr - self.REACH)
+        hi = bisect.bisect_left(self._addrs, addr + max(n, 1))
+        del self._addrs[lo:hi]
+
+    def __contains__(self, addr: int) -> bool:
+        i = bisect.bisect_left(self._addrs, addr)
+        return i < len(self._addrs) and self._addrs[i] == addr
 
 
 class Heap:
@@ -139,6 +168,8 @@ class Heap:
         self.dbg = dbgheap.new_debug_state() if debug else None
         self._carrier = heap_ref(module.NAME, words, self.state)
         self._reported = 0  # findings of the debug log already raised
+        self._freed = FreedBlocks()
+
     def _size(self, n) -> np.int64:
         n = _int(n, "allocation size")
         if n < 0:
@@ -157,7 +188,7 @@ class Heap:
         return np.int64(addr if -(1 << 63) <= addr < (1 << 63) else -1)
 
     def _raise_status(self, status: int, addr: int, what: str) -> None:
-        if status == HEAP_DOUBLE_FREE:
+        if status == HEAP_DOUBLE_FREE or (status != HEAP_OK and addr in self._freed):
             raise DoubleFree(f"{what} of {addr:#x}: that block is already free")
         if status != HEAP_OK:
             raise InvalidFree(f"{what} of {addr:#x}: not the address of a live block of this heap")
@@ -178,6 +209,7 @@ class Heap:
             addr = self.kernels.heap_malloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
+        self._freed.handed_out(int(addr), int(n))
         return int(addr)
 
     def calloc(self, n: int) -> int:
@@ -189,13 +221,17 @@ class Heap:
             addr = self.kernels.heap_calloc(self.mem, self.state, self._size(n))
         if addr == 0:
             raise self._no_room(n)
+        self._freed.handed_out(int(addr), int(n))
         return int(addr)
 
     def realloc(self, addr: int, n: int) -> int:
         """Resize block `addr` to `n` bytes keeping its contents; returns the (maybe new) address.
 
         OutOfMemory (block left intact) if no room; InvalidFree/DoubleFree for a bad address.
+        `addr` 0 allocates, as C's realloc(NULL, n) does.
         """
+        if _int(addr, "heap address") == 0:
+            return self.malloc(n)
         n = self._size(n)
         if self.dbg is not None:
             return self._debug_realloc(addr, int(n))
@@ -204,6 +240,9 @@ class Heap:
             self._raise_status(-result, addr, "realloc")
         if result == 0:
             raise self._no_room(int(n))
+        if result != addr:
+            self._freed.freed(int(addr))
+        self._freed.handed_out(result, int(n))
         return result
 
     def _debug_realloc(self, addr: int, n: int) -> int:
@@ -229,6 +268,7 @@ class Heap:
             self._report()
             return
         self._raise_status(int(self.kernels.heap_free(self.mem, self.state, self._addr(addr))), addr, "free")
+        self._freed.freed(int(addr))
 
     def size_of(self, addr: int) -> int:
         """The byte count requested for live block `addr`; InvalidFree/DoubleFree otherwise."""

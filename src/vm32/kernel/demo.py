@@ -76,6 +76,7 @@ def run_paging_demo(
     *,
     swap: int | str | None = None,
     swap_path=None,
+    swap_overwrite: bool = False,
     tlb_entries: int = DEFAULT_TLB_ENTRIES,
     seed: int = 1,
     on_start: Callable[[Machine], None] | None = None,
@@ -83,14 +84,16 @@ def run_paging_demo(
 ) -> PagingDemoResult:
     """Run the demo: `processes` processes of `pages` heap pages on a machine of `frames` frames.
 
-    `swap` defaults to `swap_needed(processes, pages)`.  `on_start(machine)` is called
+    `swap` defaults to `swap_needed(processes, pages)`; `swap_path` and `swap_overwrite` are
+    Machine's.  `on_start(machine)` is called
     once the machine and its processes exist; `on_progress(pages_done)` from the worker
     threads after each step (of the 2 * processes * pages page passes).  On an exception
     in the calling thread (Ctrl-C) the workers stop before the machine closes.
     """
     _check(frames, processes, pages)
     with Machine(frames=frames, swap=swap_needed(processes, pages) if swap is None else swap, policy=policy,
-                 tlb_entries=tlb_entries, cpus=processes + 1, swap_path=swap_path, seed=seed,
+                 tlb_entries=tlb_entries, cpus=processes + 1, swap_path=swap_path,
+                 swap_overwrite=swap_overwrite, seed=seed,
                  max_processes=processes) as m:
         procs = [m.spawn(None, heap_size=pages * PAGE_SIZE) for _ in range(processes)]
         if on_start is not None:

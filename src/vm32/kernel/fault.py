@@ -108,7 +108,7 @@ from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
 from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
 from vm32.mmu.entry import (
-    PDX_SHIFT, PTE_A, PTE_D, PTE_FRAME, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped,
+    PDX_SHIFT, PTE_A, PTE_D, PTE_EVICTED, PTE_FRAME, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped,
 )
 from vm32.mmu.tlb import tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
 from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
@@ -233,7 +233,7 @@ def evict(ms, cpu, f):
     new_slot = slot_alloc(ms) if slot < 0 else -1
     use = slot if slot >= 0 else new_slot
     # one atomic exchange: the page stops being present and we learn its final Dirty bit
-    old = np.int64(atomic_xchg(ms.words, pi, pte_swapped(use, prot) if use >= 0 else 0))
+    old = np.int64(atomic_xchg(ms.words, pi, pte_swapped(use, prot) if use >= 0 else PTE_EVICTED | prot))
     shootdown(ms, cpu, owner, vpn, False)
     st = owner * ST_COLS
     if old & PTE_D:
@@ -249,7 +249,7 @@ def evict(ms, cpu, f):
         ms.pstats[st + S_SWAP_BYTES_OUT] += 4096
     elif slot < 0:
         # clean and never swapped: the image or zeros are its copy; forget the slot
-        atomic_store(ms.words, pi, 0)
+        atomic_store(ms.words, pi, PTE_EVICTED | prot)
         if new_slot >= 0:
             slot_free(ms, new_slot)
     ms.pstats[st + S_EVICT] += 1

@@ -26,11 +26,13 @@ from vm32.kernel.layout import (
     P_COLS,
     P_PGDIR,
 )
-from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_P, describe_flags, pte_slot
+from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_EVICTED, PTE_P, describe_flags, pte_slot
 
 
 def page_table_rows(proc) -> list[dict]:
-    """One dict per non-empty user PTE of `proc`: va, vpn, pte, frame, flags, where."""
+    """One dict per page `proc` has touched (a non-empty user PTE): va, vpn, pte, frame, slot,
+    flags and where the page is: a frame, a swap slot, or (evicted clean) "in the image" or
+    "zero-fill"."""
     ms = proc.machine.ms
     words = ms.words
     pgdir = int(ms.procs[proc.pid * P_COLS + P_PGDIR])
@@ -52,6 +54,9 @@ def page_table_rows(proc) -> list[dict]:
                 where = f"frame {frame}" + (f" (copy in swap slot {s})" if s >= 0 else "")
             elif slot >= 0:
                 where = f"swap slot {slot} (sectors {8 * slot}-{8 * slot + 7})"
+            elif pte & PTE_EVICTED:  # left its frame clean: its copy is the image, or zeros
+                in_image = proc.image_base <= vpn << 12 < proc.image_base + proc.image_size
+                where = "in the image" if in_image else "zero-fill"
             else:
                 where = "not loaded"
             rows.append(dict(va=vpn << 12, vpn=vpn, pte=pte, frame=frame, slot=slot, flags=describe_flags(pte), where=where))

@@ -15,14 +15,15 @@ turns ST_* statuses into vm32.errors exceptions.
 
 from __future__ import annotations
 
+import mmap
 import os
-import tempfile
 import threading
 
 import numpy as np
 
 from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MACHINE_FRAMES, MACHINE_SWAP, MIN_FRAMES
 from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
+from vm32.files import temporary_file
 from vm32.kernel import access, fault
 from vm32.kernel.layout import (
     C_FAULT_VA,
@@ -77,6 +78,7 @@ from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
 from vm32.mmu.tlb import make_tlbs
 
+__all__ = ["Machine", "Process"]
 
 
 def _page_up(n: int) -> int:
@@ -94,7 +96,8 @@ class Machine:
     a replacement `policy`, and `cpus` CPUs each with a TLB of `tlb_entries` entries.
 
     `swap` is a size (bytes or "16M"); `swap_path` a file to use (default: a
-    temporary file, deleted by `close`).  `kernel_frames` frames of kernel memory
+    temporary file without a name, which no exit leaves behind).  An existing file
+    at `swap_path` that is not a vm32 swap file is refused unless `swap_overwrite`.  `kernel_frames` frames of kernel memory
     are mapped supervisor-only at KERNEL_BASE in every process.  `seed` seeds
     the random policy, `nru_period` is NRU's Accessed-bit reset period (in victim
     choices).  Use as a context manager or call `close()`.
@@ -110,6 +113,7 @@ class Machine:
         cpus: int = 4,
         kernel_frames: int = 1,
         swap_path: str | os.PathLike | None = None,
+        swap_overwrite: bool = False,
         seed: int = 1,
         nru_period: int = 16,
         max_processes: int = 64,
@@ -128,8 +132,7 @@ class Machine:
         kind = policy_id(policy)
         self.policy = policy_name(kind)
         self.mem = PhysicalMemory(frames * PAGE_SIZE)
-        self.swap = SwapDevice(parse_size(swap), swap_path)
-        self._tempfiles: list[str] = []
+        self.swap = SwapDevice(parse_size(swap), swap_path, overwrite=swap_overwrite)
         self._image_maps: list = []
         kv = np.zeros(KV_SIZE, dtype=np.int64)
         kv[KV_NFRAMES], kv[KV_NSLOTS], kv[KV_SLOTS_FREE] = frames, self.swap.slots, self.swap.slots
@@ -194,8 +197,8 @@ class Machine:
     ) -> "Process":
         """Create a process whose code/data are paged in on demand from `image`.
 
-        `image` is a file path, or bytes (written to a temporary file first, so
-        the image always lives on disk), or None (no image).  The image is
+        `image` is a file path, or bytes (written to a temporary file without a name
+        first, so the image always lives on disk), or None (no image).  The image is
         mapped at IMAGE_BASE, the zero-filled heap of `heap_size` bytes follows
         it, and a zero-filled stack of `stack_size` bytes ends at STACK_TOP.
         """
@@ -238,26 +241,36 @@ class Machine:
         return int(free[0])
 
     def _image_file(self, image) -> tuple[str | None, np.ndarray]:
+        """The image's path (None unless a file was given) and its bytes, mapped read-only."""
         if image is None:
             return None, np.zeros(0, dtype=np.uint8)
         if isinstance(image, (bytes, bytearray, memoryview)):
-            fd, path = tempfile.mkstemp(prefix="vm32-image-", suffix=".img")
-            with os.fdopen(fd, "wb") as f:
-                f.write(bytes(image))
-            self._tempfiles.append(path)
+            path, size = None, len(image)
         elif isinstance(image, (str, os.PathLike)):
             path = os.fspath(image)
             if not os.path.isfile(path):
                 raise InvalidArgument(f"image file {path} does not exist")
+            size = os.path.getsize(path)
         else:
             raise InvalidArgument(f"image must be a path, bytes or None, not {type(image).__name__}")
-        size = os.path.getsize(path)
         if size > STACK_TOP - IMAGE_BASE:
-            raise InvalidArgument(f"image {path} ({size} bytes) does not fit in the address space")
+            raise InvalidArgument(f"image {path or 'bytes'} ({size} bytes) does not fit in the address space")
         if size == 0:
             return path, np.zeros(0, dtype=np.uint8)
-        data = np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # read-only mapping of the file
-        return path, data
+        if path is None:
+            return None, self._image_of_bytes(bytes(image))
+        return path, np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))  # read-only mapping of the file
+
+    @staticmethod
+    def _image_of_bytes(data: bytes) -> np.ndarray:
+        """`data` (not empty) in a temporary file without a name, mapped read-only."""
+        fd = temporary_file(prefix="vm32-image-")
+        try:
+            with os.fdopen(os.dup(fd), "wb") as f:
+                f.write(data)
+            return np.frombuffer(mmap.mmap(fd, len(data), prot=mmap.PROT_READ), dtype=np.uint8)
+        finally:
+            os.close(fd)
 
     def _exit(self, proc: "Process") -> None:
         cpu = self.cpu()
@@ -337,11 +350,6 @@ class Machine:
         self.closed = True
         self.swap.close()
         self._image_maps.clear()
-        for p in self._tempfiles:
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
         self.mem.close()
 
     def __enter__(self) -> "Machine":
@@ -389,7 +397,9 @@ class Process:
     def _check_range(self, va: int, n: int) -> None:
         if isinstance(va, bool) or not isinstance(va, (int, np.integer)) or not 0 <= va < 1 << 32:
             raise InvalidArgument(f"address {va!r} is not a 32-bit address")
-        if n < 0 or va + n > 1 << 32:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidArgument(f"length {n!r} must be a non-negative integer")
+        if va + n > 1 << 32:
             raise InvalidArgument(f"range {va:#x}+{n} leaves the 32-bit address space")
         if not self.alive:
             raise InvalidArgument(f"process {self.pid} has exited")
@@ -407,7 +417,10 @@ class Process:
         return out.tobytes()
 
     def write(self, va: int, data: bytes | bytearray | memoryview, *, user: bool = True) -> None:
-        """Copy `data` to virtual address `va`."""
+        """Copy `data` (bytes-like) to virtual address `va`."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidArgument(f"data must be bytes-like, not {type(data).__name__}"
+                                  + (" (encode it first: 'text'.encode())" if isinstance(data, str) else ""))
         buf = np.frombuffer(bytearray(data), dtype=np.uint8)  # writable: k_copy has one buffer type
         self._check_range(va, len(buf))
         cpu = self.machine.cpu()

@@ -93,6 +93,7 @@ from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, Out
 from vm32.heap import core as heap_core
 from vm32.heap import (
     HEAP_DOUBLE_FREE,
+    FreedBlocks,
     HEAP_INVALID_FREE,
     heap_check,
     heap_free,
@@ -620,6 +621,7 @@ class ProcessHeap:
             raise InvalidArgument(f"process {proc.pid} has no heap (spawn it with heap_size > 0)")
         self.proc, self.base, self.limit = proc, proc.heap_base, proc.heap_end
         self.state = new_state(self.base, self.limit)
+        self._freed = FreedBlocks()
         self.state[heap_core.M_BASE] = self.base
         self.state[heap_core.M_LIMIT] = self.limit
         self.journal = new_journal()
@@ -681,7 +683,7 @@ class ProcessHeap:
         )
 
     def _bad_addr(self, r: int, va: int, what: str) -> None:
-        if r == ST_DOUBLE_FREE:
+        if r == ST_DOUBLE_FREE or va in self._freed:
             raise DoubleFree(f"process {self.proc.pid}, {what} of {va:#x}: that block is already free")
         raise InvalidFree(f"process {self.proc.pid}, {what} of {va:#x}: not the address of a live block of its heap")
 
@@ -692,6 +694,7 @@ class ProcessHeap:
         r = self._run(OP_MALLOC, n, 0, f"malloc of {n} bytes")
         if r == ST_HEAP_FULL:
             raise self._no_room(n)
+        self._freed.handed_out(r, n)
         return r
 
     def calloc(self, n: int) -> int:
@@ -700,19 +703,26 @@ class ProcessHeap:
         r = self._run(OP_CALLOC, n, 0, f"calloc of {n} bytes")
         if r == ST_HEAP_FULL:
             raise self._no_room(n)
+        self._freed.handed_out(r, n)
         return r
 
     def realloc(self, va: int, n: int) -> int:
         """Resize block `va` to `n` bytes keeping its contents; the (maybe moved) address.
 
         OutOfMemory leaves the block as it was; InvalidFree/DoubleFree for a bad address.
+        `va` 0 allocates, as C's realloc(NULL, n) does.
         """
         n, a = self._size(n), self._addr(va)
+        if a == 0:
+            return self.malloc(n)
         r = self._run(OP_REALLOC, a, n, f"realloc of {va:#x} to {n} bytes")
         if r == ST_HEAP_FULL:
             raise self._no_room(n)
         if r in (ST_INVALID_FREE, ST_DOUBLE_FREE):
             self._bad_addr(r, va, "realloc")
+        if r != a:
+            self._freed.freed(a)
+        self._freed.handed_out(r, n)
         return r
 
     def free(self, va: int) -> None:
@@ -720,6 +730,7 @@ class ProcessHeap:
         r = self._run(OP_FREE, self._addr(va), 0, f"free of {va:#x}")
         if r != OK:
             self._bad_addr(r, va, "free")
+        self._freed.freed(int(va))
 
     def size_of(self, va: int) -> int:
         """The byte count requested for live block `va`; InvalidFree/DoubleFree otherwise."""

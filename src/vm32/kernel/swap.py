@@ -17,14 +17,18 @@ pwrite needs none of that.  The file is still mapped read-write (``words``,
 keeps a mapping and read/write coherent through the one page cache.
 
 Free slots are a stack ``slots`` with its depth in ``kv[KV_SLOTS_FREE]``; slots
-are allocated and freed under the machine lock.  A temporary swap file is
-deleted when the device closes.
+are allocated and freed under the machine lock.  A temporary swap file has no
+name from the start, so no exit leaves it behind; a named one ends with a
+trailer sector that marks it as vm32's (`is_swap_file`), and vm32 overwrites no
+other existing file.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -35,6 +39,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from vm32.errors import InvalidArgument
+from vm32.files import temporary_file
 from vm32.jit import kernel
 from vm32.kernel.layout import C_WB_SLOT, CPU_STRIDE, KV_SLOTS_FREE, KV_SWAP_FD
 from vm32.memory import PAGE_SIZE
@@ -62,41 +67,91 @@ def _preallocate(fd: int, size: int) -> None:
             raise
 
 
-class SwapDevice:
-    """A swap file of `size` bytes at `path` (a temporary file when `path` is None).
+MAGIC = b"vm32 swap file\n"
+"""The first bytes of a named swap file's trailer: the sector after its slots."""
+TRAILER = SECTOR_SIZE
 
-    `size` is rounded down to whole slots (4096 bytes); 0 means no swap at all.
-    An existing file at `path` is overwritten (its size set to `size`).
+
+def is_swap_file(path: str | os.PathLike) -> bool:
+    """True if `path` is a regular file that vm32 made as a swap file (whole slots, then its trailer)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < TRAILER or size % PAGE_SIZE != TRAILER:
+                return False
+            f.seek(size - TRAILER)
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+class SwapDevice:
+    """A swap device of `size` bytes (rounded down to whole 4 KiB slots; 0: no swap at all).
+
+    With `path` None the file has no name (vm32.files.temporary_file): nothing is left
+    behind however the process ends.  A named swap file is the `size` bytes of its slots
+    followed by one sector, its trailer, that starts with MAGIC; it stays after `close`.
+    An existing file at `path` is used only if it is a vm32 swap file or empty, unless
+    `overwrite`; a path that is not a regular file is refused.
     """
 
-    def __init__(self, size: int, path: str | os.PathLike | None = None):
+    def __init__(self, size: int, path: str | os.PathLike | None = None, *, overwrite: bool = False):
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 0:
             raise InvalidArgument(f"swap size must be a non-negative number of bytes, not {size!r}")
+        if 0 < size < PAGE_SIZE:
+            raise InvalidArgument(f"a swap of {size} bytes holds no 4 KiB page; use 0 (no swap) or at least 4K")
         self.slots = int(size) // PAGE_SIZE
         if self.slots > MAX_SLOTS:
             raise InvalidArgument(f"swap of {size} bytes exceeds the {MAX_SLOTS * PAGE_SIZE >> 30} GiB a PTE can address")
         self.temporary = path is None
-        if path is None:
-            fd, path = tempfile.mkstemp(prefix="vm32-swap-", suffix=".swap")
-            os.close(fd)
-        self.path = os.fspath(path)
+        self.path = None if path is None else os.fspath(path)
+        fd, created = self._open(overwrite)
+        nbytes = self.slots * PAGE_SIZE
         try:
-            with open(self.path, "wb") as f:
-                f.truncate(self.slots * PAGE_SIZE)
-                _preallocate(f.fileno(), self.slots * PAGE_SIZE)
+            os.ftruncate(fd, nbytes)
+            _preallocate(fd, nbytes)
+            if not self.temporary:
+                os.pwrite(fd, MAGIC + f"{self.slots} slots of {PAGE_SIZE} bytes\n".encode(), nbytes)
+                os.ftruncate(fd, nbytes + TRAILER)
+            self._map = mmap.mmap(fd, nbytes) if self.slots else None
         except OSError as e:
-            if self.temporary:
+            os.close(fd)
+            if created:
                 os.unlink(self.path)
-            raise InvalidArgument(f"cannot create swap file {self.path} of {size} bytes: {e.strerror}") from None
-        if self.slots:
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r+", shape=(self.slots * PAGE_SIZE,))
-            self.bytes = np.asarray(self._map)
-        else:
-            self._map = None
-            self.bytes = np.zeros(0, dtype=np.uint8)
+            where = "a temporary swap file" if self.temporary else f"swap file {self.path}"
+            raise InvalidArgument(f"cannot create {where} of {size} bytes: {e.strerror}") from None
+        self.bytes = np.frombuffer(self._map, dtype=np.uint8) if self.slots else np.zeros(0, dtype=np.uint8)
         self.words = self.bytes.view(np.uint32)
-        self.fd = os.open(self.path, os.O_RDWR) if self.slots else -1
+        if not self.slots:
+            os.close(fd)
+            fd = -1
+        self.fd = fd
         self.free_stack = np.arange(self.slots - 1, -1, -1, dtype=np.int64)  # slot 0 on top
+
+    def _open(self, overwrite: bool) -> tuple[int, bool]:
+        """The swap file's descriptor, and whether this call created the named file."""
+        if self.temporary:
+            try:
+                return temporary_file(prefix="vm32-swap-"), False
+            except OSError as e:
+                raise InvalidArgument(f"cannot create a temporary swap file in {tempfile.gettempdir()}: "
+                                      f"{e.strerror}") from None
+        path = self.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise InvalidArgument(f"cannot use swap file {path}: {e.strerror}") from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise InvalidArgument(f"swap file {path} is not a regular file")
+        if st is not None and st.st_size and not overwrite and not is_swap_file(path):
+            raise InvalidArgument(f"{path} exists and is not a vm32 swap file: it is left alone (--force, or "
+                                  f"swap_overwrite=True, lets vm32 overwrite it)")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), st is None
+        except OSError as e:
+            raise InvalidArgument(f"cannot create swap file {path}: {e.strerror}") from None
 
     @property
     def sectors(self) -> int:
@@ -109,14 +164,17 @@ class SwapDevice:
             os.fsync(self.fd)
 
     def close(self) -> None:
-        """Close and unmap the file, and delete it if it is temporary."""
+        """Close and unmap the file (a temporary one then disappears)."""
         self.bytes = self.words = None
-        self._map = None
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:
+                pass  # a view still exists (the machine state's): the mapping goes with it
+            self._map = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if self.temporary and os.path.exists(self.path):
-            os.unlink(self.path)
 
     def __repr__(self) -> str:
         return f"SwapDevice(path={self.path!r}, slots={self.slots})"

@@ -50,6 +50,8 @@ PTE_D = 0x040  # Dirty: set by the MMU on a write (PTE only)
 PTE_PS = 0x080  # PDE: 4 MiB page (not used by vm32)
 PTE_G = 0x100  # Global: survives a CR3 reload (kernel pages)
 PTE_SWAPPED = 0x200  # OS bit 9 in a not-present entry: slot field is valid
+PTE_EVICTED = 0x400  # OS bit 10 in a not-present entry without PTE_SWAPPED: the page was in a
+#                      frame and left it clean (the image or zeros hold it); 0 = never touched
 PTE_FLAGS = 0xFFF  # all flag bits of a present entry
 PTE_FRAME = 0xFFFFF000  # frame-number field of a present entry
 SLOT_SHIFT = 10  # slot field of a not-present entry: bits 10..31
@@ -105,6 +107,6 @@ def describe_flags(entry: int) -> str:
     if not entry & PTE_P:
         if entry & PTE_SWAPPED:
             return f"swap slot {(entry >> SLOT_SHIFT) & (MAX_SLOTS - 1)}"
-        return "not present"
+        return "evicted clean" if entry & PTE_EVICTED else "not present"
     names = [(PTE_P, "P"), (PTE_W, "W"), (PTE_U, "U"), (PTE_A, "A"), (PTE_D, "D"), (PTE_G, "G")]
     return " ".join(n if entry & b else "-" for b, n in names)

@@ -119,7 +119,14 @@ def _report(console, runs, mstats: dict, same: list[bool], seconds: float) -> No
     console.print(
         f"summary: {len(runs)} processes, {mstats['frames']} frames, {format_count(mstats['page_faults'])} page "
         f"faults, swap {format_size(mstats['swap_bytes_in'])} in, {format_size(mstats['swap_bytes_out'])} out, "
-        f"{format_seconds(seconds)}: {'all outputs verified' if all(same) else 'OUTPUTS DIFFER'}", soft_wrap=True)
+        f"{format_seconds(seconds)}: {_verdict(runs, same)}", soft_wrap=True)
+
+
+def _verdict(runs, same: list[bool]) -> str:
+    failed = sum(run.error is not None for run in runs)
+    if failed:
+        return f"{failed} of {len(runs)} programs failed"
+    return "all outputs verified" if all(same) else "OUTPUTS DIFFER"
 
 
 def _print_json(stdout, frames: int, mstats: dict, runs, tees, same: list[bool], seconds: float) -> None:

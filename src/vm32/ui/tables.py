@@ -19,11 +19,20 @@ WIDTH = 80
 """Columns of a console that is not a terminal (a file, a pipe, a test's buffer)."""
 
 
-def console_for(stream) -> Console:
-    """A rich Console on text stream `stream`: a terminal's own width, else WIDTH columns."""
-    console = Console(file=stream, highlight=False)
+class PipeConsole(Console):
+    """A rich Console that lets a BrokenPipeError through (the reader of a pipe went away):
+    rich's own ends the process with status 1; vm32's commands end quietly with 141."""
+
+    def on_broken_pipe(self) -> None:  # noqa: D102 - rich API
+        self.quiet = True
+        raise BrokenPipeError("the reader of the output went away")
+
+
+def console_for(stream) -> PipeConsole:
+    """A console on text stream `stream`: a terminal's own width, else WIDTH columns."""
+    console = PipeConsole(file=stream, highlight=False)
     if not console.is_terminal:
-        console = Console(file=stream, highlight=False, width=WIDTH)
+        console = PipeConsole(file=stream, highlight=False, width=WIDTH)
     return console
 
 

@@ -63,18 +63,27 @@ def disassemble(words: Sequence[int] | np.ndarray | bytes, start: int = 0,
 def disassemble_word(word: int, offset: int = 0) -> str:
     """One listing line for `word` at `offset` (no newline)."""
     word &= isa.WORD_MASK
-    text = decode(word)
-    note = ""
-    if text is None:
-        op = word >> 28
-        text = f".word {word:#010x}"
-        if op <= isa.LOADPROG:
-            note = f"  ({_standard(word)}, unused bits set)"
-        else:
-            note = f"  (operator {op} is not an instruction)"
-    elif word < 0x100 or (word >> 28 == isa.LOADIMM and (word & isa.IMM_MASK) < 0x100):
+    text, note = _text_and_note(word)
+    if decode(word) is not None and (word < 0x100 or (word >> 28 == isa.LOADIMM and (word & isa.IMM_MASK) < 0x100)):
         note = _char_note(word & 0xFF)
     return f"    {text:<{_COLUMN}}; {offset:08x}: {word:08x}{note}"
+
+
+def instruction_text(word: int) -> str:
+    """`word` as one instruction for a person (a debugger's line): its assembly text, or
+    ``.word`` and why it is not a canonical instruction."""
+    text, note = _text_and_note(word & isa.WORD_MASK)
+    return text + note
+
+
+def _text_and_note(word: int) -> tuple[str, str]:
+    text = decode(word)
+    if text is not None:
+        return text, ""
+    op = word >> 28
+    if op <= isa.LOADPROG:
+        return f".word {word:#010x}", f"  ({_standard(word)}, unused bits set)"
+    return f".word {word:#010x}", f"  (operator {op} is not an instruction)"
 
 
 def _standard(word: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +11,34 @@ import numpy as np
 from vm32.errors import BadProgram
 
 MAX_PROGRAM_BYTES = 1 << 30  # 1 GiB: larger than any real UM program, small enough to load
+_TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+_STATEMENT = re.compile(r"\s*(?:[A-Za-z_][\w.]*\s*:\s*)?[A-Za-z_.][\w.]*\b")  # an optional label, then a word
+
+
+def looks_like_assembly(data: bytes) -> bool:
+    """True if `data` reads as UM assembly source rather than program words: lines of plain
+    text whose first statement starts with a word (a mnemonic, a directive, a label)."""
+    head = data[:1 << 16]
+    if b"\n" not in head or not _TEXT_BYTES.issuperset(head):
+        return False
+    for line in head.decode("ascii").splitlines():
+        code = re.split(r"[;#]", line, maxsplit=1)[0]
+        if code.strip():
+            return _STATEMENT.match(code) is not None
+    return False  # no statement: nothing says it is source
 
 
 def parse_program(data: bytes, name: str = "<program>") -> np.ndarray:
     """Return the program words (native uint32) of UM file contents `data`.
 
-    Raises BadProgram if `data` is empty or its length is not a multiple of 4.
+    Raises BadProgram if `data` is empty, assembly source text, or its length is not
+    a multiple of 4.
     """
     if len(data) == 0:
         raise BadProgram(f"{name}: the program is empty (a UM program needs at least one word)")
+    if looks_like_assembly(data):
+        raise BadProgram(f"{name}: this looks like text (UM assembly source?), not a program file of "
+                         f"32-bit words; to assemble it: vm32 um asm {name} -o PROGRAM.um")
     if len(data) % 4:
         raise BadProgram(
             f"{name}: size {len(data)} bytes is not a multiple of 4; "

@@ -31,6 +31,7 @@ import numpy as np
 from vm32.defaults import DEFAULT_HEAP_POLICY
 from vm32.errors import InvalidArgument, UMFault
 from vm32.heap.policies import policy_module
+from vm32.jit import compile_timer
 from vm32.memory import DEFAULT_SIZE, PAGE_SIZE, PhysicalMemory, check_size, parse_size
 from vm32.um import status as S
 from vm32.um.classic import ClassicSpace, new_classic_space
@@ -67,6 +68,7 @@ class UniversalMachine:
         policy: str | None = None,
         swap: int | str | None = None,
         swap_path: str | os.PathLike | None = None,
+        swap_overwrite: bool = False,
         tlb_entries: int | None = None,
         machine=None,
         name: str = "program",
@@ -81,7 +83,8 @@ class UniversalMachine:
         `memory_size` bytes of virtual memory (at most PAGED_MAX_HEAP); it runs on
         `machine` (a vm32.kernel.Machine shared with other processes) or on a machine of
         its own with `frames` frames, replacement `policy`, `swap` bytes of swap (default:
-        as large as the heap region) in `swap_path` (default: a temporary file) and TLBs of
+        as large as the heap region) in `swap_path` (default: a temporary file; an existing
+        file there that is not a vm32 swap file only if `swap_overwrite`) and TLBs of
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
         allocator of the segments (vm32.heap.policies; flat only for now, tlsf elsewhere).
         `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
@@ -101,6 +104,7 @@ class UniversalMachine:
             raise InvalidArgument(f"checking the heap runs on the flat backend, not {backend}")
         if record_allocs and backend != "classic":
             raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
+        _check_streams(stdin, stdout)
         words = program_words(program)
         self.backend = backend
         self.name = name
@@ -115,7 +119,8 @@ class UniversalMachine:
 
             self.memory = self.heap = None
             self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
-                                      swap_path=swap_path, tlb_entries=tlb_entries, machine=machine)
+                                      swap_path=swap_path, swap_overwrite=swap_overwrite, tlb_entries=tlb_entries,
+                                      machine=machine)
             self.space = self.paged.space
         elif backend in ("flat", "jit"):
             if self.memory_size < 2 * PAGE_SIZE:
@@ -142,7 +147,8 @@ class UniversalMachine:
         self.record_allocs = record_allocs
         self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
         self._stdout = stdout if stdout is not None else io.BytesIO()
-        self.wall_seconds = 0.0
+        self.wall_seconds = 0.0  # running the program, compilation excluded
+        self.compile_seconds = 0.0
         self.halted = False
 
     # -- running ---------------------------------------------------------------
@@ -155,29 +161,35 @@ class UniversalMachine:
         """Run until the program halts (or about `max_instructions` more); return stats.
 
         Raises UMFault if the program fails.  `on_slice` is called after every
-        kernel call (for progress displays).
+        kernel call (for progress displays).  Time spent compiling kernels (or loading
+        them from the cache) counts in the stats' compile_seconds, not wall_seconds.
         """
+        if max_instructions is not None and (isinstance(max_instructions, bool) or not isinstance(
+                max_instructions, (int, np.integer)) or max_instructions < 0):
+            raise InvalidArgument(f"max_instructions must be a non-negative integer or None, not {max_instructions!r}")
         start = time.perf_counter()
         stop_at = None if max_instructions is None else self.st[ST_ICOUNT] + max_instructions
-        try:
-            while not self.halted:
-                budget = slice_instructions
-                if stop_at is not None:
-                    budget = min(budget, stop_at - self.st[ST_ICOUNT])
-                    if budget <= 0:
-                        break
-                if self.paged is not None:
-                    status = self.paged.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
-                elif self.jit is not None:
-                    status = self.jit.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
-                else:
-                    status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
-                self._after_call(status)
-                if on_slice is not None:
-                    on_slice(self)
-        finally:
-            self.wall_seconds += time.perf_counter() - start
-            self._drain_output()
+        with compile_timer() as timer:
+            try:
+                while not self.halted:
+                    budget = slice_instructions
+                    if stop_at is not None:
+                        budget = min(budget, stop_at - self.st[ST_ICOUNT])
+                        if budget <= 0:
+                            break
+                    if self.paged is not None:
+                        status = self.paged.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
+                    elif self.jit is not None:
+                        status = self.jit.run_slice(self.regs, self.st, self.inbuf, self.outbuf, budget)
+                    else:
+                        status = um_run(self.space, self.regs, self.st, self.inbuf, self.outbuf, budget)
+                    self._after_call(status)
+                    if on_slice is not None:
+                        on_slice(self)
+            finally:
+                self.compile_seconds += timer.seconds
+                self.wall_seconds += time.perf_counter() - start - timer.seconds
+                self._drain_output()
         return self.stats()
 
     def _after_call(self, status: int) -> None:
@@ -266,7 +278,7 @@ class UniversalMachine:
         detail = ""
         if status == S.PC_OUT_OF_RANGE:
             detail = f"the 0 array has {len(code)} words"
-        return UMFault(kind, reason, pc, instruction, detail)
+        return UMFault(kind, reason, pc, instruction, detail, program=self.name)
 
     # -- inspection ------------------------------------------------------------
     def code_words(self) -> np.ndarray:
@@ -295,6 +307,7 @@ class UniversalMachine:
             "peak_live_segments": int(st[ST_PEAK_LIVE]),
             "program_loads": int(st[ST_LOADPROGS]),
             "wall_seconds": self.wall_seconds,
+            "compile_seconds": self.compile_seconds,
             "instructions_per_second": icount / self.wall_seconds if self.wall_seconds > 0 else 0.0,
         }
         if self.heap is not None:
@@ -325,6 +338,18 @@ class UniversalMachine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_streams(stdin, stdout) -> None:
+    """InvalidArgument unless `stdin` is bytes, a binary stream or None and `stdout` a binary
+    stream or None (text would fail later, halfway through a run)."""
+    if isinstance(stdin, str):
+        raise InvalidArgument("stdin must be bytes or a binary stream, not str: encode it first ('text'.encode())")
+    if stdin is not None and not isinstance(stdin, (bytes, bytearray)) and not hasattr(stdin, "read"):
+        raise InvalidArgument(f"stdin must be bytes or a binary stream, not {type(stdin).__name__}")
+    if stdout is not None and (not hasattr(stdout, "write") or isinstance(stdout, io.TextIOBase)):
+        raise InvalidArgument(f"stdout must be a binary stream (open(..., 'wb'), io.BytesIO()), "
+                              f"not {type(stdout).__name__}")
 
 
 def run_program(program, stdin: bytes | BinaryIO | None = b"", backend: str = "flat", **kwargs) -> RunResult:

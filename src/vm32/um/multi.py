@@ -61,6 +61,7 @@ def run_programs(
     policy: str = DEFAULT_POLICY,
     swap: int | str | None = None,
     swap_path: str | os.PathLike | None = None,
+    swap_overwrite: bool = False,
     tlb_entries: int = DEFAULT_TLB_ENTRIES,
     memory_size: int | str = MULTI_MEMORY,
     slice_instructions: int = MULTI_SLICE,
@@ -69,8 +70,8 @@ def run_programs(
 ) -> tuple[list[ProcessRun], dict]:
     """Run `programs` (paths, UM file bytes or word arrays) concurrently on one paged machine.
 
-    `frames`, `policy`, `swap` (bytes; default: room for every heap, at most MULTI_SWAP_LIMIT), `swap_path` and
-    `tlb_entries` describe the machine; `memory_size` is each process's heap region.
+    `frames`, `policy`, `swap` (bytes; default: room for every heap, at most MULTI_SWAP_LIMIT), `swap_path`,
+    `swap_overwrite` and `tlb_entries` describe the machine (see vm32.kernel.machine.Machine); `memory_size` is each process's heap region.
     Process i reads `inputs[i]` (None: end of input at once) and writes to `outputs[i]`
     (default: kept in memory, see ProcessRun.um).  `on_tick(machine, runs)` is called
     from this thread every `tick_seconds` while they run (live displays).  Returns the
@@ -97,7 +98,7 @@ def run_programs(
     runs = [ProcessRun(name) for name in names]
     stop = threading.Event()
     with Machine(frames=frames, swap=swap, policy=policy, tlb_entries=tlb_entries, cpus=n + 1,
-                 swap_path=swap_path, max_processes=n + 1) as m:
+                 swap_path=swap_path, swap_overwrite=swap_overwrite, max_processes=n + 1) as m:
         try:
             for run, program, data, out in zip(runs, programs, inputs, outputs):
                 try:

@@ -904,12 +904,12 @@ class PagedProcess:
     (rounded down to pages, at most PAGED_MAX_HEAP) holds every segment.  With
     `machine` None a machine of its own is made (closed with the process) from
     `frames`, `policy`, `swap` (bytes; default the heap size, at most UM_SWAP_LIMIT),
-    `swap_path` and `tlb_entries`; otherwise those must be None.  Used by
+    `swap_path` (with `swap_overwrite`, see Machine) and `tlb_entries`; otherwise those must be None.  Used by
     `vm32.um.machine.UniversalMachine`; any host thread may run it, one at a time.
     """
 
     def __init__(self, words: np.ndarray, heap_size: int, *, name: str = "program", frames=None, policy=None,
-                 swap=None, swap_path=None, tlb_entries=None, machine=None):
+                 swap=None, swap_path=None, swap_overwrite=False, tlb_entries=None, machine=None):
         from vm32.kernel.machine import Machine
 
         heap_size = min(int(heap_size), PAGED_MAX_HEAP) // PAGE_SIZE * PAGE_SIZE
@@ -924,6 +924,7 @@ class PagedProcess:
                 policy=DEFAULT_POLICY if policy is None else policy,
                 tlb_entries=DEFAULT_TLB_ENTRIES if tlb_entries is None else tlb_entries,
                 swap_path=swap_path,
+                swap_overwrite=swap_overwrite,
             )
         elif any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries)):
             raise InvalidArgument("frames, policy, swap, swap_path and tlb_entries belong to the shared machine")

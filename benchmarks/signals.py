@@ -1,0 +1,152 @@
+"""A signal campaign: interrupt paged runs at random moments and check that nothing is left.
+
+    .venv/bin/python benchmarks/signals.py [--runs 100] [--seed 1] [--max-delay 4]
+
+Each run starts one of the commands below with TMPDIR and its working directory set to
+fresh empty directories, sends it SIGINT, SIGTERM, SIGHUP or SIGKILL (the same number of
+each, in a random order) after a random delay (start-up, compiling or loading kernels,
+running, finishing), and checks:
+
+- no file is left in its TMPDIR or its working directory, and the named swap file it was
+  given still holds exactly what was there (a vm32 swap file) or does not exist;
+- the exit status is 128 + the signal's number (SIGINT 130, SIGTERM 143, SIGHUP 129),
+  or the signal itself for SIGKILL, or 0 if the run ended before the signal came;
+- stderr holds no traceback, and its last line is "vm32: error: interrupted..." when
+  a caught signal ended the run.
+
+Prints the counts per signal and command, and exits 1 if any run broke a rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPIN = "loop: li r7, loop\nloadprog r0, r7\n"
+SWEEP = """
+        li      r1, 65536
+        map     r2, r1
+loop:   li      r4, 65535
+fill:   store   r2, r4, r4
+        not     r6, r0
+        add     r4, r4, r6
+        li      r7, fill
+        li      r6, loop
+        cmov    r6, r7, r4
+        loadprog r0, r6
+"""  # writes a 256 KiB array over and over: pages in and out on a small machine
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL)
+
+
+def commands(programs: dict[str, Path], swap_file: Path) -> list[list[str]]:
+    """The paged runs to interrupt (`vm32` arguments)."""
+    spin, sweep = str(programs["spin"]), str(programs["sweep"])
+    return [
+        ["um", "run", sweep, "--backend", "paged", "--frames", "16", "--stats"],
+        ["um", "run", spin, "--backend", "paged"],
+        ["um", "run", sweep, spin, sweep, "--frames", "32"],
+        ["um", "run", sweep, "--backend", "paged", "--frames", "16", "--swap-file", str(swap_file),
+         "--swap-size", "2M"],
+        ["demo"],
+        ["paging", "demo", "--frames", "16", "--pages", "512"],
+    ]
+
+
+def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[str, str | None]:
+    """Run `cmd`, send `sig` after `delay` seconds; (outcome, broken rule or None)."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cwd:
+        swap_before = swap_file.read_bytes()[-512:] if swap_file.exists() else None
+        env = dict(os.environ, TMPDIR=tmp)
+        proc = subprocess.Popen([sys.executable, "-m", "vm32", *cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        ended_first = proc.poll() is not None
+        if not ended_first:
+            proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            return "hung", f"{cmd} {signal.Signals(sig).name}: still running 120 s after the signal"
+        err = err.decode(errors="replace")
+        left = os.listdir(tmp) + os.listdir(cwd)
+        status = proc.returncode
+    problems = []
+    if left:
+        problems.append(f"left {left}")
+    if swap_before is not None and swap_file.read_bytes()[-512:] != swap_before:
+        problems.append("the named swap file's trailer changed")
+    if "Traceback" in err:
+        problems.append("a traceback: " + err[-400:])
+    if ended_first:
+        outcome = "ended before the signal"
+        if status != 0:
+            problems.append(f"status {status}: {err[-300:]}")
+    elif sig == signal.SIGKILL:
+        outcome = "killed"
+        if status != -signal.SIGKILL:
+            problems.append(f"status {status}")
+    else:
+        outcome = "interrupted"
+        last = err.rstrip("\n").splitlines()[-1:] or [""]
+        if status == 0:
+            outcome = "ended as the signal came"
+        elif status != 128 + sig or not last[0].startswith("vm32: error: interrupted"):
+            problems.append(f"status {status}, last line {last[0]!r}")
+    return outcome, ("; ".join(problems) or None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-delay", type=float, default=4.0, help="latest moment of the signal, in seconds")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    from vm32.um.asm import assemble, to_bytes
+
+    counts: collections.Counter = collections.Counter()
+    broken: list[str] = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        programs = {}
+        for name, source in (("spin", SPIN), ("sweep", SWEEP)):
+            programs[name] = Path(work) / f"{name}.um"
+            programs[name].write_bytes(to_bytes(assemble(source, name)))
+        swap_file = Path(work) / "my.swap"
+        cmds = commands(programs, swap_file)
+        sigs = [SIGNALS[i % len(SIGNALS)] for i in range(args.runs)]
+        rng.shuffle(sigs)
+        for i, sig in enumerate(sigs):
+            cmd = rng.choice(cmds)
+            delay = rng.uniform(0.05, args.max_delay)
+            outcome, problem = one_run(cmd, sig, delay, swap_file)
+            name = signal.Signals(sig).name
+            counts[f"{name:<8} {outcome}"] += 1
+            counts[f"command {' '.join(cmd[:2])}"] += 1
+            if problem:
+                broken.append(f"run {i}: vm32 {' '.join(cmd)} with {name} after {delay:.2f} s: {problem}")
+                counts[f"{name:<8} BROKEN"] += 1
+            print(f"{i + 1:>4}/{args.runs} {name:<8} after {delay:4.2f} s  {outcome:<24} vm32 {' '.join(cmd[:2])}"
+                  + ("  BROKEN" if problem else ""), flush=True)
+    print()
+    for key in sorted(counts):
+        print(f"{counts[key]:>6}  {key}")
+    print(f"{args.runs} runs, {len(broken)} broken rules, {time.perf_counter() - start:.0f} s (seed {args.seed})")
+    for line in broken:
+        print("  " + line)
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
