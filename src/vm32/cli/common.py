@@ -28,10 +28,10 @@ JSON_HELP = "print the figures as one JSON document on stdout (raw units: bytes,
 
 
 def policy_names() -> tuple[str, ...]:
-    """The names of the page-replacement policies, for help texts."""
-    from vm32.kernel.policies import POLICIES
+    """The names of the page-replacement policies a live machine runs, for help texts."""
+    from vm32.kernel.policies import BUILTIN
 
-    return tuple(POLICIES)
+    return tuple(p.NAME for p in BUILTIN if not p.NEEDS_FUTURE)
 
 
 def check_frames(frames: int | None) -> None:
@@ -47,15 +47,15 @@ def check_tlb(entries: int | None) -> None:
 
 
 def check_policy(name: str | None) -> None:
-    """--policy: a known page-replacement policy."""
+    """--policy: a page-replacement policy a live machine runs."""
     if name is None:
         return
-    from vm32.kernel.policies import policy_id
+    from vm32.kernel.policies import live_policy_id
 
     try:
-        policy_id(name)
-    except InvalidArgument:
-        raise InvalidArgument(f"--policy {name}: unknown; choose one of {', '.join(policy_names())}") from None
+        live_policy_id(name)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"--policy {name}: {e}") from None
 
 
 def swap_size(text: str | None) -> int | None:
