@@ -121,7 +121,7 @@ def test_um_run_stats(hello):
 
 
 def test_demo():
-    r = vm32("demo")
+    r = vm32("demo", timeout=3 * SUBPROCESS_TIMEOUT)  # a cold cache compiles the paged and the flat UM
     assert r.returncode == 0, r.stderr
     assert "demo: all checks passed" in r.stdout.decode()
     assert "instructions" in r.stderr.decode()

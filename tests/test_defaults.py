@@ -60,3 +60,21 @@ def test_other_units():
     assert format_rate(35_694_000, "instructions") == "35.7 M instructions/s"
     assert format_rate(812, "page faults") == "812 page faults/s"
     assert format_seconds(0.421) == "0.42 s" and format_seconds(12.34) == "12.3 s"
+
+
+@given(st.text(alphabet="0123456789abcdefxXKMGiIBb_ .-+", max_size=12))
+def test_parse_size_reads_a_size_or_says_it_cannot(text):
+    from vm32.errors import InvalidArgument
+
+    try:
+        assert parse_size(text) >= 0
+    except InvalidArgument:
+        pass
+
+
+@pytest.mark.parametrize("text", ["1_", "0x1000_", "_1", "1__0"])
+def test_underscores_only_between_digits(text):
+    from vm32.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument):
+        parse_size(text)

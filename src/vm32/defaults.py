@@ -94,7 +94,8 @@ DEFAULT_HEAP_POLICY = "tlsf"
 
 # ---- units -------------------------------------------------------------------------------------
 
-_SIZE_RE = re.compile(r"(0X[0-9A-F_]+|[0-9][0-9_]*)\s*(?:([KMG])(?:I?B)?|B)?")
+_SIZE_RE = re.compile(r"(0X_?[0-9A-F](?:_?[0-9A-F])*|[0-9](?:_?[0-9])*)\s*(?:([KMG])(?:I?B)?|B)?")
+# (an underscore only between digits, as Python's int() takes them)
 _SIZE_SCALE = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _SIZE_UNITS = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
 
@@ -115,7 +116,7 @@ def parse_size(text: str | int) -> int:
     if match is None:
         raise InvalidArgument(f"cannot read {text!r} as a size (examples: 4096, 64K, 16M, 4G)")
     number, unit = match.groups()
-    value = int(number[2:], 16) if number.startswith("0X") else int(number, 10)
+    value = int(number, 16) if number.startswith("0X") else int(number, 10)
     return value * _SIZE_SCALE.get(unit, 1)
 
 

@@ -345,7 +345,8 @@ def _check_streams(stdin, stdout) -> None:
     stream or None (text would fail later, halfway through a run)."""
     if isinstance(stdin, str):
         raise InvalidArgument("stdin must be bytes or a binary stream, not str: encode it first ('text'.encode())")
-    if stdin is not None and not isinstance(stdin, (bytes, bytearray)) and not hasattr(stdin, "read"):
+    if stdin is not None and not isinstance(stdin, (bytes, bytearray)) and not (
+            hasattr(stdin, "read") or hasattr(stdin, "read1") or hasattr(stdin, "fileno")):
         raise InvalidArgument(f"stdin must be bytes or a binary stream, not {type(stdin).__name__}")
     if stdout is not None and (not hasattr(stdout, "write") or isinstance(stdout, io.TextIOBase)):
         raise InvalidArgument(f"stdout must be a binary stream (open(..., 'wb'), io.BytesIO()), "
