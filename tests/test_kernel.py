@@ -286,6 +286,20 @@ def test_pattern_and_stats(machine):
     assert s["page_faults"] == s["zero_fill"] + s["swap_in"] + s["image_in"]
 
 
+def test_one_walk_per_tlb_miss_faults_included(machine):
+    # A not-present fault walks the tree once: the fault handler, the read-ahead and the
+    # re-read after the TLB fill use the entry's address that walk found.  (On one CPU no
+    # other CPU evicts a page between its fault and its use, so nothing walks twice.)
+    p = machine.spawn(None, heap_size=48 * 4096)
+    p.fill_pattern(p.heap_base, 48 * 1024, 5)  # 48 pages on 16 frames: zero fills, evictions
+    assert p.check_pattern(p.heap_base, 48 * 1024, 5) == 0  # and page-ins from swap
+    s = p.stats()
+    assert s["page_faults"] >= 96 and s["swap_in"] > 0
+    assert s["walks"] == s["tlb_misses"]
+    cpu = machine.cpu_stats()[machine.cpu()]
+    assert cpu["walks"] == cpu["tlb_misses"] >= s["tlb_misses"]
+
+
 def test_page_table_view(machine):
     p = machine.spawn(None, heap_size=40 * 4096)
     for i in range(40):

@@ -36,6 +36,7 @@ from vm32.errors import InvalidArgument, OutOfMemory
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT  # 4096
 PAGE_MASK = PAGE_SIZE - 1  # 0xFFF
+PAGE_WORDS = PAGE_SIZE // 4  # 1024 32-bit words per page or frame
 ADDRESS_LIMIT = 1 << 32  # one past the largest 32-bit address
 DEFAULT_SIZE = ADDRESS_LIMIT  # 4 GiB
 

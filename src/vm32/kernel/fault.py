@@ -3,10 +3,13 @@
 Words: *page* is virtual, *frame* physical, *slot* a swap location.  `ms` is
 the machine state (see state.py): a named tuple of arrays.
 
-The fault path never returns to Python: `vm_translate` (TLB hit), then the
+The fault path never returns to Python: `vm_translate` (TLB hit), then one
 walk, then on a not-present entry the machine lock and `fault_locked`, which
 takes a free frame or evicts a victim (writing it to swap only when needed),
-fills the frame (swap, image file, or zeros) and maps it.  Failures come back
+fills the frame (swap, image file, or zeros) and maps it.  The walk's result,
+the PTE's physical address, serves the whole fault: read-ahead, the fault
+handler and the re-read after the TLB fill all use it (page tables are never
+freed while their process lives, so the address stays valid without the lock).  Failures come back
 as ST_* statuses; the caller (the Python API, or another kernel such as the UM)
 turns them into exceptions.
 
@@ -40,11 +43,11 @@ import numpy as np
 from vm32.jit import inline_leaf_kernel, kernel, leaf_kernel, outline_kernel
 from vm32.kernel.layout import (
     C_CR3,
-    C_FAULT_VA,
     C_PID,
     C_SPEC_SEQ,
     C_SPEC_SLOT,
     C_WB_SLOT,
+    BOUNCE_STRIDE,
     CPU_STRIDE,
     FF_KERNEL,
     FF_PINNED,
@@ -91,6 +94,7 @@ from vm32.kernel.layout import (
     S_SWAP_IN,
     S_TABLES,
     S_TLB_MISSES,
+    S_WALKS,
     S_ZERO_FILL,
     ST_COLS,
     ST_NO_FRAME,
@@ -100,6 +104,8 @@ from vm32.kernel.layout import (
     ST_IO_ERROR,
     ST_SEGV,
     ST_SWAP_FULL,
+    RA_BUF,
+    WB_BUF,
 )
 from vm32.kernel.frametable import frame_dirty, frame_evictable
 from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_map
@@ -108,10 +114,11 @@ from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
 from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
 from vm32.mmu.entry import (
-    PDX_SHIFT, PTE_A, PTE_D, PTE_EVICTED, PTE_FRAME, PTE_G, PTE_P, PTE_U, PTE_W, pte_make, pte_slot, pte_swapped,
+    NPTENTRIES, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS, PTE_A, PTE_D, PTE_EVICTED, PTE_FRAME, PTE_G, PTE_P,
+    PTE_U, PTE_W, pdx, pte_make, pte_pfn, pte_slot, pte_swapped,
 )
-from vm32.mmu.tlb import tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
-from vm32.mmu.walk import TR_NOT_PRESENT, mmu_walk, pde_install, pt_walk
+from vm32.mmu.tlb import tlb_entry_pa, tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
+from vm32.mmu.walk import TR_NOT_PRESENT, mmu_use, pde_install, pde_of, pt_walk, pte_addr
 
 R_NONE, R_IMAGE, R_ZERO, R_KERNEL = 0, 1, 2, 3  # what backs a virtual page
 
@@ -122,9 +129,17 @@ R_NONE, R_IMAGE, R_ZERO, R_KERNEL = 0, 1, 2, 3  # what backs a virtual page
 @kernel
 def frame_zero(ms, f):
     """Fill frame f with zeros (before it goes to a new owner: no data leaks)."""
-    base = f * 1024
-    for i in range(1024):  # loops rather than slices: the fault path runs without NRT
+    base = f * PAGE_WORDS
+    for i in range(PAGE_WORDS):  # loops rather than slices: the fault path runs without NRT
         ms.words[base + i] = 0
+
+
+@kernel
+def page_copy(dst, d, src, s):
+    """Copy the page of words src[s : s + PAGE_WORDS] to dst[d : d + PAGE_WORDS] (a loop,
+    as the fault path runs without NRT): between a frame and a CPU's bounce buffer."""
+    for i in range(PAGE_WORDS):
+        dst[d + i] = src[s + i]
 
 
 @kernel
@@ -165,14 +180,12 @@ def page_out(ms, cpu, f, s):
     frame goes to its write-back buffer and the write happens after the unlock."""
     wb_wait(ms, cpu, s)  # an earlier write of this slot lands first
     if cpu >= 0 and wb_flush(ms, cpu):  # the buffer is free
-        b, src = cpu * 2048, f * 1024
-        for i in range(1024):
-            ms.bounce[b + i] = ms.words[src + i]
+        page_copy(ms.bounce, cpu * BOUNCE_STRIDE + WB_BUF, ms.words, f * PAGE_WORDS)
         atomic_store(ms.cpus, cpu * CPU_STRIDE + C_WB_SLOT, s)  # pending first, then odd:
         atomic_add(ms.sseq, s, 1)  # a reader that sees the new number sees the pending mark
         return OK
     atomic_add(ms.sseq, s, 1)
-    ok = swap_pwrite(ms, ms.words, f * 4096, s)
+    ok = swap_pwrite(ms, ms.words, f * PAGE_SIZE, s)
     atomic_add(ms.sseq, s, 1)
     return OK if ok else ST_IO_ERROR
 
@@ -181,42 +194,36 @@ def page_out(ms, cpu, f, s):
 def page_in(ms, cpu, f, s):
     """Fill frame f with slot s (lock held): from a pending write-back buffer, else from
     this CPU's read-ahead if still valid, else read now.  False on a host I/O error."""
-    dst = f * 1024
+    dst = f * PAGE_WORDS
     for c in range(ms.kv[KV_NCPU]):
         if atomic_load(ms.cpus, c * CPU_STRIDE + C_WB_SLOT) == s:
-            b = c * 2048
-            for i in range(1024):
-                ms.words[dst + i] = ms.bounce[b + i]
+            page_copy(ms.words, dst, ms.bounce, c * BOUNCE_STRIDE + WB_BUF)
             return True
     if cpu >= 0:
         base = cpu * CPU_STRIDE
         if ms.cpus[base + C_SPEC_SLOT] == s and atomic_load(ms.sseq, s) == ms.cpus[base + C_SPEC_SEQ]:
             ms.cpus[base + C_SPEC_SLOT] = -1
-            b = cpu * 2048 + 1024
-            for i in range(1024):
-                ms.words[dst + i] = ms.bounce[b + i]
+            page_copy(ms.words, dst, ms.bounce, cpu * BOUNCE_STRIDE + RA_BUF)
             return True
         ms.cpus[base + C_SPEC_SLOT] = -1
-    return swap_pread(ms, ms.words, f * 4096, s)
+    return swap_pread(ms, ms.words, f * PAGE_SIZE, s)
 
 
 @leaf_kernel
-def read_ahead(ms, cpu, va):
-    """Before taking the lock for a fault at `va`: if its PTE names a swap slot that no
-    write is changing, read the slot into this CPU's read-ahead buffer (see page_in).
-    The PTE is read without the lock; page_in checks everything again."""
+def read_ahead(ms, cpu, pte_pa):
+    """Before taking the lock for a fault whose PTE the walk found at `pte_pa` (-1: no
+    table): if the PTE names a swap slot that no write is changing, read the slot into
+    this CPU's read-ahead buffer (see page_in).  The PTE is read without the lock;
+    page_in checks everything again."""
     base = cpu * CPU_STRIDE
     ms.cpus[base + C_SPEC_SLOT] = -1
-    if ms.kv[KV_SWAP_FD] < 0:
-        return
-    pte_pa = pt_walk(ms.words, ms.cpus[base + C_CR3], va)
-    if pte_pa < 0:
+    if ms.kv[KV_SWAP_FD] < 0 or pte_pa < 0:
         return
     s = pte_slot(np.int64(ms.words[pte_pa >> 2]))
     if s < 0 or s >= ms.kv[KV_NSLOTS]:
         return
     seq = atomic_load(ms.sseq, s)
-    if (seq & 1) == 0 and swap_pread(ms, ms.bounce, cpu * 8192 + 4096, s):
+    if (seq & 1) == 0 and swap_pread(ms, ms.bounce, 4 * (cpu * BOUNCE_STRIDE + RA_BUF), s):
         ms.cpus[base + C_SPEC_SEQ] = seq
         ms.cpus[base + C_SPEC_SLOT] = s
 
@@ -246,7 +253,7 @@ def evict(ms, cpu, f):
                 slot_free(ms, new_slot)
             return ST_IO_ERROR
         ms.pstats[st + S_PAGE_OUT] += 1
-        ms.pstats[st + S_SWAP_BYTES_OUT] += 4096
+        ms.pstats[st + S_SWAP_BYTES_OUT] += PAGE_SIZE
     elif slot < 0:
         # clean and never swapped: the image or zeros are its copy; forget the slot
         atomic_store(ms.words, pi, PTE_EVICTED | prot)
@@ -321,15 +328,15 @@ def region_of(ms, pid, va):
 def fill_from_image(ms, pid, f, vpn):
     """Copy page `vpn` of process `pid`'s image into frame f, zeros past the image's end."""
     b = pid * P_COLS
-    off = (vpn << 12) - IMAGE_BASE
-    n = min(4096, ms.procs[b + P_IMG_LEN] - off)
+    off = (vpn << PAGE_SHIFT) - IMAGE_BASE
+    n = min(PAGE_SIZE, ms.procs[b + P_IMG_LEN] - off)
     n = max(n, 0)
-    base = f * 4096
+    base = f * PAGE_SIZE
     if n > 0:
         src = ms.procs[b + P_IMAGE] + off
         for i in range(n):
             ms.bytes[base + i] = host_load_u8(src + i)
-    for i in range(n, 4096):
+    for i in range(n, PAGE_SIZE):
         ms.bytes[base + i] = 0
     return n
 
@@ -348,25 +355,22 @@ def table_for(ms, cpu, pid, va):
     if t < 0:
         return t
     frame_zero(ms, t)
-    pdx = (va >> PDX_SHIFT) & 0x3FF
-    frame_take(ms, t, pid, pdx, FF_PINNED | FF_TABLE, pgdir + 4 * pdx)
+    frame_take(ms, t, pid, pdx(va), FF_PINNED | FF_TABLE, pgdir + 4 * pdx(va))
     pde_install(ms.words, pgdir, va, t, PTE_W | PTE_U)
     ms.pstats[pid * ST_COLS + S_TABLES] += 1
-    return pt_walk(ms.words, pgdir, va)
+    return pte_addr(pde_of(ms.words, pgdir, va), va)
 
 
 @kernel
-def fault_locked(ms, cpu, pid, va, write, user):
-    """Serve a not-present fault of process `pid` at `va`; OK or an ST_* status.
-
-    Requires the machine lock.  OK means the page is now present (possibly
-    because another CPU served it first); the caller walks again.
+def fault_locked(ms, cpu, pid, va, pte_pa, write, user):
+    """Serve a not-present fault of process `pid` at `va`, whose PTE a walk found at
+    `pte_pa` (-1: no table then); the PTE's address (the page is present now, possibly
+    because another CPU served it first) or an ST_* status.  Requires the machine lock.
     """
     st = pid * ST_COLS
-    pte_pa = pt_walk(ms.words, ms.procs[pid * P_COLS + P_PGDIR], va)
     if pte_pa >= 0 and (np.int64(ms.words[pte_pa >> 2]) & PTE_P):
         ms.pstats[st + S_RACE] += 1
-        return OK
+        return pte_pa
     kind, writable = region_of(ms, pid, va)
     if kind == R_KERNEL:
         return ST_PROT_USER if user else ST_SEGV
@@ -374,33 +378,36 @@ def fault_locked(ms, cpu, pid, va, write, user):
         return ST_SEGV
     if write and not writable:
         return ST_PROT_WRITE
-    ms.pstats[st + S_FAULTS] += 1
-    pte_pa = table_for(ms, cpu, pid, va)
     if pte_pa < 0:
-        return pte_pa
+        pte_pa = table_for(ms, cpu, pid, va)
+        if pte_pa < 0:
+            return pte_pa
+        if np.int64(ms.words[pte_pa >> 2]) & PTE_P:  # another CPU made the table and the page
+            ms.pstats[st + S_RACE] += 1
+            return pte_pa
+    ms.pstats[st + S_FAULTS] += 1
     f = frame_get(ms, cpu)
     if f < 0:
         return f
-    vpn = va >> 12
     slot = pte_slot(np.int64(ms.words[pte_pa >> 2]))
     if slot >= 0:
         if not page_in(ms, cpu, f, slot):
             frame_release(ms, f)
             return ST_IO_ERROR
         ms.pstats[st + S_SWAP_IN] += 1
-        ms.pstats[st + S_SWAP_BYTES_IN] += 4096
+        ms.pstats[st + S_SWAP_BYTES_IN] += PAGE_SIZE
     elif kind == R_IMAGE:
-        ms.pstats[st + S_IMAGE_BYTES_IN] += fill_from_image(ms, pid, f, vpn)
+        ms.pstats[st + S_IMAGE_BYTES_IN] += fill_from_image(ms, pid, f, va >> PAGE_SHIFT)
         ms.pstats[st + S_IMAGE_IN] += 1
     else:
         frame_zero(ms, f)
         ms.pstats[st + S_ZERO_FILL] += 1
-    frame_take(ms, f, pid, vpn, 0, pte_pa)
+    frame_take(ms, f, pid, va >> PAGE_SHIFT, 0, pte_pa)
     ms.ft[f, FT_SLOT] = slot
     policy_on_map(ms.ft, ms.pol, f)
     prot = PTE_U | (PTE_W if writable else 0) | PTE_A
     atomic_store(ms.words, pte_pa >> 2, pte_make(f, prot))  # publish after the frame is filled
-    return OK
+    return pte_pa
 
 
 # ---- translation: what a CPU does on every access --------------------------------------------
@@ -421,7 +428,39 @@ def prefault_host(ms):
     if 0 < n <= ms.freel.shape[0]:
         f = ms.freel[n - 1]
         if 0 <= f < ms.kv[KV_NFRAMES]:
-            atomic_add(ms.words, f * 1024, 0)
+            atomic_add(ms.words, f * PAGE_WORDS, 0)
+
+
+@leaf_kernel
+def fault_in(ms, cpu, pid, va, pte_pa, write, user):
+    """The not-present fault at `va` (PTE at `pte_pa`, -1: no table), served under the
+    machine lock with the disk work outside it; the PTE's address or an ST_* status."""
+    read_ahead(ms, cpu, pte_pa)
+    prefault_host(ms)
+    machine_lock(ms, cpu)
+    r = fault_locked(ms, cpu, pid, va, pte_pa, write, user)
+    machine_unlock(ms)
+    wb_flush(ms, cpu)  # the page-out of this fault's victim, outside the lock
+    return r
+
+
+@leaf_kernel
+def tlb_install(ms, cpu, va, pte_pa, e):
+    """Fill CPU `cpu`'s TLB with entry `e` (from mmu_use of the PTE at `pte_pa`) and return
+    the physical address of `va`; -1 (entry dropped again) if the PTE changed meanwhile.
+
+    The fill is visible before the PTE is read again (sync.py, point 6): either an
+    evicting CPU sees the fill and shoots it down, or this re-read sees the change.
+    """
+    tlb_fill(ms.tlb, cpu, va, e)
+    fence()
+    now = np.int64(ms.words[pte_pa >> 2])
+    if not (now & PTE_P) or ((now ^ e) & PTE_FRAME):
+        tlb_invalidate(ms.tlb, cpu, va >> PAGE_SHIFT)
+        return np.int64(-1)
+    if ms.kv[KV_LRU]:
+        policy_on_access(ms.ft, ms.pol, pte_pfn(e))
+    return tlb_entry_pa(e, va)
 
 
 # outline: called from vm_translate (inline), it would otherwise inherit LLVM's
@@ -429,45 +468,46 @@ def prefault_host(ms):
 @outline_kernel
 def vm_translate_slow(ms, cpu, va, write, user):
     """TLB miss (or any access under LRU): walk, and on a not-present entry run the
-    fault handler; pa or ST_*."""
+    fault handler; pa or ST_*.  One walk per miss: the fault handler and the re-read
+    after the TLB fill use the PTE's address that it found."""
     if ms.kv[KV_LRU]:
         pa = tlb_lookup(ms.tlb, cpu, va, tlb_need(write, user))
         if pa >= 0:
-            policy_on_access(ms.ft, ms.pol, pa >> 12)
+            policy_on_access(ms.ft, ms.pol, pa >> PAGE_SHIFT)
             return pa
     base = cpu * CPU_STRIDE
     pid = ms.cpus[base + C_PID]
-    ms.cstats[cpu * ST_COLS + S_TLB_MISSES] += 1
+    cs = cpu * ST_COLS
+    ms.cstats[cs + S_TLB_MISSES] += 1
     while True:
-        cr3 = ms.cpus[base + C_CR3]
-        pte = mmu_walk(ms.words, cr3, va, write, user)
-        if pte >= 0:
-            tlb_fill(ms.tlb, cpu, va, pte)
-            fence()  # the fill is visible before the re-read (sync.py, point 6)
-            now_pa = pt_walk(ms.words, cr3, va)
-            now = np.int64(ms.words[now_pa >> 2]) if now_pa >= 0 else np.int64(0)
-            if not (now & PTE_P) or ((now ^ pte) & PTE_FRAME):
-                tlb_invalidate(ms.tlb, cpu, va >> 12)  # evicted meanwhile: walk again
-                continue
-            if ms.kv[KV_LRU]:
-                policy_on_access(ms.ft, ms.pol, (pte >> 12) & 0xFFFFF)
-            return ((pte >> 12) << 12 | (va & 0xFFF)) & 0xFFFFFFFF
-        status = pte
-        if pte == TR_NOT_PRESENT:
-            read_ahead(ms, cpu, va)
-            prefault_host(ms)
-            machine_lock(ms, cpu)
-            status = fault_locked(ms, cpu, pid, va, write, user)
-            machine_unlock(ms)
-            wb_flush(ms, cpu)  # the page-out of this fault's victim, outside the lock
-            if status == OK:
-                continue
-        ms.cpus[base + C_FAULT_VA] = va
-        if status == ST_SEGV:
-            atomic_add(ms.pstats, pid * ST_COLS + S_SEGV, 1)
-        elif status == ST_PROT_USER or status == ST_PROT_WRITE:
-            atomic_add(ms.pstats, pid * ST_COLS + S_PROT, 1)
-        return status
+        ms.cstats[cs + S_WALKS] += 1
+        pgdir = ms.cpus[base + C_CR3]
+        pde = pde_of(ms.words, pgdir, va)
+        pte_pa = pte_addr(pde, va) if pde & PTE_P else np.int64(-1)
+        e = mmu_use(ms.words, pde, pte_pa, write, user) if pte_pa >= 0 else np.int64(TR_NOT_PRESENT)
+        if e == TR_NOT_PRESENT:
+            pte_pa = fault_in(ms, cpu, pid, va, pte_pa, write, user)
+            if pte_pa < 0:
+                return fault_failed(ms, pid, pte_pa)
+            e = mmu_use(ms.words, pde_of(ms.words, pgdir, va), pte_pa, write, user)
+            if e == TR_NOT_PRESENT:
+                continue  # evicted again before this CPU could use it: walk again
+        if e < 0:
+            return fault_failed(ms, pid, e)
+        pa = tlb_install(ms, cpu, va, pte_pa, e)
+        if pa >= 0:
+            return pa
+
+
+@leaf_kernel
+def fault_failed(ms, pid, status):
+    """Count a translation that failed with `status` in the process's counters; returns
+    `status` (the caller records the address: access.ctx_fail)."""
+    if status == ST_SEGV:
+        atomic_add(ms.pstats, pid * ST_COLS + S_SEGV, 1)
+    elif status == ST_PROT_USER or status == ST_PROT_WRITE:
+        atomic_add(ms.pstats, pid * ST_COLS + S_PROT, 1)
+    return status
 
 
 # LLVM-level forced inlining (inline_leaf_kernel: LLVM's alwaysinline attribute; numba's
@@ -508,7 +548,7 @@ def poke_word_locked(ms, pgdir, va, value):
         return ST_SEGV
     pte = np.int64(ms.words[pte_pa >> 2])
     if pte & PTE_P:
-        ms.words[((pte >> 12) << 10) + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
+        ms.words[((pte_pfn(pte) << PAGE_SHIFT) | (va & PAGE_MASK)) >> 2] = np.uint32(value & 0xFFFFFFFF)
         atomic_or(ms.words, pte_pa >> 2, PTE_D)  # the MMU may set A/D at the same time
         return OK
     slot = pte_slot(pte)
@@ -516,7 +556,7 @@ def poke_word_locked(ms, pgdir, va, value):
         return ST_SEGV
     wb_wait(ms, -1, slot)  # a pending write-back of the slot lands first, then this patch
     atomic_add(ms.sseq, slot, 1)
-    ms.swapw[slot * 1024 + ((va & 0xFFF) >> 2)] = np.uint32(value & 0xFFFFFFFF)
+    ms.swapw[(slot * PAGE_SIZE + (va & PAGE_MASK)) >> 2] = np.uint32(value & 0xFFFFFFFF)
     atomic_add(ms.sseq, slot, 1)
     return ST_IN_SWAP
 
@@ -529,19 +569,19 @@ def kernel_boot(ms, kframes):
         frame_take(ms, f, FREE, -1, 0, -1)
     kpt = kframes
     for f in range(kframes + 1):
-        frame_take(ms, f, KERNEL, (KERNEL_BASE >> 12) + f, FF_PINNED | FF_KERNEL, kpt * 4096 + 4 * f)
+        frame_take(ms, f, KERNEL, (KERNEL_BASE >> PAGE_SHIFT) + f, FF_PINNED | FF_KERNEL, kpt * PAGE_SIZE + 4 * f)
         frame_zero(ms, f)
     ms.ft[kpt, FT_FLAGS] |= FF_TABLE
     ms.ft[kpt, FT_VPN] = -1
     ms.ft[kpt, FT_PTE] = -1
     for f in range(kframes):
-        ms.words[kpt * 1024 + f] = np.uint32(pte_make(f, PTE_W | PTE_G | PTE_A | PTE_D))
+        ms.words[kpt * PAGE_WORDS + f] = np.uint32(pte_make(f, PTE_W | PTE_G | PTE_A | PTE_D))
     n = 0
     for f in range(nframes - 1, kframes, -1):  # lowest free frame on top
         ms.freel[n] = f
         n += 1
     ms.kv[KV_FREE] = n
-    ms.kv[KV_KPT] = kpt * 4096
+    ms.kv[KV_KPT] = kpt * PAGE_SIZE
     ms.kv[KV_KFRAMES] = kframes
 
 
@@ -553,8 +593,8 @@ def proc_setup_locked(ms, cpu, pid):
         return d
     frame_zero(ms, d)
     frame_take(ms, d, pid, -1, FF_PINNED | FF_TABLE, -1)
-    pde_install(ms.words, d * 4096, KERNEL_BASE, ms.kv[KV_KPT] >> 12, PTE_W)  # supervisor-only
-    ms.procs[pid * P_COLS + P_PGDIR] = d * 4096
+    pde_install(ms.words, d * PAGE_SIZE, KERNEL_BASE, ms.kv[KV_KPT] >> PAGE_SHIFT, PTE_W)  # supervisor-only
+    ms.procs[pid * P_COLS + P_PGDIR] = d * PAGE_SIZE
     return OK
 
 
@@ -566,12 +606,12 @@ def proc_teardown_locked(ms, cpu, pid):
         if ms.cpus[c * CPU_STRIDE + C_PID] == pid:
             atomic_store(ms.cpus, c * CPU_STRIDE + C_PID, -1)
     pgdir = ms.procs[pid * P_COLS + P_PGDIR]
-    for i in range(KERNEL_BASE >> PDX_SHIFT):
+    for i in range(pdx(KERNEL_BASE)):
         pde = np.int64(ms.words[(pgdir >> 2) + i])
         if not (pde & PTE_P):
             continue
-        t = (pde >> 12) * 1024
-        for j in range(1024):
+        t = pte_pfn(pde) * PAGE_WORDS
+        for j in range(NPTENTRIES):
             s = pte_slot(np.int64(ms.words[t + j]))
             if s >= 0:
                 slot_free(ms, s)
@@ -586,22 +626,19 @@ def proc_teardown_locked(ms, cpu, pid):
 @kernel
 def pin_locked(ms, cpu, pid, va, pin):
     """Pin (or unpin) the page at `va` of process `pid`, paging it in first; OK or ST_*."""
-    while True:
-        pte_pa = pt_walk(ms.words, ms.procs[pid * P_COLS + P_PGDIR], va)
-        if pte_pa >= 0:
-            pte = np.int64(ms.words[pte_pa >> 2])
-            if pte & PTE_P:
-                f = (pte >> 12) & 0xFFFFF
-                if pin:
-                    ms.ft[f, FT_FLAGS] |= FF_PINNED
-                else:
-                    ms.ft[f, FT_FLAGS] &= ~FF_PINNED
-                return OK
+    pte_pa = pt_walk(ms.words, ms.procs[pid * P_COLS + P_PGDIR], va)
+    if pte_pa < 0 or not (np.int64(ms.words[pte_pa >> 2]) & PTE_P):
         if not pin:
             return OK
-        st = fault_locked(ms, cpu, pid, va, 0, 1)
-        if st < 0:
-            return st
+        pte_pa = fault_locked(ms, cpu, pid, va, pte_pa, 0, 1)
+        if pte_pa < 0:
+            return pte_pa
+    f = pte_pfn(np.int64(ms.words[pte_pa >> 2]))
+    if pin:
+        ms.ft[f, FT_FLAGS] |= FF_PINNED
+    else:
+        ms.ft[f, FT_FLAGS] &= ~FF_PINNED
+    return OK
 
 
 @kernel

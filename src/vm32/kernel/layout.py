@@ -26,12 +26,15 @@ Every table the compiled kernel shares between CPUs is a flat int64 array with
 a row stride, so atomic operations (1-d only) can address any element.
 """
 
+from vm32.memory import PAGE_WORDS
+from vm32.mmu.entry import NPTENTRIES
+
 IMAGE_BASE = 0x00400000
 KERNEL_BASE = 0xF0000000
 STACK_TOP = KERNEL_BASE
 DEFAULT_STACK = 64 * 1024
 DEFAULT_HEAP = 16 * 1024 * 1024
-MAX_KERNEL_FRAMES = 1024  # one kernel page table
+MAX_KERNEL_FRAMES = NPTENTRIES  # one kernel page table
 
 # ---- statuses returned by kernel functions (0 = ok, < 0 = failure) --------------------
 OK = 0
@@ -113,6 +116,7 @@ S_SWAP_BYTES_IN = 11
 S_IMAGE_BYTES_IN = 12
 S_TABLES = 13  # page tables allocated
 S_RACE = 14  # faults found already served by another CPU
+S_WALKS = 15  # (per CPU) page-table walks: one per TLB miss, one more per retry after an eviction
 ST_COLS = 16
 STAT_NAMES = {
     S_ACCESSES: "accesses",
@@ -130,6 +134,7 @@ STAT_NAMES = {
     S_IMAGE_BYTES_IN: "image_bytes_in",
     S_TABLES: "page_tables",
     S_RACE: "faults_served_by_other_cpu",
+    S_WALKS: "walks",
 }
 
 # ---- per-CPU state: cpus[cpu * CPU_STRIDE + field] ------------------------------------------
@@ -140,11 +145,14 @@ C_REQ = 3  # shootdown request: REQ_NONE / REQ_PAGE / REQ_ALL
 C_REQ_PID = 4
 C_REQ_VPN = 5
 C_MISS_SNAP = 6  # TLB misses counted at cpu_enter
-C_FAULT_VA = 7  # address of the last failed access
 C_WB_SLOT = 8  # swap slot this CPU's write-back buffer still has to be written to (-1 none)
 C_SPEC_SLOT = 9  # slot read ahead (outside the lock) into this CPU's read buffer (-1 none)
 C_SPEC_SEQ = 10  # that slot's write sequence number when it was read
+C_WALK_SNAP = 11  # walks counted at cpu_enter
 CPU_STRIDE = 16  # two 64-byte lines per CPU
+BOUNCE_STRIDE = 2 * PAGE_WORDS  # words of ms.bounce per CPU: its write-back page, then its read-ahead page
+WB_BUF = 0  # word offset of a CPU's write-back page in its part of ms.bounce
+RA_BUF = PAGE_WORDS  # word offset of its read-ahead page
 REQ_NONE = 0
 REQ_PAGE = 1
 REQ_ALL = 2

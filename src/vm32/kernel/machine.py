@@ -26,7 +26,7 @@ from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, Segmentat
 from vm32.files import temporary_file
 from vm32.kernel import access, fault
 from vm32.kernel.layout import (
-    C_FAULT_VA,
+    BOUNCE_STRIDE,
     CPU_STRIDE,
     DEFAULT_HEAP,
     DEFAULT_STACK,
@@ -156,7 +156,7 @@ class Machine:
             tlb=make_tlbs(cpus, tlb_entries),
             cpus=cpu_regs,
             kv=kv,
-            bounce=np.zeros(cpus * 2048, dtype=np.uint32),
+            bounce=np.zeros(cpus * BOUNCE_STRIDE, dtype=np.uint32),
             sseq=np.zeros(max(self.swap.slots, 1), dtype=np.int64),
         )
         fault.kernel_boot(self.ms, kernel_frames)
@@ -305,9 +305,6 @@ class Machine:
             raise InvalidArgument(f"{what}: {reason}")
         raise VM32Error(f"{what}: {reason}")
 
-    def _fault_va(self, cpu: int) -> int:
-        return int(self.ms.cpus[cpu * CPU_STRIDE + C_FAULT_VA])
-
     def _check_open(self) -> None:
         if self.closed:
             raise InvalidArgument("the machine is closed")
@@ -329,6 +326,10 @@ class Machine:
         d["swap_slots"] = self.swap.slots
         d["swap_slots_used"] = int(self.ms.kv[KV_NSLOTS] - self.ms.kv[KV_SLOTS_FREE])
         return d
+
+    def cpu_stats(self) -> list[dict[str, int]]:
+        """Per-CPU counters, by CPU number: accesses, TLB misses and page-table walks."""
+        return [_stats_dict(self.ms.cstats[c * ST_COLS : (c + 1) * ST_COLS]) for c in range(self.cpus)]
 
     def pinned_frames(self) -> int:
         """Number of pinned frames (kernel memory, page directories and tables, pinned pages)."""
@@ -404,16 +405,20 @@ class Process:
         if not self.alive:
             raise InvalidArgument(f"process {self.pid} has exited")
 
-    def _done(self, st: int, cpu: int, what: str) -> None:
+    def _done(self, st: int, va: int, what: str) -> None:
+        """Raise the error of kernel status `st` (an access at `va` failed), if it is one."""
         if st != OK:
-            self.machine._raise(st, self.machine._fault_va(cpu), f"process {self.pid}, {what}")
+            self.machine._raise(st, va, f"process {self.pid}, {what}")
+
+    def _ctx(self, user: bool = True) -> np.ndarray:
+        return access.new_ctx(self.machine.cpu(), self.pid, int(user))
 
     def read(self, va: int, n: int, *, user: bool = True) -> bytes:
         """The `n` bytes at virtual address `va`."""
         self._check_range(va, n)
         out = np.empty(n, dtype=np.uint8)
-        cpu = self.machine.cpu()
-        self._done(access.k_copy(self.machine.ms, cpu, self.pid, va, out, int(user), 0), cpu, f"read of {n} bytes")
+        ctx = self._ctx(user)
+        self._done(access.k_copy(self.machine.ms, ctx, va, out, 0), ctx[access.CTX_FAULT_VA], f"read of {n} bytes")
         return out.tobytes()
 
     def write(self, va: int, data: bytes | bytearray | memoryview, *, user: bool = True) -> None:
@@ -423,8 +428,9 @@ class Process:
                                   + (" (encode it first: 'text'.encode())" if isinstance(data, str) else ""))
         buf = np.frombuffer(bytearray(data), dtype=np.uint8)  # writable: k_copy has one buffer type
         self._check_range(va, len(buf))
-        cpu = self.machine.cpu()
-        self._done(access.k_copy(self.machine.ms, cpu, self.pid, va, buf, int(user), 1), cpu, f"write of {len(buf)} bytes")
+        ctx = self._ctx(user)
+        st = access.k_copy(self.machine.ms, ctx, va, buf, 1)
+        self._done(st, ctx[access.CTX_FAULT_VA], f"write of {len(buf)} bytes")
 
     def _check_word(self, va: int) -> None:
         self._check_range(va, 4)
@@ -437,7 +443,7 @@ class Process:
         cpu = self.machine.cpu()
         v = access.k_load_u32(self.machine.ms, cpu, self.pid, va, int(user))
         if v < 0:
-            self._done(int(v), cpu, "32-bit load")
+            self._done(int(v), va, "32-bit load")
         return int(v)
 
     def store_u32(self, va: int, value: int, *, user: bool = True) -> None:
@@ -446,7 +452,7 @@ class Process:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 1 << 32:
             raise InvalidArgument(f"value {value!r} does not fit in 32 bits")
         cpu = self.machine.cpu()
-        self._done(access.k_store_u32(self.machine.ms, cpu, self.pid, va, int(value), int(user)), cpu, "32-bit store")
+        self._done(access.k_store_u32(self.machine.ms, cpu, self.pid, va, int(value), int(user)), va, "32-bit store")
 
     def fill_pattern(self, va: int, nwords: int, seed: int) -> None:
         """Write a pseudo-random pattern (a hash of `seed` and the address) over `nwords` words."""
@@ -460,9 +466,9 @@ class Process:
         self._check_word(va)
         self._check_range(va, 4 * nwords)
         counts = np.zeros(2, dtype=np.int64)
-        cpu = self.machine.cpu()
-        st = access.k_pattern(self.machine.ms, cpu, self.pid, va, nwords, seed, check, counts)
-        self._done(st, cpu, "pattern " + ("check" if check else "fill"))
+        ctx = self._ctx()
+        st = access.k_pattern(self.machine.ms, ctx, va, nwords, seed, check, counts)
+        self._done(st, ctx[access.CTX_FAULT_VA], "pattern " + ("check" if check else "fill"))
         return int(counts[1])
 
     def pin(self, va: int) -> None:
@@ -476,7 +482,7 @@ class Process:
     def _pin(self, va: int, pin: int) -> None:
         self._check_range(va, 1)
         cpu = self.machine.cpu()
-        self._done(fault.locked_call_pin(self.machine.ms, cpu, self.pid, va, pin), cpu, "pin" if pin else "unpin")
+        self._done(fault.locked_call_pin(self.machine.ms, cpu, self.pid, va, pin), va, "pin" if pin else "unpin")
 
     # ---- the heap: vm32.heap's allocator inside this address space (see procheap.py) ----
     @property

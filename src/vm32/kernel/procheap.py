@@ -106,8 +106,11 @@ from vm32.heap import (
     new_state,
 )
 from vm32.jit import leaf_kernel
-from vm32.kernel.access import CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_SIZE, CTX_STATUS, CTX_USER
-from vm32.kernel.fault import poke_word_locked, vm_translate
+from vm32.kernel.access import (
+    CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_STATUS, PagedMemory, copy_user, ctx_fail, new_ctx, translate,
+    zero_user,
+)
+from vm32.kernel.fault import poke_word_locked
 from vm32.kernel.layout import (
     OK,
     P_COLS,
@@ -121,7 +124,7 @@ from vm32.kernel.layout import (
     ST_NO_FRAME,
 )
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_poll, machine_lock, machine_unlock
-from vm32.memory import load_word, store_word
+from vm32.memory import PAGE_WORDS, load_word, store_word
 from vm32.mmu.atomic import atomic_cas, atomic_store, spin_pause
 
 # ---- the journal: jr[JR_*], then (key, old) pairs from JR_0 -----------------------------------
@@ -161,8 +164,7 @@ def _is_heapmem(mem) -> bool:
 def _fail(ctx, jr, status, va):
     """Record why and where the operation stops, then stop it."""
     jr[JR_WHY] = status
-    ctx[CTX_STATUS] = status
-    ctx[CTX_FAULT_VA] = va
+    ctx_fail(ctx, status, va)
     raise HeapAbort()
 
 
@@ -178,7 +180,7 @@ def _heap_pa(mem, addr, write):
         if k == 1:
             _fail(mem.ctx, mem.jr, ST_NO_FRAME, a)
     mem.ctx[CTX_ACCESSES] += 1
-    pa = vm_translate(mem.ms, mem.ctx[CTX_CPU], a, write, 1)
+    pa = translate(PagedMemory(mem.ms, mem.ctx), a, write)
     if pa < 0:
         _fail(mem.ctx, mem.jr, pa, a)
     return pa
@@ -428,50 +430,6 @@ def ph_size_of(ms, ctx, arr, jr, va):
 
 
 @leaf_kernel
-def ph_zero(ms, ctx, va, nbytes):
-    """Zero `nbytes` (a multiple of 4) at `va` of the running process, a page at a time
-    (not journaled); OK or the failing access's status (ctx status and fault_va set)."""
-    cpu = ctx[CTX_CPU]
-    done = 0
-    while done < nbytes:
-        a = va + done
-        pa = vm_translate(ms, cpu, a, 1, ctx[CTX_USER])
-        ctx[CTX_ACCESSES] += 1
-        if pa < 0:
-            ctx[CTX_STATUS] = pa
-            ctx[CTX_FAULT_VA] = a
-            return pa
-        n = min(4096 - (a & 0xFFF), nbytes - done)
-        for i in range(pa >> 2, (pa + n) >> 2):  # no translation (so no poll) until done
-            ms.words[i] = 0
-        done += n
-    return np.int64(OK)
-
-
-@leaf_kernel
-def ph_copy(ms, ctx, dst, src, nbytes):
-    """Copy `nbytes` (a multiple of 4) from `src` to `dst` in the running process, a word
-    at a time through the TLB (either page may evict the other); OK or a fault status."""
-    cpu, user = ctx[CTX_CPU], ctx[CTX_USER]
-    for k in range(0, nbytes, 4):
-        a = src + k
-        pa = vm_translate(ms, cpu, a, 0, user)
-        if pa >= 0:
-            v = ms.words[pa >> 2]
-            a = dst + k
-            pa = vm_translate(ms, cpu, a, 1, user)
-            if pa >= 0:
-                ms.words[pa >> 2] = v
-                continue
-        ctx[CTX_ACCESSES] += k >> 1
-        ctx[CTX_STATUS] = pa
-        ctx[CTX_FAULT_VA] = a
-        return pa
-    ctx[CTX_ACCESSES] += nbytes >> 1
-    return np.int64(OK)
-
-
-@leaf_kernel
 def ph_calloc(ms, ctx, arr, jr, nbytes):
     """Address of a new block of `nbytes` zeroed bytes, or ST_HEAP_FULL / an abort status.
 
@@ -481,7 +439,7 @@ def ph_calloc(ms, ctx, arr, jr, nbytes):
     heap_lock(ms, ctx, jr)
     p = _tx_malloc(ms, ctx, arr, jr, nbytes)
     if p > 0:
-        st = ph_zero(ms, ctx, p, (nbytes + 3) & ~3)
+        st = zero_user(PagedMemory(ms, ctx), ms.words, p, (nbytes + 3) & ~3)
         if st != OK:
             _tx_free(ms, ctx, arr, jr, p)
             p = st
@@ -492,9 +450,10 @@ def ph_calloc(ms, ctx, arr, jr, nbytes):
 
 
 @leaf_kernel
-def ph_realloc(ms, ctx, arr, jr, va, nbytes):
+def ph_realloc(ms, ctx, arr, jr, va, nbytes, buf):
     """Resize block `va` to `nbytes` keeping its contents; the (maybe new) address, or
-    ST_HEAP_FULL (block intact), ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status."""
+    ST_HEAP_FULL (block intact), ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status.
+    `buf` (uint32, a page) is the page buffer of a move's copy."""
     heap_lock(ms, ctx, jr)
     mem, st = _begin(ms, ctx, arr, jr)
     try:
@@ -506,13 +465,13 @@ def ph_realloc(ms, ctx, arr, jr, va, nbytes):
     except Exception:  # noqa: BLE001
         r = _rollback(ms, ctx, arr, jr)
         if r == ST_JOURNAL_FULL:  # the move's copy: redo it outside the journal
-            r = _realloc_by_moving(ms, ctx, arr, jr, va, nbytes)
+            r = _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes):
+def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf):
     """realloc as malloc + copy + free, each heap step journaled (heap lock held)."""
     mem, st = _begin(ms, ctx, arr, jr)
     try:
@@ -522,7 +481,7 @@ def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes):
     q = _tx_malloc(ms, ctx, arr, jr, nbytes)
     if q < 0:
         return q
-    s = ph_copy(ms, ctx, q, va, (min(old, nbytes) + 3) & ~3)
+    s = copy_user(PagedMemory(ms, ctx), ms.words, q, va, (min(old, nbytes) + 3) & ~3, buf)
     if s == OK:
         s = _tx_free(ms, ctx, arr, jr, va)
     if s != OK:
@@ -565,8 +524,9 @@ OP_INIT, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_FREE, OP_SIZE_OF, OP_LARGEST_FREE 
 
 
 @leaf_kernel
-def k_heap_op(ms, ctx, arr, jr, op, a, b):
-    """cpu_enter, the heap operation `op` (OP_*) with arguments a, b, cpu_leave.
+def k_heap_op(ms, ctx, arr, jr, buf, op, a, b):
+    """cpu_enter, the heap operation `op` (OP_*) with arguments a, b, cpu_leave (`buf`: a
+    page buffer for realloc's copy).
 
     Returns the operation's result, or ST_DEAD if the process has exited.
     """
@@ -579,7 +539,7 @@ def k_heap_op(ms, ctx, arr, jr, op, a, b):
     elif op == OP_CALLOC:
         r = ph_calloc(ms, ctx, arr, jr, a)
     elif op == OP_REALLOC:
-        r = ph_realloc(ms, ctx, arr, jr, a, b)
+        r = ph_realloc(ms, ctx, arr, jr, a, b, buf)
     elif op == OP_FREE:
         r = ph_free(ms, ctx, arr, jr, a)
     elif op == OP_SIZE_OF:
@@ -625,13 +585,12 @@ class ProcessHeap:
         self.state[heap_core.M_BASE] = self.base
         self.state[heap_core.M_LIMIT] = self.limit
         self.journal = new_journal()
+        self.bounce = np.zeros(PAGE_WORDS, dtype=np.uint32)
         self._run(OP_INIT, 0, 0, "heap set-up")
 
     # ---- plumbing ----
     def _ctx(self) -> np.ndarray:
-        ctx = np.zeros(CTX_SIZE, dtype=np.int64)
-        ctx[CTX_CPU], ctx[CTX_PID], ctx[CTX_USER] = self.proc.machine.cpu(), self.proc.pid, 1
-        return ctx
+        return new_ctx(self.proc.machine.cpu(), self.proc.pid)
 
     def _run(self, op: int, a: int, b: int, what: str) -> int:
         """Run heap operation `op`; grow the journal and retry while it is too small."""
@@ -640,7 +599,7 @@ class ProcessHeap:
         m = self.proc.machine
         while True:
             ctx = self._ctx()
-            r = int(k_heap_op(m.ms, ctx, self.state, self.journal, op, a, b))
+            r = int(k_heap_op(m.ms, ctx, self.state, self.journal, self.bounce, op, a, b))
             if r != ST_JOURNAL_FULL:
                 break
             self.grow_journal(what)

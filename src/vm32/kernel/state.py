@@ -15,8 +15,8 @@ Python `Machine` owns these arrays; kernels only index them.
     tlb           TLBs  tlb[cpu, entry]
     cpus          per-CPU registers and shootdown slots  cpus[cpu * CPU_STRIDE + C_*]
     kv            kernel variables and the machine lock  kv[KV_*]
-    bounce        per-CPU page buffers (uint32): write-back at [cpu*2048, +1024),
-                  read-ahead at [cpu*2048 + 1024, +1024) (see fault.py, swap I/O)
+    bounce        per-CPU page buffers (uint32), BOUNCE_STRIDE words per CPU: a page of
+                  write-back at WB_BUF, a page of read-ahead at RA_BUF (fault.py, swap I/O)
     sseq          per swap slot, a write sequence number: odd while a write is under way
 
 Images are not in the tuple: a process's image file is mapped read-only by the

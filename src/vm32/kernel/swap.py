@@ -1,6 +1,6 @@
 """The swap device: a real file on disk in 512-byte sectors, 8 sectors (one page) per slot.
 
-Slot s occupies sectors 8s..8s+7, i.e. bytes ``s*4096 .. s*4096+4095`` of the
+Slot s occupies sectors 8s..8s+7, i.e. bytes ``s*4096 .. s*4096+4095`` (one page) of the
 file.  The file is created with all its disk blocks (posix_fallocate, like a
 swap file made by mkswap: no holes).  A page-out is one ``pwrite`` of the frame
 and a page-in one ``pread``, called from compiled code (libc, no Python) on the
@@ -41,7 +41,7 @@ from numba.extending import intrinsic
 from vm32.errors import InvalidArgument
 from vm32.files import temporary_file
 from vm32.jit import kernel
-from vm32.kernel.layout import C_WB_SLOT, CPU_STRIDE, KV_SLOTS_FREE, KV_SWAP_FD
+from vm32.kernel.layout import BOUNCE_STRIDE, C_WB_SLOT, CPU_STRIDE, KV_SLOTS_FREE, KV_SWAP_FD, WB_BUF
 from vm32.memory import PAGE_SIZE
 from vm32.mmu.atomic import atomic_add, atomic_store
 from vm32.mmu.entry import MAX_SLOTS
@@ -229,30 +229,30 @@ host_pread = _libc_io("pread")
 
 @kernel
 def _swap_transfer(ms, buf, start, s, write):
-    """Move the 4096 bytes of slot `s` to (`write`) or from word array `buf` at byte
+    """Move the PAGE_SIZE bytes of slot `s` to (`write`) or from word array `buf` at byte
     `start`; True if done, False on a host I/O error.  A short or interrupted transfer
     continues where it stopped, up to 8 tries."""
     fd = ms.kv[KV_SWAP_FD]
     done, tries = 0, 0
-    while done < 4096 and tries < 8:
-        at, n, off = start + done, 4096 - done, s * 4096 + done
+    while done < PAGE_SIZE and tries < 8:
+        at, n, off = start + done, PAGE_SIZE - done, s * PAGE_SIZE + done
         r = host_pwrite(fd, buf, at, n, off) if write else host_pread(fd, buf, at, n, off)
         if r > 0:
             done += r
         tries += 1
-    return done == 4096
+    return done == PAGE_SIZE
 
 
 @kernel
 def swap_pwrite(ms, buf, start, s):
-    """Write the 4096 bytes of word array `buf` from byte `start` into slot `s`; True if
+    """Write the PAGE_SIZE bytes of word array `buf` from byte `start` into slot `s`; True if
     done (False: a host I/O error).  No lock needed: the caller owns the slot's writes."""
     return _swap_transfer(ms, buf, start, s, True)
 
 
 @kernel
 def swap_pread(ms, buf, start, s):
-    """Read slot `s` into the 4096 bytes of word array `buf` from byte `start`; True if done."""
+    """Read slot `s` into the PAGE_SIZE bytes of word array `buf` from byte `start`; True if done."""
     return _swap_transfer(ms, buf, start, s, False)
 
 
@@ -268,7 +268,7 @@ def wb_flush(ms, cpu):
     s = ms.cpus[base + C_WB_SLOT]
     if s < 0:
         return True
-    if not swap_pwrite(ms, ms.bounce, cpu * 8192, s):
+    if not swap_pwrite(ms, ms.bounce, 4 * (cpu * BOUNCE_STRIDE + WB_BUF), s):
         return False
     atomic_store(ms.cpus, base + C_WB_SLOT, -1)
     atomic_add(ms.sseq, s, 1)

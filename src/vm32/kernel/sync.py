@@ -72,6 +72,7 @@ from vm32.kernel.layout import (
     C_REQ,
     C_REQ_PID,
     C_REQ_VPN,
+    C_WALK_SNAP,
     CPU_STRIDE,
     KV_LOCK,
     KV_NCPU,
@@ -85,12 +86,13 @@ from vm32.kernel.layout import (
     REQ_PAGE,
     S_ACCESSES,
     S_TLB_MISSES,
+    S_WALKS,
     ST_COLS,
     ST_DEAD,
 )
 from vm32.kernel.swap import wb_flush
 from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
-from vm32.mmu.tlb import TLB_TAG_SHIFT, tlb_flush, tlb_invalidate
+from vm32.mmu.tlb import tlb_flush, tlb_holds, tlb_invalidate
 
 
 @outline_kernel  # cold: kept out of every access that polls
@@ -175,7 +177,7 @@ def shootdown(ms, cpu, pid, vpn, flush_all):
         if not flush_all:
             if atomic_load(ms.cpus, base + C_PID) != pid:
                 continue  # its TLB describes another process; switching to pid flushes it
-            if (ms.tlb[c, vpn & (ms.tlb.shape[1] - 1)] >> TLB_TAG_SHIFT) != vpn + 1:
+            if not tlb_holds(ms.tlb[c], vpn):
                 continue  # not in its TLB, and a fill from now on sees the PTE changed
         post_request(ms.cpus, c, pid, vpn, REQ_ALL if flush_all else REQ_PAGE)
         spins = 0
@@ -201,17 +203,20 @@ def cpu_enter(ms, cpu, pid):
         atomic_store(ms.cpus, base + C_BUSY, 0)
         return ST_DEAD
     ms.cpus[base + C_MISS_SNAP] = ms.cstats[cpu * ST_COLS + S_TLB_MISSES]
+    ms.cpus[base + C_WALK_SNAP] = ms.cstats[cpu * ST_COLS + S_WALKS]
     return OK
 
 
 @kernel
 def cpu_leave(ms, cpu, accesses):
-    """CPU `cpu` leaves compiled code: credit `accesses` and its TLB misses to its process."""
+    """CPU `cpu` leaves compiled code: credit `accesses`, its TLB misses and walks to its process."""
     base = cpu * CPU_STRIDE
     pid = ms.cpus[base + C_PID]
     misses = ms.cstats[cpu * ST_COLS + S_TLB_MISSES] - ms.cpus[base + C_MISS_SNAP]
+    walks = ms.cstats[cpu * ST_COLS + S_WALKS] - ms.cpus[base + C_WALK_SNAP]
     atomic_add(ms.pstats, pid * ST_COLS + S_ACCESSES, accesses)
     atomic_add(ms.pstats, pid * ST_COLS + S_TLB_MISSES, misses)
+    atomic_add(ms.pstats, pid * ST_COLS + S_WALKS, walks)
     ms.cstats[cpu * ST_COLS + S_ACCESSES] += accesses
     wb_flush(ms, cpu)  # normally done right after each fault; never leave one pending
     atomic_store(ms.cpus, base + C_BUSY, 0)

@@ -2,7 +2,8 @@
 
     entry   bit layout of PDE/PTE, pte_make/pte_pfn/pte_flags, swap-slot encoding
     walk    pt_walk (the one walk primitive), pde_install, mmu_walk (sets A/D, checks protection)
-    tlb     direct-mapped per-CPU TLB: lookup, fill, invalidate (invlpg), flush (CR3 load)
+    tlb     direct-mapped per-CPU TLB: probe and entry decoding, lookup, fill, invalidate
+            (invlpg), flush (CR3 load)
     atomic  compare-and-swap and friends for numba kernels
 
 The MMU never allocates or handles faults; vm32.kernel does both.

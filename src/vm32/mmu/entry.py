@@ -33,7 +33,7 @@ has 20 frame bits; the slot of a present page is kept in the frame table).
 from __future__ import annotations
 
 from vm32.jit import inline_kernel
-from vm32.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE  # noqa: F401  (re-exported)
+from vm32.memory import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS  # noqa: F401  (re-exported)
 
 PDX_SHIFT = 22  # directory index = va >> 22
 NPDENTRIES = 1 << (32 - PDX_SHIFT)  # 1024 entries in a page directory

@@ -16,14 +16,18 @@ without D takes the slow path once, which sets Dirty in the PTE as i386 does.
 The entries carry no address-space tag: a CPU's TLB describes the process it
 is running, and changing CR3 flushes it (`tlb_flush`, keeping Global kernel
 entries).  `tlb_invalidate` is ``invlpg``.
+
+The entry is decoded only here: `tlb_probe` (the hit test, on one CPU's row),
+`tlb_entry_pa` and `tlb_entry_writable`, and `tlb_holds` (does a row hold a page);
+the kernel's translation, its shootdowns and the UM's fetch buffer all call them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vm32.jit import kernel, leaf_kernel
-from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_G, PTE_U, PTE_W
+from vm32.jit import inline_leaf_kernel, kernel, leaf_kernel
+from vm32.mmu.entry import PAGE_MASK, PAGE_SHIFT, PTE_D, PTE_FRAME, PTE_G, PTE_U, PTE_W
 from vm32.mmu.walk import mmu_walk
 
 TLB_TAG_SHIFT = 32
@@ -36,29 +40,64 @@ def tlb_need(write, user):
     return (write * (PTE_W | PTE_D)) | (user * PTE_U)
 
 
+@inline_leaf_kernel
+def tlb_slot(row, vpn):
+    """Index in TLB row `row` of the one entry that may hold virtual page `vpn` (unsigned:
+    no negative-index fix-up)."""
+    return np.uint64(vpn) & np.uint64(row.shape[0] - 1)
+
+
+@inline_leaf_kernel
+def tlb_probe(row, va, need):
+    """The entry of TLB row `row` (one CPU's TLB) for `va` if it holds the bits `need`, else 0."""
+    vpn = va >> PAGE_SHIFT
+    e = row[tlb_slot(row, vpn)]
+    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
+        return e
+    return np.int64(0)
+
+
+@inline_leaf_kernel
+def tlb_entry_pa(e, va):
+    """Physical address of `va` by the valid entry `e` (its frame, `va`'s offset)."""
+    return (e & PTE_FRAME) | (va & PAGE_MASK)
+
+
+@inline_leaf_kernel
+def tlb_entry_writable(e):
+    """True if entry `e` lets a write through without a walk (W and a known Dirty bit)."""
+    return (e & (PTE_W | PTE_D)) == (PTE_W | PTE_D)
+
+
+@inline_leaf_kernel
+def tlb_holds(row, vpn):
+    """True if TLB row `row` holds an entry for virtual page `vpn` (any permissions)."""
+    return (row[tlb_slot(row, vpn)] >> TLB_TAG_SHIFT) == vpn + 1
+
+
 @leaf_kernel
 def tlb_lookup(tlb, cpu, va, need):
     """Physical address of `va` if CPU `cpu`'s TLB holds it with bits `need`, else -1."""
-    vpn = va >> 12
-    e = tlb[cpu, vpn & (tlb.shape[1] - 1)]
-    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
-        return (e & PTE_FRAME) | (va & 0xFFF)
+    e = tlb_probe(tlb[cpu], va, need)
+    if e != 0:
+        return tlb_entry_pa(e, va)
     return np.int64(-1)
 
 
 @leaf_kernel
 def tlb_fill(tlb, cpu, va, pte):
     """Cache the walked entry `pte` (effective W/U) for page `va` in CPU `cpu`'s TLB."""
-    vpn = va >> 12
-    tlb[cpu, vpn & (tlb.shape[1] - 1)] = ((vpn + 1) << TLB_TAG_SHIFT) | (pte & PTE_FRAME) | (pte & _TLB_KEEP)
+    row = tlb[cpu]
+    vpn = va >> PAGE_SHIFT
+    row[tlb_slot(row, vpn)] = ((vpn + 1) << TLB_TAG_SHIFT) | (pte & PTE_FRAME) | (pte & _TLB_KEEP)
 
 
 @leaf_kernel
 def tlb_invalidate(tlb, cpu, vpn):
     """Drop CPU `cpu`'s entry for virtual page `vpn`, if it holds one (invlpg)."""
-    i = vpn & (tlb.shape[1] - 1)
-    if (tlb[cpu, i] >> TLB_TAG_SHIFT) == vpn + 1:
-        tlb[cpu, i] = 0
+    row = tlb[cpu]
+    if tlb_holds(row, vpn):
+        row[tlb_slot(row, vpn)] = 0
 
 
 @kernel
@@ -83,7 +122,7 @@ def mmu_translate(words, tlb, cpu, pgdir_pa, va, write, user):
     if pte < 0:
         return pte
     tlb_fill(tlb, cpu, va, pte)
-    return (pte & PTE_FRAME) | (va & 0xFFF)
+    return tlb_entry_pa(pte, va)
 
 
 def make_tlbs(cpus: int, entries: int) -> np.ndarray:

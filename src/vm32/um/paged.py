@@ -102,6 +102,10 @@ from vm32.heap import core as heap_core
 from vm32.heap import heap_free, heap_init, heap_is_live, heap_malloc
 from vm32.heap import new_state as new_heap_state
 from vm32.jit import inline_leaf_kernel, kernel, outline_leaf_kernel
+from vm32.kernel.access import (
+    CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_SIZE, CTX_STATUS, CTX_USER, copy_user, ctx_fail, load_paged,
+    page_chunk, store_paged, translate, zero_user,
+)
 from vm32.kernel.fault import vm_translate_slow
 from vm32.kernel.layout import (
     C_REQ, CPU_STRIDE, IMAGE_BASE, KV_LRU, OK, REQ_NONE, STACK_TOP, STATUS_NAMES, ST_NO_FRAME, ST_SWAP_FULL,
@@ -110,8 +114,8 @@ from vm32.kernel.state import MachineState
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_service
 from vm32.memory import PAGE_SIZE, load_word, store_word
 from vm32.mmu.atomic import atomic_load
-from vm32.mmu.entry import PTE_D, PTE_FRAME, PTE_U, PTE_W
-from vm32.mmu.tlb import TLB_TAG_SHIFT
+from vm32.mmu.entry import PTE_D, PTE_U, PTE_W
+from vm32.mmu.tlb import tlb_entry_pa, tlb_entry_writable, tlb_probe
 from vm32.um import space as sp
 from vm32.um import status as S
 from vm32.um.kernel import ST_ICOUNT, um_run
@@ -125,17 +129,17 @@ PagedSpaceLRU = namedtuple("PagedSpaceLRU", PagedSpace._fields)
 """The same space on a machine whose policy (LRU) must see every access: its own type, so the
 compiled code knows at compile time that nothing may be cached."""
 
-# ---- meta[M_*] ----------------------------------------------------------------------------------
-M_CODE = 0  # virtual address of segment 0
-M_CODE_LEN = 1  # words in segment 0
-M_CPU = 2  # the CPU this process runs on (set by the driver before each run)
-M_DATA_WAY = 6  # the fetch-buffer way the last data load or store of segment 0 used
-M_GEN = 4  # fetch-buffer generation: +1 at every drop (a code handle's window is valid while equal)
-M_FAIL = 7  # ST_* of a page fault that could not be served, else 0
-M_FAIL_VA = 8  # its virtual address
-M_ACC = 9  # loads and stores of segment words (instruction fetches are counted by the caller)
-M_PID = 11  # the process
-M_REFILLS = 12  # fetch-buffer refills
+# ---- meta[M_*]: the kernel's access context (vm32.kernel.access), then the UM's fields ---------------
+M_CPU = CTX_CPU  # the CPU this process runs on (set by the driver before each run)
+M_PID = CTX_PID  # the process
+M_FAIL = CTX_STATUS  # ST_* of the first page fault that could not be served, else 0
+M_FAIL_VA = CTX_FAULT_VA  # its virtual address
+M_ACC = CTX_ACCESSES  # loads and stores of words (instruction fetches are counted by the caller)
+M_CODE = CTX_SIZE  # virtual address of segment 0
+M_CODE_LEN = CTX_SIZE + 1  # words in segment 0
+M_GEN = CTX_SIZE + 2  # fetch-buffer generation: +1 at every drop (a code handle's window is valid while equal)
+M_DATA_WAY = CTX_SIZE + 3  # the fetch-buffer way the last data load or store of segment 0 used
+M_REFILLS = CTX_SIZE + 4  # fetch-buffer refills
 M_WAYS = 16  # fetch buffer: way k is meta[M_WAYS + WAY * k + W_*]
 W_LO = 0  # first UM index of segment 0 on the way's page, or NO_PAGE
 W_BASE = 1  # host address of UM index 0 as that page maps it
@@ -159,6 +163,7 @@ def new_meta(pid: int) -> np.ndarray:
     meta[M_DATA_WAY] = M_WAYS
     meta[M_POISON:].view(np.uint32)[:] = POISON
     meta[M_PID] = pid
+    meta[CTX_USER] = 1
     return meta
 
 
@@ -331,23 +336,11 @@ def _refill(space, code, va, pa, writable):
 @_inline_leaf
 def _fail(m, status, va):
     """Record a page fault the kernel could not serve; drop the fetch buffer (next fetch: POISON)."""
-    if m[M_FAIL] == 0:
-        m[M_FAIL] = status
-        m[M_FAIL_VA] = va
+    ctx_fail(m, status, va)
     _drop(m)
 
 
 # ---- translation: hot paths inline, cold paths out of line with scalar arguments ------------------
-
-
-@_inline_leaf
-def _probe(tlb, va, need):
-    """The entry of TLB row `tlb` for `va` if it holds the bits `need`, else 0 (no poll)."""
-    vpn = va >> 12
-    e = tlb[np.uint64(vpn) & np.uint64(tlb.shape[0] - 1)]  # unsigned: no negative-index fix-up
-    if (e >> TLB_TAG_SHIFT) == vpn + 1 and (e & need) == need:
-        return e
-    return np.int64(0)
 
 
 COLD_SERVE, COLD_READ, COLD_WRITE = -1, 0, 1
@@ -429,117 +422,49 @@ def _xlate(space, va, write):
     """
     _poll(space)
     if not _is_lru(space):
-        e = _probe(space.tlb, va, NEED_WRITE if write else NEED_READ)
+        e = tlb_probe(space.tlb, va, NEED_WRITE if write else NEED_READ)
         if e != 0:
-            return (e & PTE_FRAME) | (va & 0xFFF)
+            return tlb_entry_pa(e, va)
     return _xlate_slow(space, va, write)
 
 
-# ---- the allocator's memory: load_word / store_word on a PagedSpace ---------------------------------
+# ---- the allocator's memory: a paged memory of the kernel's seam (vm32.kernel.access) -----------------
 
 
-@overload(load_word)
+@overload(translate, jit_options={"_nrt": False, "forceinline": True})
+def _translate_paged_space(mem, va, write):
+    if _is_paged_space(mem):
+        return lambda mem, va, write: _xlate(mem, np.int64(va), write)
+    return None
+
+
+@overload(load_word, jit_options={"_nrt": False, "forceinline": True})
 def _load_word_paged_space(mem, addr):
-    if not _is_paged_space(mem):
-        return None
-
-    def impl(mem, addr):
-        if mem.meta[M_FAIL] != 0:  # the operation is lost already: finish it quickly
-            return np.uint32(0)
-        pa = _xlate(mem, np.int64(addr), 0)
-        if pa < 0:
-            return np.uint32(0)
-        return mem.words[pa >> 2]
-
-    return impl
+    if _is_paged_space(mem):
+        return lambda mem, addr: load_paged(mem, mem.meta, mem.words, addr)
+    return None
 
 
-@overload(store_word)
+@overload(store_word, jit_options={"_nrt": False, "forceinline": True})
 def _store_word_paged_space(mem, addr, value):
-    if not _is_paged_space(mem):
-        return None
-
-    def impl(mem, addr, value):
-        if mem.meta[M_FAIL] == 0:
-            pa = _xlate(mem, np.int64(addr), 1)
-            if pa >= 0:
-                mem.words[pa >> 2] = np.uint32(value & 0xFFFFFFFF)
-
-    return impl
-
-
-# ---- bulk work, a page at a time --------------------------------------------------------------------
-
-
-@_inline_leaf
-def _words_to_page_end(va):
-    """How many words there are from virtual address `va` to the end of its page: the
-    chunk that one translation covers in a page-by-page walk."""
-    return PAGE_WORDS - ((va & 0xFFF) >> 2)
-
-
-@_inline_leaf
-def _zero(space, va, nwords):
-    """Zero `nwords` words from `va`, one translation per page; False if a page failed."""
-    words = space.words
-    k = np.int64(0)
-    while k < nwords:
-        a = va + 4 * k
-        pa = _xlate(space, a, 1)
-        if pa < 0:
-            return False
-        n = min(_words_to_page_end(a), nwords - k)
-        w = pa >> 2
-        for j in range(n):
-            words[w + j] = 0
-        k += n
-    return True
-
-
-@outline_leaf_kernel
-def _copy(space, dst, src, nwords):
-    """Copy `nwords` words from virtual `src` to virtual `dst`, page chunk by page chunk,
-    through a host bounce buffer: a physical address may be used only while this CPU's TLB
-    holds its entry (kernel/sync.py, point 6), and translating one side may evict the other
-    side's entry (the same TLB slot) or frame.  False if a page failed."""
-    words = space.words
-    buf = space.bounce
-    k = np.int64(0)
-    while k < nwords:
-        s, d = src + 4 * k, dst + 4 * k
-        n = min(_words_to_page_end(s), _words_to_page_end(d), nwords - k)
-        ps = _xlate(space, s, 0)
-        if ps < 0:
-            return False
-        ws = ps >> 2
-        for j in range(n):
-            buf[j] = words[ws + j]
-        pd = _xlate(space, d, 1)
-        if pd < 0:
-            return False
-        wd = pd >> 2
-        for j in range(n):
-            words[wd + j] = buf[j]
-        k += n
-    return True
+    if _is_paged_space(mem):
+        return lambda mem, addr, value: store_paged(mem, mem.meta, mem.words, addr, value)
+    return None
 
 
 @outline_leaf_kernel
 def _copy_in(space, dst, program):
-    """Copy host array `program` (uint32) to virtual `dst`, a page at a time; False on failure."""
+    """Copy host array `program` (uint32) to virtual `dst`, a page chunk at a time; False on failure."""
     words = space.words
-    n = np.int64(program.shape[0])
-    k = np.int64(0)
-    while k < n:
-        a = dst + 4 * k
-        pa = _xlate(space, a, 1)
+    n = 4 * np.int64(program.shape[0])
+    done = np.int64(0)
+    while done < n:
+        pa, c = page_chunk(space, dst + done, n - done, 1)
         if pa < 0:
             return False
-        c = min(_words_to_page_end(a), n - k)
-        w = pa >> 2
-        for j in range(c):
-            words[w + j] = program[k + j]
-        k += c
+        for j in range(c >> 2):
+            words[(pa >> 2) + j] = program[(done >> 2) + j]
+        done += c
     return True
 
 
@@ -589,10 +514,10 @@ def _code_translate(space, code, i):
     _poll(space)
     if not _is_lru(space) and space.meta[M_FAIL] == 0:
         va = code.va + 4 * np.int64(i)
-        e = _probe(space.tlb, va, NEED_READ)
+        e = tlb_probe(space.tlb, va, NEED_READ)
         if e != 0:
-            pa = (e & PTE_FRAME) | (va & 0xFFF)
-            _refill(space, code, va, pa, np.int64((e & (PTE_W | PTE_D)) == (PTE_W | PTE_D)))
+            pa = tlb_entry_pa(e, va)
+            _refill(space, code, va, pa, np.int64(tlb_entry_writable(e)))
             return np.int64(space.words.ctypes.data) + pa
     return _code_translate_slow(space, code, i)
 
@@ -733,9 +658,9 @@ def _read_entry(space, va):
     pa is ST_* < 0 if the page could not come in."""
     _poll(space)
     if not _is_lru(space):
-        e = _probe(space.tlb, va, NEED_READ)
+        e = tlb_probe(space.tlb, va, NEED_READ)
         if e != 0:
-            return (e & PTE_FRAME) | (va & 0xFFF), (e & (PTE_W | PTE_D)) == (PTE_W | PTE_D)
+            return tlb_entry_pa(e, va), tlb_entry_writable(e)
     return _xlate_slow(space, va, 0), False
 
 
@@ -785,7 +710,7 @@ def _seg_map(space, n):
     p = heap_malloc(space, space.heap, nbytes)
     if p == 0 or space.meta[M_FAIL] != 0:
         return np.uint32(0)
-    if not _zero(space, p, np.int64(n)):
+    if zero_user(space, space.words, p, nbytes) != OK:
         return np.uint32(0)
     return np.uint32(p)
 
@@ -811,7 +736,7 @@ def _load_program(space, sid):
     new = heap_malloc(space, space.heap, nbytes)
     if new == 0 or m[M_FAIL] != 0:
         return S.OUT_OF_MEMORY
-    if not _copy(space, new, s, nbytes >> 2):
+    if copy_user(space, space.words, new, s, nbytes, space.bounce) != OK:
         return S.OUT_OF_MEMORY
     heap_free(space, space.heap, m[M_CODE])
     if m[M_FAIL] != 0:
