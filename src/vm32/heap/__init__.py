@@ -65,9 +65,17 @@ __all__ = [
     "ALIGN", "FREED_MARK", "HEAP_OK", "HEAP_INVALID_FREE", "HEAP_DOUBLE_FREE", "Heap", "new_state",
     "heap_init", "heap_malloc", "heap_calloc", "heap_free", "heap_realloc", "heap_is_live",
     "heap_size_of", "heap_check", "heap_largest_free", "POLICIES", "policy_module",
+    "describe_findings",
 ]
 
-_CHECK_MESSAGES = core.CHECK_MESSAGES  # tlsf's wording of its findings (the paging kernel uses it)
+def describe_findings(out: np.ndarray, n: int, messages: dict = core.CHECK_MESSAGES) -> list[str]:
+    """The findings that a heap_check wrote to `out` (it returned `n`) as sentences in its
+    policy's wording (`messages`: its CHECK_MESSAGES, tlsf's by default); one more line
+    says how many did not fit in `out`."""
+    found = [messages[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, len(out))]]
+    if n > len(out):
+        found.append(f"... and {n - len(out)} more")
+    return found
 
 
 def new_state(base: int, limit: int) -> np.ndarray:
@@ -336,10 +344,7 @@ class Heap:
         """Walk every block and free list; return the broken invariants (empty when healthy)."""
         out = np.zeros((max_findings, 3), dtype=np.int64)
         n = int(self.kernels.heap_check(self.mem, self.state, out))
-        messages = self.kernels.CHECK_MESSAGES
-        found = [messages[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
-        if n > max_findings:
-            found.append(f"... and {n - max_findings} more")
+        found = describe_findings(out, n, self.kernels.CHECK_MESSAGES)
         if self.dbg is not None and not found:  # the user's blocks, once the policy's are sound
             rows = np.zeros((max_findings, 4), dtype=np.int64)
             k = int(dbgheap.dbg_scan(self._carrier, self.dbg, rows))

@@ -1,5 +1,5 @@
-"""Process heaps: the vm32.heap allocator serving a process's heap region, inside the
-process's own virtual address space, each operation atomic even when a page fault fails.
+"""Process heaps: one allocator per process - vm32.heap's, over the process's heap region,
+inside the process's own virtual address space.
 
 Words
 -----
@@ -11,34 +11,56 @@ Words
 *journal*  an int64 array ``jr`` per heap: a header (JR_*), then the undo entries of the
            operation in progress, ``(key, old)`` pairs: key >= 0 is an index into the
            state array, key < 0 the word at virtual address ``-1 - key``.
-*abort*    an operation that cannot finish: a page-in failed (ST_NO_FRAME,
-           ST_SWAP_FULL), the journal is full (ST_JOURNAL_FULL), or the heap's own
-           metadata point outside the heap (ST_HEAP_CORRUPT).
+*mode*     how a caller runs the allocator, on the same state array (so a process has one
+           heap, one `stats()` and one `check()`):
+           *journaled* (ph_*, the Python API): under the heap lock, every change journaled
+           and undone completely when the operation cannot finish;
+           *direct* (direct_*, the paged UM's segments, 184 M maps and unmaps in sandmark,
+           which cannot pay for the journal and the lock): for a compiled loop that owns the
+           heap while it runs; an operation that cannot finish leaves the heap
+           half-changed, and the caller ends the process.
+
+The failure convention
+----------------------
+Every operation of both modes returns a value >= 0 (an address, a size, OK) or an ST_*
+status < 0, and nothing else reports a failure:
+
+    ST_HEAP_FULL                      no free block is large enough: nothing changed
+    ST_INVALID_FREE, ST_DOUBLE_FREE   not the address of a live block: nothing changed
+    ST_NO_FRAME, ST_SWAP_FULL,        a page of the heap could not come in; the status and
+    ST_IO_ERROR                       address are in the access context (vm32.kernel.access);
+                                      journaled: undone; direct: the heap is half-changed
+    ST_JOURNAL_FULL, ST_HEAP_CORRUPT  (journaled only) the journal is too small (undone: grow
+                                      it and retry), or the heap's metadata point outside the
+                                      heap (undone)
 
 Layers
 ------
-HeapMem    the allocator's ``mem``: a named tuple (ms, ctx, jr, lo, hi).  Its
+HeapMem    the journaled allocator's ``mem``: a named tuple (ms, ctx, jr, lo, hi).  Its
            load_word/store_word overloads check the address lies in the heap, translate
-           it through the process's page tables (`vm_translate`: TLB, walk, fault
-           handler), journal the old value before a store, and on a failed translation
-           record the status and raise `HeapAbort`, which stops the allocator at once.
-TxState    the allocator's ``state``: a numba struct of (state array, journal) whose
-           item assignment journals the old value first; reads and writes are
+           it (access.translate: TLB, walk, fault handler), journal the old value before a
+           store, and on a failed translation record the status and raise `HeapAbort`,
+           which stops the allocator at once.
+TxState    the journaled allocator's ``state``: a numba struct of (state array, journal)
+           whose item assignment journals the old value first; reads and writes are
            bounds-checked (an index outside the array aborts as ST_HEAP_CORRUPT, so
            a corrupted header can never make the allocator write outside its state).
-ph_*       compiled operations, reusable from any compiled loop (the UM backend):
-           `ph_malloc`, `ph_calloc`, `ph_realloc`, `ph_free`, `ph_size_of`, `ph_init`.
-           Each takes the heap lock, runs the vm32.heap kernel inside ``try``, and on an
-           abort rolls back: under the machine lock it replays the journal backwards,
-           writing each old word wherever its page lives now - frame or swap slot, see
-           fault.poke_word_locked - so the undo itself never faults and cannot fail.
-           Return value >= 0 (an address, or OK), or an ST_* status (< 0).
+ph_*       journaled operations: `ph_malloc`, `ph_calloc`, `ph_realloc`, `ph_free`,
+           `ph_size_of`, `ph_init`, `ph_check`, `ph_largest_free`.  Each takes the heap
+           lock, runs the vm32.heap kernel inside ``try``, and on an abort rolls back:
+           under the machine lock it replays the journal backwards, writing each old word
+           wherever its page lives now - frame or swap slot, see fault.poke_word_locked -
+           so the undo itself never faults and cannot fail.
+direct_*   direct operations over any paged memory (vm32.kernel.access) and its ctx:
+           `direct_malloc`, `direct_calloc`, `direct_free`, `direct_size_of`; inlined into
+           the caller's loop.
 k_heap_*   one visit of a CPU for the Python API: cpu_enter, one ph_* call, cpu_leave.
-ProcessHeap  the Python face (`Process.malloc` & co.): owns the arrays, grows the
-           journal and retries on ST_JOURNAL_FULL, turns statuses into exceptions.
+ProcessHeap  the Python face (`Process.heap`, `Process.malloc` & co.): owns the arrays,
+           grows the journal and retries on ST_JOURNAL_FULL, turns statuses into
+           exceptions.
 
-Atomicity
----------
+Atomicity (journaled)
+---------------------
 An operation either completes or leaves state array and heap words exactly as before
 (its page-ins and page-table allocations stay: they are invisible to the heap).  Bulk
 work is kept out of the journal: calloc is malloc (journaled) + zeroing the new block
@@ -48,35 +70,31 @@ the move's copy overflows the journal it is redone as malloc + copy + free the s
 If even that final free fails the new block stays allocated (a leak, never corruption)
 and the failure is reported.
 
-Compiled callers (issue 4: the UM in a paged process)
------------------------------------------------------
+Compiled callers
+----------------
 A long compiled loop on a CPU brackets itself like the Python API does::
 
     st = cpu_enter(ms, cpu, pid)     # loads CR3, marks the CPU busy, serves shootdowns
-    ... loads/stores through PagedMemory(ms, ctx) or vm_translate(...) ...
-    ... segment = ph_calloc(ms, ctx, state, jr, nbytes); ph_free(ms, ctx, state, jr, seg) ...
+    ... loads/stores through a paged memory, e.g. access.PagedMemory(ms, ctx) ...
+    ... a = ph_calloc(ms, ctx, state, jr, nbytes); ph_free(ms, ctx, state, jr, a) ...
     cpu_leave(ms, cpu, ctx[CTX_ACCESSES])   # credits accesses, clears busy
 
 * Shootdowns: while busy, the CPU acknowledges TLB shootdowns only when it polls -
-  at every translation (vm_translate) and while it spins for a lock.  Another CPU
-  evicting a page of the same process waits for that acknowledgement, so a loop must
-  translate (or call sync.cpu_poll) at least every few microseconds; a UM loop that
-  fetches instructions through the TLB does so on every instruction.  A loop that
-  leaves compiled code (output, blocking input) must cpu_leave first: a CPU parked
-  in Python while busy would stall every eviction of its process's pages.
+  at every translation and while it spins for a lock.  Another CPU evicting a page of
+  the same process waits for that acknowledgement, so a loop must translate (or call
+  sync.cpu_poll) at least every few microseconds.  A loop that leaves compiled code
+  (output, blocking input) must cpu_leave first: a CPU parked in Python while busy
+  would stall every eviction of its process's pages.
 * Faults stay compiled: a TLB miss walks the tables (~50 ns); a fault that needs no
   disk read (zero fill, evicting a clean page) is a few microseconds without leaving
   compiled code; one that writes a dirty victim or reads the page from swap adds a
   pwrite/pread system call (~2-4 us from the host's page cache, more if the host
   has to go to the disk; the thread blocks in the host kernel, never returns to
-  Python; see fault.py for which parts run outside the machine lock).  Measured on
-  this machine: ~5 us of CPU per fault that evicts a dirty page and zero-fills.
-  Only failures come back as statuses: ST_NO_FRAME / ST_SWAP_FULL / ST_IO_ERROR from
-  any access, plus ST_JOURNAL_FULL from a ph_* call - then leave the loop, call
-  ``ProcessHeap.grow_journal()`` from Python, and retry the instruction.
-* ``ctx`` is the PagedMemory context (access.py): [cpu, pid, user, status, fault_va,
-  accesses]; ph_* use its cpu and pid, set status/fault_va on an abort and count
-  their accesses in it.
+  Python; see fault.py for which parts run outside the machine lock).  On ST_JOURNAL_FULL
+  from a ph_* call, leave the loop, call ``ProcessHeap.grow_journal()`` from Python, and
+  retry.
+* ``ctx`` is the access context (access.py); ph_* use its cpu and pid, and both modes
+  count their accesses in it.
 """
 
 from __future__ import annotations
@@ -95,6 +113,7 @@ from vm32.heap import (
     HEAP_DOUBLE_FREE,
     FreedBlocks,
     HEAP_INVALID_FREE,
+    describe_findings,
     heap_check,
     heap_free,
     heap_init,
@@ -105,7 +124,7 @@ from vm32.heap import (
     heap_size_of,
     new_state,
 )
-from vm32.jit import leaf_kernel
+from vm32.jit import inline_leaf_kernel, leaf_kernel
 from vm32.kernel.access import (
     CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_STATUS, PagedMemory, copy_user, ctx_fail, new_ctx, translate,
     zero_user,
@@ -369,7 +388,7 @@ def _tx_free(ms, ctx, arr, jr, va):
     return _heap_status(r)
 
 
-@leaf_kernel
+@inline_leaf_kernel
 def _heap_status(r):
     """vm32.heap's HEAP_OK / HEAP_INVALID_FREE / HEAP_DOUBLE_FREE as OK / ST_*."""
     if r == HEAP_INVALID_FREE:
@@ -489,6 +508,54 @@ def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf):
         return s
     arr[heap_core.M_REALLOCS] += 1
     return q
+
+
+# ---- direct mode: no journal, no lock ------------------------------------------------------------
+
+
+@inline_leaf_kernel
+def direct_malloc(mem, ctx, arr, nbytes):
+    """Address of a new block of `nbytes` in the heap of state `arr` over paged memory `mem`
+    (access context ctx), ST_HEAP_FULL, or the status of a page that could not come in."""
+    p = heap_malloc(mem, arr, nbytes)
+    if ctx[CTX_STATUS] != 0:
+        return ctx[CTX_STATUS]
+    return p if p != 0 else np.int64(ST_HEAP_FULL)
+
+
+@inline_leaf_kernel
+def direct_calloc(mem, ctx, words, arr, nbytes):
+    """direct_malloc, then the block's words zeroed (`words`: mem's physical memory)."""
+    p = direct_malloc(mem, ctx, arr, nbytes)
+    if p > 0:
+        st = zero_user(mem, words, p, (nbytes + 3) & ~3)
+        if st != OK:
+            return st
+        arr[heap_core.M_CALLOCS] += 1
+    return p
+
+
+@inline_leaf_kernel
+def direct_free(mem, ctx, arr, va):
+    """Free block `va`: OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or the status of a page that
+    could not come in."""
+    r = heap_free(mem, arr, va)
+    if ctx[CTX_STATUS] != 0:
+        return ctx[CTX_STATUS]
+    return _heap_status(r)
+
+
+@inline_leaf_kernel
+def direct_size_of(mem, ctx, arr, va):
+    """nbytes of live block `va` (the caller checked it is live), or the status of a page
+    that could not come in."""
+    n = heap_size_of(mem, arr, va)
+    if ctx[CTX_STATUS] != 0:
+        return ctx[CTX_STATUS]
+    return n
+
+
+# ---- the heap's health and room (journaled) ------------------------------------------------------
 
 
 @leaf_kernel
@@ -702,8 +769,9 @@ class ProcessHeap:
         """True iff `va` is the address of a live block (host state only: never faults)."""
         return bool(heap_is_live(self.state, np.int64(self._addr(va))))
 
-    def stats(self) -> dict[str, int]:
-        """Allocator counters (as vm32.heap.Heap.stats), plus journal operations/aborts."""
+    def counters(self) -> dict[str, int]:
+        """The allocator's counters (host-side state only: never faults, works after the
+        process has exited), plus journaled operations and aborts."""
         m = self.state
         c = heap_core
         return {
@@ -716,7 +784,6 @@ class ProcessHeap:
             "free_bytes": int(m[c.M_FREE_BYTES]),
             "free_blocks": int(m[c.M_FREE_BLOCKS]),
             "cached_bytes": int(m[c.M_CACHE_BYTES]),
-            "largest_free": self._run(OP_LARGEST_FREE, 0, 0, "largest free block"),
             "mallocs": int(m[c.M_MALLOCS]),
             "callocs": int(m[c.M_CALLOCS]),
             "frees": int(m[c.M_FREES]),
@@ -727,19 +794,26 @@ class ProcessHeap:
             "undone_in_swap": int(self.journal[JR_UNDO_SWAP]),
         }
 
+    def largest_free(self) -> int:
+        """Bytes of the largest free block, header included (the room in top counted)."""
+        return self._run(OP_LARGEST_FREE, 0, 0, "largest free block")
+
+    def fits(self, n: int) -> bool:
+        """True if a block of `n` bytes fits in the heap now (its header and alignment included)."""
+        return int(heap_core.block_size(self._size(n))) <= self.largest_free()
+
+    def stats(self) -> dict[str, int]:
+        """Allocator counters (as vm32.heap.Heap.stats), plus journal operations/aborts."""
+        return {**self.counters(), "largest_free": self.largest_free()}
+
     def check(self, max_findings: int = 100) -> list[str]:
         """Walk every block and free list (paging them in); the broken invariants, [] if healthy."""
-        from vm32.heap import _CHECK_MESSAGES  # the allocator's wording of its findings
-
         out = np.zeros((max_findings, 3), dtype=np.int64)
         ctx = self._ctx()
         n = int(k_heap_check(self.proc.machine.ms, ctx, self.state, self.journal, out))
         if n < 0:
             self._raise(n, ctx, "heap check")
-        found = [_CHECK_MESSAGES[int(c)].format(a=int(a), v=int(v)) for c, a, v in out[: min(n, max_findings)]]
-        if n > max_findings:
-            found.append(f"... and {n - max_findings} more")
-        return found
+        return describe_findings(out, n)
 
     def inject_failure(self, after: int) -> None:
         """Test hook: the `after`-th heap word access from now fails as if no frame were free."""
