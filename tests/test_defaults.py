@@ -19,7 +19,7 @@ def test_defaults_imports_no_compiled_code():
 
 def test_the_kernel_and_the_um_agree_with_the_defaults():
     from vm32.memory import PAGE_SIZE
-    from vm32.um.paged import PAGED_MAX_HEAP
+    from vm32.um.paged_process import PAGED_MAX_HEAP
 
     assert defaults.FRAME_SIZE == PAGE_SIZE
     assert defaults.PAGED_MAX_HEAP == PAGED_MAX_HEAP

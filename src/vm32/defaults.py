@@ -64,7 +64,7 @@ UM_SWAP_LIMIT = 256 << 20
 
 PAGED_MAX_HEAP = 0xEFC00000
 """The largest heap region of a paged UM process (3836 MiB): from the image base to the
-kernel (vm32.um.paged.PAGED_MAX_HEAP; a test keeps them equal)."""
+kernel (vm32.um.paged_process.PAGED_MAX_HEAP; a test keeps them equal)."""
 
 MULTI_MEMORY = 1 << 30
 """Each process's heap region when several UM programs run at once (1 GiB)."""

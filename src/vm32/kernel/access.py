@@ -6,8 +6,9 @@ Words
             ``ctx[CTX_CPU]`` the CPU it runs on (entered with sync.cpu_enter),
             ``ctx[CTX_PID]`` the process, ``ctx[CTX_USER]`` 1 for user-mode accesses,
             ``ctx[CTX_STATUS]`` and ``ctx[CTX_FAULT_VA]`` the first failed access,
-            ``ctx[CTX_ACCESSES]`` the accesses counted so far.  A larger array may
-            carry a caller's own fields after CTX_SIZE (the paged UM's do).
+            ``ctx[CTX_ACCESSES]`` the accesses counted so far; CTX_TLB_GEN .. CTX_CACHE_STRIDE
+            describe translations the caller keeps of its own (kernel/trampoline.py).  A
+            larger array may carry a caller's own fields after CTX_SIZE (the paged UM's do).
 *paged memory*  a named tuple over a process's address space that `translate` accepts:
             `PagedMemory` (the machine state and a ctx) here; the UM's space is another
             (vm32.um.paged).  Its words are reached by `vm32.memory.load_word/store_word`,
@@ -68,7 +69,8 @@ PagedMemory = collections.namedtuple("PagedMemory", "ms ctx")
 translations go through `vm_translate` on ctx's CPU."""
 
 CTX_CPU, CTX_PID, CTX_USER, CTX_STATUS, CTX_FAULT_VA, CTX_ACCESSES = 0, 1, 2, 3, 4, 5
-CTX_SIZE = 8
+CTX_TLB_GEN, CTX_CACHE, CTX_CACHE_AT, CTX_CACHE_STRIDE = 6, 7, 8, 9  # cached translations: trampoline.py
+CTX_SIZE = 12
 
 _HOT = {"_nrt": False, "forceinline": True}  # seam implementations: inlined into the loops
 

@@ -65,7 +65,7 @@ from vm32.kernel.layout import (
     KV_FREE,
     KV_KFRAMES,
     KV_KPT,
-    KV_LRU,
+    KV_SEES_EVERY_ACCESS,
     KV_NCPU,
     KV_NFRAMES,
     KV_NSLOTS,
@@ -458,7 +458,7 @@ def tlb_install(ms, cpu, va, pte_pa, e):
     if not (now & PTE_P) or ((now ^ e) & PTE_FRAME):
         tlb_invalidate(ms.tlb, cpu, va >> PAGE_SHIFT)
         return np.int64(-1)
-    if ms.kv[KV_LRU]:
+    if ms.kv[KV_SEES_EVERY_ACCESS]:
         policy_on_access(ms.ft, ms.pol, pte_pfn(e))
     return tlb_entry_pa(e, va)
 
@@ -467,10 +467,10 @@ def tlb_install(ms, cpu, va, pte_pa, e):
 # alwaysinline and the whole fault path would be copied into every access site.
 @outline_kernel
 def vm_translate_slow(ms, cpu, va, write, user):
-    """TLB miss (or any access under LRU): walk, and on a not-present entry run the
+    """TLB miss (or any access, when the policy sees every one): walk, and on a not-present entry run the
     fault handler; pa or ST_*.  One walk per miss: the fault handler and the re-read
     after the TLB fill use the PTE's address that it found."""
-    if ms.kv[KV_LRU]:
+    if ms.kv[KV_SEES_EVERY_ACCESS]:
         pa = tlb_lookup(ms.tlb, cpu, va, tlb_need(write, user))
         if pa >= 0:
             policy_on_access(ms.ft, ms.pol, pa >> PAGE_SHIFT)
@@ -525,7 +525,7 @@ def vm_translate(ms, cpu, va, write, user):
     """
     cpu_poll(ms, cpu)
     pa = tlb_lookup(ms.tlb, cpu, va, tlb_need(write, user))
-    if pa < 0 or ms.kv[KV_LRU]:
+    if pa < 0 or ms.kv[KV_SEES_EVERY_ACCESS]:
         pa = vm_translate_slow(ms, cpu, va, write, user)
     return pa
 

@@ -34,7 +34,7 @@ from vm32.kernel.layout import (
     IMAGE_BASE,
     KERNEL_BASE,
     KV_FREE,
-    KV_LRU,
+    KV_SEES_EVERY_ACCESS,
     KV_MAXPROC,
     KV_NCPU,
     KV_NFRAMES,
@@ -72,7 +72,7 @@ from vm32.kernel.layout import (
     STACK_TOP,
     STATUS_NAMES,
 )
-from vm32.kernel.policies import P_LRU, make_policy_state, policy_id, policy_name
+from vm32.kernel.policies import make_policy_state, policy_id, policy_name, sees_every_access
 from vm32.kernel.state import MachineState
 from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
@@ -131,12 +131,13 @@ class Machine:
         max_processes = _positive_int("max_processes", max_processes)
         kind = policy_id(policy)
         self.policy = policy_name(kind)
+        self.sees_every_access = sees_every_access(kind)  # on_access on every access, TLB hits too
         self.mem = PhysicalMemory(frames * PAGE_SIZE)
         self.swap = SwapDevice(parse_size(swap), swap_path, overwrite=swap_overwrite)
         self._image_maps: list = []
         kv = np.zeros(KV_SIZE, dtype=np.int64)
         kv[KV_NFRAMES], kv[KV_NSLOTS], kv[KV_SLOTS_FREE] = frames, self.swap.slots, self.swap.slots
-        kv[KV_LRU], kv[KV_NCPU], kv[KV_MAXPROC] = int(kind == P_LRU), cpus, max_processes
+        kv[KV_SEES_EVERY_ACCESS], kv[KV_NCPU], kv[KV_MAXPROC] = int(self.sees_every_access), cpus, max_processes
         kv[KV_SWAP_FD] = self.swap.fd
         cpu_regs = np.zeros(cpus * CPU_STRIDE, dtype=np.int64)
         cpu_regs[C_PID::CPU_STRIDE] = -1

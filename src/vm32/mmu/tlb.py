@@ -32,6 +32,8 @@ from vm32.mmu.walk import mmu_walk
 
 TLB_TAG_SHIFT = 32
 _TLB_KEEP = PTE_W | PTE_U | PTE_D | PTE_G  # flag bits an entry keeps
+NEED_USER_READ = PTE_U  # tlb_need(0, 1): the entry bits a user-mode read needs
+NEED_USER_WRITE = PTE_U | PTE_W | PTE_D  # tlb_need(1, 1): a user-mode write
 
 
 @leaf_kernel

@@ -115,7 +115,7 @@ class UniversalMachine:
         self.inbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         self.outbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         if backend == "paged":
-            from vm32.um.paged import PagedProcess
+            from vm32.um.paged_process import PagedProcess
 
             self.memory = self.heap = None
             self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
