@@ -1,14 +1,16 @@
 """vm32: an emulated 32-bit virtual memory system on a 64-bit host.
 
-Layers, bottom-up (a layer imports only layers below it):
+Layers, bottom-up (a layer imports only its own or lower layers; tests/test_layering.py
+checks it):
 
-    vm32.errors   one exception hierarchy
-    vm32.jit      the one place that sets numba options
-    vm32.defaults the defaults and units the CLI and the API share (no compiled code)
+    base          vm32.errors (one exception hierarchy), vm32.jit (the one place that sets
+                  numba options), vm32.defaults (the defaults and units the CLI and the API
+                  share; no compiled code), vm32.atomic (CPU atomics for numba kernels)
     vm32.memory   PhysicalMemory: the host mmap seen as 4 KiB frames; word access seam
     vm32.heap     a 32-bit malloc/calloc/realloc/free over an address range
     vm32.mmu      i386 page-directory/table entries, page walk, TLB
     vm32.kernel   frames, swap, replacement policies, processes, fault handler
+    vm32.trace    trace readers and the simulator over the kernel's MMU and policies
     vm32.um       the Universal Machine: loader, assembler, interpreter backends
     vm32.ui       presentation: rich tables, status lines, live views (the layers below return data)
     vm32.cli      the `vm32` command (`python -m vm32`), one module per command group

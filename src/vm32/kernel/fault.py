@@ -112,7 +112,7 @@ from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_
 from vm32.kernel.state import host_load_u8
 from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_flush
 from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
-from vm32.mmu.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
+from vm32.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
 from vm32.mmu.entry import (
     NPTENTRIES, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS, PTE_A, PTE_D, PTE_EVICTED, PTE_FRAME, PTE_G, PTE_P,
     PTE_U, PTE_W, pdx, pte_make, pte_pfn, pte_slot, pte_swapped,

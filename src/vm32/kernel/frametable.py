@@ -15,7 +15,7 @@ import numpy as np
 from vm32.jit import inline_kernel, kernel
 from vm32.kernel.layout import C_PID, CPU_STRIDE, FF_PINNED, FT_FLAGS, FT_OWNER, FT_PTE, FT_VPN, REQ_PAGE
 from vm32.kernel.sync import post_request
-from vm32.mmu.atomic import atomic_cas, atomic_load
+from vm32.atomic import atomic_cas, atomic_load
 from vm32.mmu.entry import PTE_A, PTE_D
 from vm32.mmu.tlb import tlb_invalidate
 

@@ -144,7 +144,7 @@ from vm32.kernel.layout import (
 )
 from vm32.kernel.sync import cpu_enter, cpu_leave, cpu_poll, machine_lock, machine_unlock
 from vm32.memory import PAGE_WORDS, load_word, store_word
-from vm32.mmu.atomic import atomic_cas, atomic_store, spin_pause
+from vm32.atomic import atomic_cas, atomic_store, spin_pause
 
 # ---- the journal: jr[JR_*], then (key, old) pairs from JR_0 -----------------------------------
 JR_N = 0  # undo entries of the operation in progress

@@ -43,7 +43,7 @@ from vm32.files import temporary_file
 from vm32.jit import kernel
 from vm32.kernel.layout import BOUNCE_STRIDE, C_WB_SLOT, CPU_STRIDE, KV_SLOTS_FREE, KV_SWAP_FD, WB_BUF
 from vm32.memory import PAGE_SIZE
-from vm32.mmu.atomic import atomic_add, atomic_store
+from vm32.atomic import atomic_add, atomic_store
 from vm32.mmu.entry import MAX_SLOTS
 
 SECTOR_SIZE = 512

@@ -91,7 +91,7 @@ from vm32.kernel.layout import (
     ST_DEAD,
 )
 from vm32.kernel.swap import wb_flush
-from vm32.mmu.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
+from vm32.atomic import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from vm32.mmu.tlb import tlb_flush, tlb_holds, tlb_invalidate
 
 

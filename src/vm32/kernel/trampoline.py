@@ -52,7 +52,7 @@ from vm32.kernel.fault import vm_translate_slow
 from vm32.kernel.layout import C_REQ, CPU_STRIDE, REQ_NONE
 from vm32.kernel.state import MachineState
 from vm32.kernel.sync import cpu_service
-from vm32.mmu.atomic import atomic_load
+from vm32.atomic import atomic_load
 from vm32.mmu.tlb import NEED_USER_READ, NEED_USER_WRITE, tlb_entry_pa, tlb_entry_writable, tlb_probe  # noqa: F401
 
 NO_TRANSLATION = -(1 << 62)  # the first word of an empty way of a loop's cached translations

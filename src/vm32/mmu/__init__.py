@@ -4,7 +4,6 @@
     walk    pt_walk (the one walk primitive), pde_install, mmu_walk (sets A/D, checks protection)
     tlb     direct-mapped per-CPU TLB: probe and entry decoding, lookup, fill, invalidate
             (invlpg), flush (CR3 load)
-    atomic  compare-and-swap and friends for numba kernels
 
 The MMU never allocates or handles faults; vm32.kernel does both.
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from vm32.jit import inline_kernel, kernel
-from vm32.mmu.atomic import atomic_cas
+from vm32.atomic import atomic_cas
 from vm32.mmu.entry import PTE_A, PTE_D, PTE_FRAME, PTE_P, PTE_U, PTE_W, pdx, pte_make, ptx
 
 # Translation statuses (negative, so that a physical address >= 0 means success).

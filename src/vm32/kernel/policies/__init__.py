@@ -59,7 +59,7 @@ from vm32.errors import InvalidArgument
 from vm32.jit import inline_leaf_kernel, leaf_kernel, outline_leaf_kernel
 from vm32.kernel.policies import arc, clock, clock_clear, fifo, lru, nru, opt, random_, sieve
 from vm32.kernel.policies.base import POL_KIND, POL_LOCK, POL_SHARED, make_state
-from vm32.mmu.atomic import atomic_cas, atomic_store, spin_pause
+from vm32.atomic import atomic_cas, atomic_store, spin_pause
 
 BUILTIN = (fifo, clock, nru, lru, random_, clock_clear, opt, sieve, arc)
 ALIASES = {"second-chance": "clock", "secondchance": "clock", "sc": "clock"}
