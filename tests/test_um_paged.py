@@ -246,14 +246,9 @@ def test_poison_page_is_poison_only(sweep):
         assert np.all(words == POISON)
 
 
-def test_no_frame_left_is_a_clear_error(sweep):
+def test_no_frame_left_is_a_clear_error(sweep, take_every_frame):
     with Machine(frames=10, swap="1M") as m:
-        hog = m.spawn(None, heap_size=64 * 4096)
-        for k in range(64):  # pin user pages until every frame is taken
-            try:
-                hog.pin(hog.heap_base + 4096 * k)
-            except OutOfMemory:
-                break
+        take_every_frame(m)
         with pytest.raises(OutOfMemory, match="frame"):
             with UniversalMachine(sweep, backend="paged", machine=m, memory_size="1M") as um:
                 um.run()

@@ -243,7 +243,7 @@ def link_at(p, size):
     """Address of the `next` link of free block `p` (`prev` is 4 bytes above).
 
     An 8-byte free block has no room for a size word and two links, so it stores its
-    links at p - 4 and p; its size is known from its T_TINY tag instead.
+    links at p - 4 and p; its size is known from its tag instead (T_FREE | T_END).
     """
     return p - HEADER if size == ALIGN else p
 

@@ -18,12 +18,12 @@ from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, PAGING_DEMO_FRAME
 from vm32.defaults import PAGING_DEMO_PROCESSES
 from vm32.errors import InvalidArgument
 from vm32.kernel.machine import Machine
-from vm32.memory import PAGE_SIZE
+from vm32.memory import PAGE_SIZE, PAGE_WORDS
+from vm32.mmu.entry import NPTENTRIES
 from vm32.workers import join_all
 
 CHUNK_PAGES = 8  # pages per step between progress reports and stop checks
 MAX_PROCESSES = 64
-WORDS_PER_PAGE = PAGE_SIZE // 4
 
 
 def frames_needed(processes: int, pages: int, kernel_frames: int = 1) -> int:
@@ -32,7 +32,7 @@ def frames_needed(processes: int, pages: int, kernel_frames: int = 1) -> int:
     Kernel memory + kernel page table, per process a page directory and the
     page tables its heap needs (pinned), and one frame per process for data.
     """
-    tables = (pages + 1023) // 1024  # no image: the heap starts at IMAGE_BASE, on a 4 MiB boundary
+    tables = -(-pages // NPTENTRIES)  # no image: the heap starts at IMAGE_BASE, on a 4 MiB boundary
     return kernel_frames + 1 + processes * (1 + tables + 1)
 
 
@@ -136,9 +136,9 @@ def _run_workers(procs, pages: int, seed: int, wrong: list[int], on_progress) ->
                     n = min(CHUNK_PAGES, pages - first)
                     va = p.heap_base + first * PAGE_SIZE
                     if check:
-                        wrong[i] += p.check_pattern(va, n * WORDS_PER_PAGE, pattern)
+                        wrong[i] += p.check_pattern(va, n * PAGE_WORDS, pattern)
                     else:
-                        p.fill_pattern(va, n * WORDS_PER_PAGE, pattern)
+                        p.fill_pattern(va, n * PAGE_WORDS, pattern)
                     if on_progress is not None:
                         on_progress(n)
         except BaseException as e:  # noqa: BLE001 - raised again in the calling thread

@@ -467,9 +467,9 @@ def tlb_install(ms, cpu, va, pte_pa, e):
 # alwaysinline and the whole fault path would be copied into every access site.
 @outline_kernel
 def vm_translate_slow(ms, cpu, va, write, user):
-    """TLB miss (or any access, when the policy sees every one): walk, and on a not-present entry run the
-    fault handler; pa or ST_*.  One walk per miss: the fault handler and the re-read
-    after the TLB fill use the PTE's address that it found."""
+    """A TLB miss (or any access, when the policy sees every one): walk, and on a
+    not-present entry run the fault handler; pa or ST_*.  One walk per miss: the fault
+    handler and the re-read after the TLB fill use the PTE's address that it found."""
     if ms.kv[KV_SEES_EVERY_ACCESS]:
         pa = tlb_lookup(ms.tlb, cpu, va, tlb_need(write, user))
         if pa >= 0:

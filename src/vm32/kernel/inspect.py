@@ -26,7 +26,9 @@ from vm32.kernel.layout import (
     P_COLS,
     P_PGDIR,
 )
-from vm32.mmu.entry import PDX_SHIFT, PTE_A, PTE_D, PTE_EVICTED, PTE_P, describe_flags, pte_slot
+from vm32.mmu.entry import (
+    NPTENTRIES, PAGE_SHIFT, PTE_A, PTE_D, PTE_EVICTED, PTE_P, describe_flags, pdx, pte_pfn, pte_slot,
+)
 
 
 def page_table_rows(proc) -> list[dict]:
@@ -37,17 +39,17 @@ def page_table_rows(proc) -> list[dict]:
     words = ms.words
     pgdir = int(ms.procs[proc.pid * P_COLS + P_PGDIR])
     rows = []
-    for i in range(KERNEL_BASE >> PDX_SHIFT):
+    for i in range(pdx(KERNEL_BASE)):
         pde = int(words[(pgdir >> 2) + i])
         if not pde & PTE_P:
             continue
-        table = (pde >> 12) << 12
-        for j in range(1024):
+        table = int(pte_pfn(pde)) << PAGE_SHIFT
+        for j in range(NPTENTRIES):
             pte = int(words[(table >> 2) + j])
             if pte == 0:
                 continue
-            vpn = (i << 10) | j
-            frame = (pte >> 12) if pte & PTE_P else None
+            vpn = i * NPTENTRIES + j
+            frame = int(pte_pfn(pte)) if pte & PTE_P else None
             slot = pte_slot(pte)
             if frame is not None:
                 s = int(ms.ft[frame, FT_SLOT])
@@ -55,11 +57,12 @@ def page_table_rows(proc) -> list[dict]:
             elif slot >= 0:
                 where = f"swap slot {slot} (sectors {8 * slot}-{8 * slot + 7})"
             elif pte & PTE_EVICTED:  # left its frame clean: its copy is the image, or zeros
-                in_image = proc.image_base <= vpn << 12 < proc.image_base + proc.image_size
+                in_image = proc.image_base <= vpn << PAGE_SHIFT < proc.image_base + proc.image_size
                 where = "in the image" if in_image else "zero-fill"
             else:
                 where = "not loaded"
-            rows.append(dict(va=vpn << 12, vpn=vpn, pte=pte, frame=frame, slot=slot, flags=describe_flags(pte), where=where))
+            rows.append(dict(va=vpn << PAGE_SHIFT, vpn=vpn, pte=pte, frame=frame, slot=slot, flags=describe_flags(pte),
+                             where=where))
     return rows
 
 
@@ -84,7 +87,7 @@ def frame_table_rows(machine) -> list[dict]:
                 frame=f,
                 owner="kernel" if owner == KERNEL else ("-" if owner == FREE else owner),
                 kind=kind,
-                va=(vpn << 12) if (kind in ("page", "kernel memory") and vpn >= 0) else None,
+                va=(vpn << PAGE_SHIFT) if (kind in ("page", "kernel memory") and vpn >= 0) else None,
                 pinned=bool(flags & FF_PINNED),
                 accessed=bool(pte & PTE_A),
                 dirty=bool(pte & PTE_D),

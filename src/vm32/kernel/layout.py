@@ -16,7 +16,7 @@ Virtual address space of every process (32-bit):
     0xF0000000 +----------------------------+  STACK_TOP = KERNEL_BASE
                | kernel memory, shared,     |  supervisor-only, Global, always present
                | supervisor-only            |
-               +----------------------------+  KERNEL_BASE + kernel_frames * 4096
+               +----------------------------+  KERNEL_BASE + kernel_frames * PAGE_SIZE
 
 Physical frames: frames 0..kernel_frames-1 are kernel memory, the next frame is
 the kernel page table (shared by every page directory); the rest are handed out

@@ -11,8 +11,8 @@ directory and table entries (effective W and U are the AND of both), set
 Accessed, and Dirty on a write, with a compare-and-swap so that a concurrent
 change of the entry by the kernel (an eviction on another CPU) is never
 overwritten.  Its second half, `mmu_use`, starts from a directory entry and the
-leaf's address already found: the kernel's fault path walks once and keeps both.  Protection is checked as with CR0.WP=1: even supervisor writes
-respect W.
+leaf's address already found: the kernel's fault path walks once and keeps both.
+Protection is checked as with CR0.WP=1: even supervisor writes respect W.
 """
 
 from __future__ import annotations

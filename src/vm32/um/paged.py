@@ -10,19 +10,14 @@ Python face.
 
 Words
 -----
-*space*    ``PagedSpace(words, heap, meta, tlb, cpu, ref, bounce)``: physical memory, the
-           process heap's state array, this process's ``meta`` (below), the TLB row and
-           register row of the CPU it runs on, `ref` (the machine by address:
-           trampoline.machine_ref), and a page-sized copy buffer.  Small on purpose:
-           every operation is inlined into the interpreter.
 *meta*     the kernel's access context of this process (vm32.kernel.access: CPU,
            process, the first failed access, accesses counted), then the UM's M_* fields.
-*fetch buffer*  translations of pages of segment 0, like an instruction prefetch
-           buffer: WAYS ways, direct-mapped by virtual page; way k holds the UM index of
-           segment 0 where its page starts, the host address of UM index 0 as that page
-           maps it, and whether its TLB entry lets stores through.  They are the
-           context's cached translations: the kernel's cold path empties them whenever
-           this CPU's TLB may change, and every drop adds one to ``meta[M_GEN]``.
+*fetch buffer*  translations of pages of segment 0 (an instruction prefetch buffer):
+           WAYS ways, direct-mapped by virtual page; way k holds the UM index where its
+           page starts, the host address of UM index 0 as that page maps it, and whether
+           its TLB entry lets stores through.  They are the context's cached translations:
+           the kernel's cold path empties them whenever this CPU's TLB may change, and
+           every drop adds one to ``meta[M_GEN]``.
 *code*     the code handle (`CodeHandle`, a local of the interpreter): segment 0's virtual
            address and two *windows* copied from ways, valid while M_GEN is unchanged:
            the fetch window (the page of the running code) and the data window (the page
@@ -32,14 +27,11 @@ Words
            address, as on flat memory: the interpreter asks `code_at` for the window at
            every jump and checks `code_valid` (M_GEN) after every segment operation, the
            only places where this CPU's TLB can change.
-*fail*     ``meta[M_FAIL]``: the kernel status (ST_* < 0) of the first access whose page
-           could not come in (the access context's failure, vm32.kernel.access).  Not
-           every operation of the seam can report a failure (code_get, seg_get and
-           seg_set return no status), so the fetch buffer is dropped and the next fetch
-           returns POISON, an invalid instruction: the interpreter stops at once and the
-           driver, seeing M_FAIL, reports the kernel's error instead of a UM fault.  A
-           failure inside an allocator operation leaves the heap half-changed (direct
-           mode): the process is finished either way (the driver never resumes it).
+*fail*     ``meta[M_FAIL]``, the context's first failure.  code_get, seg_get and seg_set
+           return no status, so after a failure the next fetch returns POISON, an invalid
+           instruction: the interpreter stops at once and the driver, seeing M_FAIL,
+           reports the kernel's error instead of a UM fault (and ends the process: a
+           failed allocator operation leaves the heap half-changed).
 
 Translation
 -----------
@@ -57,17 +49,15 @@ that nothing may be cached, and every translation takes the cold path.
 Concurrency
 -----------
 Each process runs on one CPU at a time (`paged_um_run` brackets the interpreter with
-cpu_enter / cpu_leave).  Its heap and meta belong to that process alone.  The kernel's
-contract (kernel/sync.py, point 6): a physical address may be used only while this
-CPU's TLB holds the entry it came from, and translations kept elsewhere are dropped
-whenever the TLB changes; this CPU's TLB changes only inside the cold path, which
-drops the fetch buffer.  The other physical addresses (seg_check's, a page being
-zeroed or copied) are used right after the TLB hit they came from, with no cold path
-in between (load program copies through the bounce buffer, since translating its
-destination may evict its source).  Fetches, loads and stores through the code
-handle's windows do not poll: a program running only in segment 0 acknowledges
-shootdowns at the end of its slice (the driver's instruction budget), so several
-processes run with short slices.
+cpu_enter / cpu_leave); its heap and meta belong to it alone.  A physical address is
+used only while this CPU's TLB holds the entry it came from (kernel/sync.py, point 6):
+the TLB changes only inside the cold path, which drops the fetch buffer, and the other
+physical addresses (seg_check's, a page being zeroed or copied) are used right after
+the TLB hit they came from (load program copies through the bounce buffer, since
+translating its destination may evict its source).  Fetches, loads and stores through
+the code handle's windows do not poll: a program running only in segment 0
+acknowledges shootdowns at the end of its slice (the driver's instruction budget), so
+several processes run with short slices.
 """
 
 from __future__ import annotations
@@ -116,10 +106,8 @@ M_CODE_LEN = CTX_SIZE + 1  # words in segment 0
 M_DATA_WAY = CTX_SIZE + 2  # the fetch-buffer way the last data load or store of segment 0 used
 M_REFILLS = CTX_SIZE + 3  # fetch-buffer refills
 M_WAYS = CTX_SIZE + 4  # fetch buffer: way k is meta[M_WAYS + WAY * k + W_*]
-W_LO = 0  # first UM index of segment 0 on the way's page, or NO_PAGE
-W_BASE = 1  # host address of UM index 0 as that page maps it
-W_WRITE = 2  # 1 if its TLB entry lets a store through (W and a known Dirty bit)
-WAY = 3
+W_LO, W_BASE, W_WRITE, WAY = 0, 1, 2, 3  # a way: first UM index on its page (or NO_PAGE), host
+# address of UM index 0 as that page maps it, 1 if its TLB entry lets a store through; its size
 WAYS = 16  # a power of two
 M_POISON = M_WAYS + WAY * WAYS  # a page of POISON words: what a code page that could not come in reads
 M_SIZE = M_POISON + PAGE_WORDS // 2
@@ -149,9 +137,6 @@ def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int
     return kind(ms.words, heap, meta, tlb, regs, ref, np.zeros(PAGE_WORDS, dtype=np.uint32))
 
 
-_inline_leaf = inline_leaf_kernel  # the fast paths: inlined into the interpreter
-
-
 def _is_paged_space(space) -> bool:
     return isinstance(space, types.BaseNamedTuple) and getattr(space, "instance_class", None) in (
         PagedSpace, PagedSpaceEveryAccess)
@@ -173,19 +158,19 @@ def _ov_every_access(space):
 # ---- the fetch buffer --------------------------------------------------------------------------
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _poison_page(m):
     """Host address of meta's page of POISON words (what a code page that cannot come in reads)."""
     return np.int64(m.ctypes.data) + 8 * M_POISON
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _way_index(va):
     """The meta index of the fetch-buffer way for virtual page of `va` (direct-mapped)."""
     return M_WAYS + WAY * ((va >> PAGE_SHIFT) & (WAYS - 1))
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _refill(space, code, va, pa, writable):
     """Put the page of segment 0 holding virtual `va` (at physical `pa`) in a fetch-buffer way."""
     m = space.meta
@@ -200,13 +185,13 @@ def _refill(space, code, va, pa, writable):
 # ---- translation: the kernel's, inline; the cold path through the trampoline -----------------------
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _xlate(space, va, write):
     """Physical address of virtual `va` (int64) for a user read or write; ST_* < 0 on failure."""
     return ref_translate(space.tlb, space.cpu, space.ref, space.meta, va, write, _every_access(space))
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _entry(space, va):
     """This CPU's TLB entry for a user read of `va` after a poll, or 0 (take the cold path)."""
     return ref_entry(space.tlb, space.cpu, space.ref, space.meta, va, NEED_USER_READ, _every_access(space))
@@ -272,7 +257,7 @@ def _code_translate_slow(space, code, i):
     return np.int64(space.words.ctypes.data) + pa
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _code_translate(space, code, i):
     """Host address of word i of segment 0, not in the fetch buffer: poll, probe the TLB and
     refill, else the slow path; < 0 if the page cannot come in."""
@@ -285,7 +270,7 @@ def _code_translate(space, code, i):
     return _code_translate_slow(space, code, i)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _way_of(space, code, i):
     """The meta index of the fetch-buffer way holding word i of segment 0, or -1 (always
     when the policy sees every access: nothing is cached)."""
@@ -297,7 +282,7 @@ def _way_of(space, code, i):
     return -1
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _window_of(space, code, i):
     """The code handle whose fetch window holds word i of segment 0: the fetch-buffer way with
     its page (refilled now if it has not), and the data window of way M_DATA_WAY; when the
@@ -309,7 +294,7 @@ def _window_of(space, code, i):
         host = _code_translate(space, code, i)
         if host < 0:
             host = _poison_page(m)  # its first word
-        if host < 0 or _every_access(space):  # (host >= 0: only the every-access case returns)
+        if _every_access(space):
             return CodeHandle(code.va, m[M_GEN], i, i + 1, host - 4 * i, i,
                               np.int64(-1), NO_PAGE, NO_PAGE, np.int64(0), NO_PAGE)
         k = _way_of(space, code, i)  # the refill put the page (or a page of POISON) in a way
@@ -320,7 +305,7 @@ def _window_of(space, code, i):
     return _with_data_window(m, code)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _with_data_window(m, code):
     """`code` with the data window of way M_DATA_WAY (empty if that way is)."""
     d = m[M_DATA_WAY]
@@ -361,7 +346,7 @@ def _code_get(space, code, i):
     return _code_get_buffered(space, code, i)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _code_get_buffered(space, code, i):
     """A data load of segment 0 outside the code handle's windows: the fetch-buffer way of its
     page, else translate (and refill)."""
@@ -388,7 +373,7 @@ def _code_set(space, code, i, value):
         _code_set_buffered(space, code, j, value)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _code_set_buffered(space, code, i, value):
     """A store into segment 0 outside the code handle's writable windows: a writable way of the
     fetch buffer, else translate for writing (and put the page in its way)."""
@@ -406,13 +391,13 @@ def _code_set_buffered(space, code, i, value):
             _refill(space, code, va, pa, 1)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _is_segment(space, s):
     """True iff `s` is an active segment other than segment 0 (host tag map: never faults)."""
     return s != space.meta[M_CODE] and heap_is_live(space.heap, s)
 
 
-@_inline_leaf
+@inline_leaf_kernel
 def _read_entry(space, va):
     """(pa, w) of a read of `va`: w is True when the TLB entry would let a store through too
     (W and a known Dirty bit), so that a store after the check needs no second lookup.

@@ -1,17 +1,25 @@
 """Process heaps: vm32.heap's allocator inside a process's paged address space.
 
 Block headers live in the process's pages, so heap operations fault pages in and out;
-an operation whose page-in fails is undone completely (procheap.py)."""
+a journaled operation whose page-in fails is undone completely, a direct one returns
+the kernel's status (procheap.py)."""
 
 import random
 
 import hypothesis.strategies as st
+import numba
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, OutOfMemory
 from vm32.kernel import Machine
+from vm32.kernel.access import CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_STATUS, PagedMemory, new_ctx
+from vm32.kernel.layout import ST_NO_FRAME
+from vm32.kernel.procheap import direct_calloc, direct_free, direct_size_of
+from vm32.kernel.sync import cpu_enter, cpu_leave
+from vm32.memory import load_word, store_word
 
 
 @pytest.fixture
@@ -320,11 +328,7 @@ class HeapModel(RuleBasedStateMachine):
 
     def teardown(self):
         if hasattr(self, "m"):
-            PAGED_OUT.append(self.m.stats()["page_outs"])
             self.m.close()
-
-
-PAGED_OUT = []
 
 
 HeapModel.TestCase.settings = settings(
@@ -333,52 +337,77 @@ HeapModel.TestCase.settings = settings(
 TestHeapModel = HeapModel.TestCase
 
 
-def test_the_stateful_runs_did_page():
-    """(runs after TestHeapModel) the heap traffic really went through swap."""
-    if not PAGED_OUT:
-        pytest.skip("TestHeapModel did not run")
-    assert max(PAGED_OUT) > 0
+def test_heap_blocks_and_their_headers_go_through_swap():
+    # The machine of the stateful model above, and a workload that is sure to page: the
+    # allocator's blocks, headers and links are swapped out and read back whole.
+    rng = random.Random(3)
+    with Machine(frames=12, swap="2M", policy="clock", tlb_entries=8) as m:
+        p = m.spawn(None, heap_size=HEAP_PAGES * 4096)
+        blocks = {}
+        for i in range(60):
+            n = rng.randrange(1, 6000)
+            va = p.malloc(n)
+            blocks[va] = rng.randbytes(n)
+            p.write(va, blocks[va])
+            if i % 3 == 2:
+                gone = rng.choice(sorted(blocks))
+                del blocks[gone]
+                p.free(gone)
+        for va, data in blocks.items():
+            assert p.read(va, len(data)) == data and p.size_of(va) == len(data)
+        assert p.heap_check() == []
+        s = p.stats()
+        assert s["page_outs"] > 0 and s["swap_in"] > 0
 
 
-def test_ph_functions_from_a_compiled_loop():
-    """The UM backend's use: heap operations and word accesses inside one compiled loop
-    on a CPU bracketed by cpu_enter/cpu_leave (see procheap's docstring)."""
-    import numba
-    import numpy as np
+@numba.njit(_nrt=False)
+def _direct_churn(ms, ctx, state, n):
+    """n callocs of 1-2 pages, each freed after the next one, with a store and loads in each
+    (the paged UM's use of its heap); the sum of what the loads saw, or a failure's status."""
+    mem = PagedMemory(ms, ctx)
+    keep, total = np.int64(0), np.int64(0)
+    for i in range(n):
+        size = 4 * (i % 50) + 4096
+        a = direct_calloc(mem, ctx, ms.words, state, size)
+        if a < 0:
+            return a
+        store_word(mem, a + 4 * (i % 50), i)
+        total += load_word(mem, a + 4 * (i % 50)) + load_word(mem, a + 4096)  # (calloc: 0)
+        total += direct_size_of(mem, ctx, state, a) - size
+        if keep != 0 and direct_free(mem, ctx, state, keep) != 0:
+            return np.int64(-100)
+        keep = a
+    return total
 
-    from vm32.kernel.access import CTX_ACCESSES, CTX_SIZE, PagedMemory
-    from vm32.kernel.procheap import ph_calloc, ph_free, ph_size_of
-    from vm32.kernel.sync import cpu_enter, cpu_leave
-    from vm32.memory import load_word, store_word
 
-    @numba.njit(_nrt=False)
-    def churn(ms, ctx, state, jr, n):
-        mem = PagedMemory(ms, ctx)
-        keep = np.int64(0)
-        total = np.int64(0)
-        for i in range(n):
-            a = ph_calloc(ms, ctx, state, jr, 4 * (i % 50) + 4096)
-            if a < 0:
-                return a
-            store_word(mem, a + 4 * (i % 50), i)
-            total += load_word(mem, a + 4 * (i % 50)) + load_word(mem, a + 4096)  # (calloc: 0)
-            total += ph_size_of(ms, ctx, state, jr, a) - (4 * (i % 50) + 4096)
-            if keep != 0:
-                ph_free(ms, ctx, state, jr, keep)
-            keep = a
-        return total
+def _run_on_cpu(m, p, fn, *args):
+    ctx = new_ctx(m.cpu(), p.pid)
+    assert cpu_enter(m.ms, ctx[CTX_CPU], p.pid) == 0
+    try:
+        return fn(m.ms, ctx, *args), ctx
+    finally:
+        cpu_leave(m.ms, ctx[CTX_CPU], ctx[CTX_ACCESSES])
 
+
+def test_direct_mode_from_a_compiled_loop():
+    """A compiled loop that owns the process heap, without journal or lock (the paged UM's
+    way), on the state array of the Python API: one heap, one stats(), one check()."""
     with Machine(frames=12, swap="4M", policy="clock") as m:
         p = m.spawn(None, heap_size=256 * 4096)
-        heap = p.heap
-        cpu = m.cpu()
-        ctx = np.zeros(CTX_SIZE, dtype=np.int64)
-        ctx[0], ctx[1], ctx[2] = cpu, p.pid, 1
-        assert cpu_enter(m.ms, cpu, p.pid) == 0
-        try:
-            total = churn(m.ms, ctx, heap.state, heap.journal, 400)
-        finally:
-            cpu_leave(m.ms, cpu, ctx[CTX_ACCESSES])
-        assert total == sum(range(400))
-        assert p.heap_stats()["live_blocks"] == 1 and p.heap_check() == []
+        total, ctx = _run_on_cpu(m, p, _direct_churn, p.heap.state, 400)
+        assert total == sum(range(400)) and ctx[CTX_STATUS] == 0
+        assert p.heap_stats()["live_blocks"] == 1 and p.heap_stats()["callocs"] == 400
+        assert p.heap_check() == []
         assert p.stats()["accesses"] > 400 * 3
+
+
+def test_direct_mode_reports_a_page_that_cannot_come_in(take_every_frame):
+    # The one failure convention: the operation returns the kernel's status, and the access
+    # context holds it with the address (the caller then ends the process).
+    with Machine(frames=10, swap="1M") as m:
+        p = m.spawn(None, heap_size=64 * 4096)
+        p.malloc(8)  # the heap is set up: its first page is in
+        take_every_frame(m)
+        total, ctx = _run_on_cpu(m, p, _direct_churn, p.heap.state, 5)
+        assert total == ctx[CTX_STATUS] == ST_NO_FRAME
+        assert p.heap_base <= ctx[CTX_FAULT_VA] < p.heap_end
