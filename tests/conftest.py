@@ -10,8 +10,7 @@
 * Helpers, offered as session fixtures of the same names (so test files need
   not import this module): `um_run(source, backend, stdin=b"")` assembles UM
   source and runs it; `out_word(reg)` is assembly that prints a register as
-  4 big-endian bytes; `words_of(output)` decodes such output;
-  `take_every_frame(machine)` spawns a process that pins pages until no frame is left.
+  4 big-endian bytes; `words_of(output)` decodes such output.
 * Marker ``sandmark``: the long whole-program runs (select with ``-m sandmark``,
   leave out with ``-m "not sandmark"``).
 """
@@ -92,25 +91,6 @@ def _words_of(output: bytes) -> list[int]:
     """Big-endian 32-bit words of a program's output (see `out_word`)."""
     assert len(output) % 4 == 0, output
     return [int(w) for w in np.frombuffer(output, dtype=">u4")]
-
-
-def _take_every_frame(machine):
-    """Spawn a process that pins its pages until `machine` has no frame left; return it."""
-    from vm32.errors import OutOfMemory
-
-    hog = machine.spawn(None, heap_size=64 * 4096)
-    for k in range(64):
-        try:
-            hog.pin(hog.heap_base + 4096 * k)
-        except OutOfMemory:
-            break
-    return hog
-
-
-@pytest.fixture(scope="session")
-def take_every_frame():
-    """The `_take_every_frame` helper: a process holding every free frame, pinned."""
-    return _take_every_frame
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,18 @@
 """Process heaps: vm32.heap's allocator inside a process's paged address space.
 
 Block headers live in the process's pages, so heap operations fault pages in and out;
-a journaled operation whose page-in fails is undone completely, a direct one returns
-the kernel's status (procheap.py)."""
+an operation whose page-in fails is undone completely (procheap.py; its direct mode,
+the paged UM's, is tested in test_um_paged.py)."""
 
 import random
 
 import hypothesis.strategies as st
-import numba
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, OutOfMemory
 from vm32.kernel import Machine
-from vm32.kernel.access import CTX_ACCESSES, CTX_CPU, CTX_FAULT_VA, CTX_STATUS, PagedMemory, new_ctx
-from vm32.kernel.layout import ST_NO_FRAME
-from vm32.kernel.procheap import direct_calloc, direct_free, direct_size_of
-from vm32.kernel.sync import cpu_enter, cpu_leave
-from vm32.memory import load_word, store_word
 
 
 @pytest.fixture
@@ -358,56 +351,3 @@ def test_heap_blocks_and_their_headers_go_through_swap():
         assert p.heap_check() == []
         s = p.stats()
         assert s["page_outs"] > 0 and s["swap_in"] > 0
-
-
-@numba.njit(_nrt=False)
-def _direct_churn(ms, ctx, state, n):
-    """n callocs of 1-2 pages, each freed after the next one, with a store and loads in each
-    (the paged UM's use of its heap); the sum of what the loads saw, or a failure's status."""
-    mem = PagedMemory(ms, ctx)
-    keep, total = np.int64(0), np.int64(0)
-    for i in range(n):
-        size = 4 * (i % 50) + 4096
-        a = direct_calloc(mem, ctx, ms.words, state, size)
-        if a < 0:
-            return a
-        store_word(mem, a + 4 * (i % 50), i)
-        total += load_word(mem, a + 4 * (i % 50)) + load_word(mem, a + 4096)  # (calloc: 0)
-        total += direct_size_of(mem, ctx, state, a) - size
-        if keep != 0 and direct_free(mem, ctx, state, keep) != 0:
-            return np.int64(-100)
-        keep = a
-    return total
-
-
-def _run_on_cpu(m, p, fn, *args):
-    ctx = new_ctx(m.cpu(), p.pid)
-    assert cpu_enter(m.ms, ctx[CTX_CPU], p.pid) == 0
-    try:
-        return fn(m.ms, ctx, *args), ctx
-    finally:
-        cpu_leave(m.ms, ctx[CTX_CPU], ctx[CTX_ACCESSES])
-
-
-def test_direct_mode_from_a_compiled_loop():
-    """A compiled loop that owns the process heap, without journal or lock (the paged UM's
-    way), on the state array of the Python API: one heap, one stats(), one check()."""
-    with Machine(frames=12, swap="4M", policy="clock") as m:
-        p = m.spawn(None, heap_size=256 * 4096)
-        total, ctx = _run_on_cpu(m, p, _direct_churn, p.heap.state, 400)
-        assert total == sum(range(400)) and ctx[CTX_STATUS] == 0
-        assert p.heap_stats()["live_blocks"] == 1 and p.heap_stats()["callocs"] == 400
-        assert p.heap_check() == []
-        assert p.stats()["accesses"] > 400 * 3
-
-
-def test_direct_mode_reports_a_page_that_cannot_come_in(take_every_frame):
-    # The one failure convention: the operation returns the kernel's status, and the access
-    # context holds it with the address (the caller then ends the process).
-    with Machine(frames=10, swap="1M") as m:
-        p = m.spawn(None, heap_size=64 * 4096)
-        p.malloc(8)  # the heap is set up: its first page is in
-        take_every_frame(m)
-        total, ctx = _run_on_cpu(m, p, _direct_churn, p.heap.state, 5)
-        assert total == ctx[CTX_STATUS] == ST_NO_FRAME
-        assert p.heap_base <= ctx[CTX_FAULT_VA] < p.heap_end

@@ -115,11 +115,19 @@ def test_shipped_programs_on_few_frames(name, out):
 
 
 def test_many_small_segments_are_heap_blocks_in_the_address_space():
+    # The process has one heap: the segments are blocks of proc.heap (its direct mode, no
+    # journal), which the Python API's stats() and check() see.
     words = assemble_builtin("lists.uma")
     with UniversalMachine(words, backend="paged", frames=32, memory_size="16M", stdout=io.BytesIO()) as um:
         um.run()
         s = um.stats()
+        heap = um.paged.heap
+        assert heap is um.paged.proc.heap
         assert um.paged.heap_base >= 0x00400000  # the process's heap region, above the null guard
+        assert um.paged.heap_check() == []
+        h = heap.counters()
+        assert h["callocs"] == s["segments_mapped"] and h["live_blocks"] == 1 + s["live_segments"]
+        assert h["rolled_back"] == 0
     assert s["segments_mapped"] == 100_000 == s["segments_unmapped"]
     assert s["allocator_peak_live_bytes"] >= 100_000 * 8
     assert s["allocator_footprint_bytes"] < 2 * s["allocator_peak_live_bytes"]
@@ -246,9 +254,14 @@ def test_poison_page_is_poison_only(sweep):
         assert np.all(words == POISON)
 
 
-def test_no_frame_left_is_a_clear_error(sweep, take_every_frame):
+def test_no_frame_left_is_a_clear_error(sweep):
     with Machine(frames=10, swap="1M") as m:
-        take_every_frame(m)
+        hog = m.spawn(None, heap_size=64 * 4096)
+        for k in range(64):  # pin user pages until every frame is taken
+            try:
+                hog.pin(hog.heap_base + 4096 * k)
+            except OutOfMemory:
+                break
         with pytest.raises(OutOfMemory, match="frame"):
             with UniversalMachine(sweep, backend="paged", machine=m, memory_size="1M") as um:
                 um.run()
