@@ -6,7 +6,7 @@ One kernel for every text format, a line reader per format:
 
 reads whole lines of ``buf[start:end]`` (``buf[end - 1]`` must be a newline),
 appends one entry per page reference to ``pages`` (uint64 page numbers, address
->> 12) and ``writes`` (uint8, 1 for a write), and returns how many it wrote.  It
+>> PAGE_SHIFT) and ``writes`` (uint8, 1 for a write), and returns how many it wrote.  It
 stops early, at a line boundary, when fewer than `REFS_PER_LINE` entries are left
 in the outputs.  ``st`` (int64) reports:
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from vm32.jit import inline_leaf_kernel, leaf_kernel as kernel
+from vm32.memory import PAGE_SHIFT, PAGE_SIZE
 
 ST_POS, ST_LINES, ST_ERROR = 0, 1, 2
 ST_SIZE = 4
@@ -45,7 +46,7 @@ ERRORS = {
 }
 
 NL, CR, SP, TAB = 10, 13, 32, 9
-MAX_REF_SIZE = 4096  # a lackey reference touches at most two pages
+MAX_REF_SIZE = PAGE_SIZE  # a lackey reference touches at most two pages
 
 _HEX = np.full(256, -1, dtype=np.int8)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -168,8 +169,8 @@ def _line_lackey(buf, i, pages, writes, n):
         return n, i, ERR_SYNTAX
     if a > np.uint64(0xFFFFFFFFFFFFFFFF) - (size - np.uint64(1)):
         return n, i, ERR_RANGE
-    first = a >> np.uint64(12)
-    last = (a + (size - np.uint64(1))) >> np.uint64(12)
+    first = a >> np.uint64(PAGE_SHIFT)
+    last = (a + (size - np.uint64(1))) >> np.uint64(PAGE_SHIFT)
     for w in range(2 if op == 2 else 1):  # M: the read, then the write
         pages[n] = first
         writes[n] = 1 if (op == 1 or w == 1) else 0
@@ -195,7 +196,7 @@ def _line_din(buf, i, pages, writes, n):
     if buf[i] != SP and buf[i] != TAB and not _line_end(buf, i):
         return n, i, ERR_SYNTAX
     if label != 4:
-        pages[n] = a >> np.uint64(12)
+        pages[n] = a >> np.uint64(PAGE_SHIFT)
         writes[n] = 1 if label == 1 else 0
         n += 1
     return n, i, 0
@@ -216,7 +217,7 @@ def _line_pin(buf, i, pages, writes, n):
         return n, i, ERR_ADDRESS
     if not _line_end(buf, i):
         return n, i, ERR_SYNTAX
-    pages[n] = a >> np.uint64(12)
+    pages[n] = a >> np.uint64(PAGE_SHIFT)
     writes[n] = 1 if k == 87 else 0
     return n + 1, i, 0
 
@@ -233,7 +234,7 @@ def _line_rw(buf, i, pages, writes, n):
     k = buf[i] | 32  # lower case
     if not (k == 114 or k == 119) or not _line_end(buf, i + 1):  # r w
         return n, i, ERR_SYNTAX
-    pages[n] = a >> np.uint64(12)
+    pages[n] = a >> np.uint64(PAGE_SHIFT)
     writes[n] = 1 if k == 119 else 0
     return n + 1, i, 0
 

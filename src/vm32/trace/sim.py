@@ -51,7 +51,9 @@ from vm32.kernel.policies import (
     policy_on_map,
 )
 from vm32.kernel.policies.base import KEY_VPN_BITS, POL_NEXT, POL_SHARED
-from vm32.mmu.entry import PTE_A, PTE_D, PTE_FRAME, PTE_SWAPPED, PTE_U, PTE_W, pte_make
+from vm32.mmu.entry import (
+    PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS, PTE_A, PTE_D, PTE_SWAPPED, PTE_U, PTE_W, pte_make, pte_pfn,
+)
 from vm32.mmu.tlb import tlb_fill, tlb_invalidate, tlb_lookup, tlb_need
 from vm32.mmu.walk import mmu_walk, pde_install, pt_walk
 from vm32.trace.fold import CHUNK_SHIFT, FIRST_PLACE
@@ -166,7 +168,7 @@ def replay(vpns, writes, future, words, ft, pol, tlb, cpus, pgdir, nframes, trac
     for i in range(vpns.shape[0]):
         vpn = np.int64(vpns[i])
         w = np.int64(writes[i])
-        va = vpn << 12
+        va = vpn << PAGE_SHIFT
         if future_known:
             pol[POL_NEXT] = future[i]
         if use_tlb:
@@ -174,10 +176,10 @@ def replay(vpns, writes, future, words, ft, pol, tlb, cpus, pgdir, nframes, trac
             if pa >= 0:
                 hits += 1
                 if track:
-                    policy_on_access(ft, pol, pa >> 12)
+                    policy_on_access(ft, pol, pa >> PAGE_SHIFT)
                 if explain:
                     ev[i, E_TLB] = 1
-                    ev[i, E_FRAME] = pa >> 12
+                    ev[i, E_FRAME] = pa >> PAGE_SHIFT
                 continue
         pte = mmu_walk(words, pgdir, va, w, 1)
         if pte < 0:  # not present: the page fault
@@ -194,12 +196,12 @@ def replay(vpns, writes, future, words, ft, pol, tlb, cpus, pgdir, nframes, trac
                 continue
             pte = mmu_walk(words, pgdir, va, w, 1)
         elif track:
-            policy_on_access(ft, pol, (pte & PTE_FRAME) >> 12)
+            policy_on_access(ft, pol, pte_pfn(pte))
         if use_tlb:
             tlb_fill(tlb, CPU, va, pte)
         if explain:
             ev[i, E_TLB] = 0 if use_tlb else -1
-            ev[i, E_FRAME] = (pte & PTE_FRAME) >> 12
+            ev[i, E_FRAME] = pte_pfn(pte)
     c[K_TLB_HITS] += hits
     return vpns.shape[0]
 
@@ -245,15 +247,16 @@ class SimMachine:
         places = int(np.max(trace.vpns) >> CHUNK_SHIFT) - FIRST_PLACE + 1
         self.pgdir_frame = self.frames
         total = self.frames + 1 + places
-        self.words = np.zeros(total * 1024, dtype=np.uint32)
+        self.words = np.zeros(total * PAGE_WORDS, dtype=np.uint32)
         self.ft = np.zeros((total, FT_COLS), dtype=np.int64)
         self.ft[:, FT_OWNER] = FREE
         self.ft[:, FT_PTE] = -1
         self.ft[self.frames:, FT_OWNER] = PID
         self.ft[self.frames:, FT_FLAGS] = FF_PINNED | FF_TABLE
-        pgdir = self.pgdir_frame * 4096
+        pgdir = self.pgdir_frame * PAGE_SIZE
         for k in range(places):
-            pde_install(self.words, pgdir, (FIRST_PLACE + k) << (CHUNK_SHIFT + 12), self.frames + 1 + k, PTE_W | PTE_U)
+            va = (FIRST_PLACE + k) << (CHUNK_SHIFT + PAGE_SHIFT)
+            pde_install(self.words, pgdir, va, self.frames + 1 + k, PTE_W | PTE_U)
         self.pgdir = pgdir
         self.pol = make_policy_state(self.kind, self.frames, seed)
         self.pol[POL_SHARED] = 0  # one CPU: the policy's hooks need no lock
