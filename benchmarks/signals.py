@@ -10,7 +10,8 @@ running, finishing), and checks:
 - no file is left in its TMPDIR or its working directory, and the named swap file it was
   given still holds exactly what was there (a vm32 swap file) or does not exist;
 - the exit status is 128 + the signal's number (SIGINT 130, SIGTERM 143, SIGHUP 129),
-  or the signal itself for SIGKILL, or 0 if the run ended before the signal came;
+  or the signal itself for SIGKILL or during the interpreter's start-up (before vm32
+  handles signals; stderr then empty), or 0 if the run ended before the signal came;
 - stderr holds no traceback, and its last line is "vm32: error: interrupted..." when
   a caught signal ended the run.
 
@@ -96,6 +97,8 @@ def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[st
         outcome = "killed"
         if status != -signal.SIGKILL:
             problems.append(f"status {status}")
+    elif status == -sig and not err:
+        outcome = "ended by the signal at start-up"  # before vm32 handles signals: nothing made yet
     else:
         outcome = "interrupted"
         last = err.rstrip("\n").splitlines()[-1:] or [""]

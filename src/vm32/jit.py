@@ -91,10 +91,3 @@ def compile_timer():
     with event.install_listener("numba:compiler_lock", timer):
         yield timer
 
-
-def compiling_here() -> bool:
-    """True while the calling thread compiles (or loads) kernels: numba's compiler is then
-    not safe to interrupt (an exception raised in its callbacks breaks the compilation)."""
-    from numba.core.compiler_lock import global_compiler_lock
-
-    return global_compiler_lock.is_locked()

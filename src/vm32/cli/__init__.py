@@ -98,15 +98,16 @@ def _commands(parser: argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vm32` command; returns the exit status."""
-    args = parse_args(build_parser(), argv)
-    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
-        return _error("standard output is closed; redirect it to a file or /dev/null")
+    args = None
     with signals_as_interrupts():
         try:
+            args = parse_args(build_parser(), argv)  # (the parser imports the policy registry: numba)
+            if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
+                return _error("standard output is closed; redirect it to a file or /dev/null")
             announce_first_compile(args)
             return args.handler(args)
         except VM32Error as e:
-            if args.debug:
+            if getattr(args, "debug", False):
                 raise
             flush_stdout()
             return _error(str(e))
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             silence_stdout()
             return EXIT_READER_GONE
         except OSError as e:  # the console itself failed (e.g. stdout is a full disk)
-            if args.debug:
+            if getattr(args, "debug", False):
                 raise
             silence_stdout()
             where = f" ({e.filename})" if e.filename else ""

@@ -125,12 +125,11 @@ RETRY_SECONDS = 0.05
 
 
 def _compiling() -> bool:
-    """True while this thread compiles kernels (numba need not be loaded: then it does not)."""
-    if "numba" not in sys.modules:
-        return False
-    from vm32.jit import compiling_here
-
-    return compiling_here()
+    """True while this thread compiles kernels (numba's compiler lock, if numba is loaded; a
+    signal may come while numba itself is being imported, so nothing is imported here)."""
+    lock_module = sys.modules.get("numba.core.compiler_lock")
+    lock = getattr(lock_module, "global_compiler_lock", None)
+    return lock is not None and lock.is_locked()
 
 
 def announce_first_compile(args) -> None:

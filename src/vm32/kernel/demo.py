@@ -20,7 +20,7 @@ from vm32.errors import InvalidArgument
 from vm32.kernel.machine import Machine
 from vm32.memory import PAGE_SIZE, PAGE_WORDS
 from vm32.mmu.entry import NPTENTRIES
-from vm32.workers import join_all
+from vm32.workers import Worker, join_all, start_all
 
 CHUNK_PAGES = 8  # pages per step between progress reports and stop checks
 MAX_PROCESSES = 64
@@ -145,12 +145,11 @@ def _run_workers(procs, pages: int, seed: int, wrong: list[int], on_progress) ->
             errors.append(e)
             stop.set()
 
-    threads = [threading.Thread(target=work, args=(i,), name=f"vm32-paging-{i}") for i in range(len(procs))]
+    threads = [Worker(work, (i,), name=f"vm32-paging-{i}") for i in range(len(procs))]
     try:
+        start_all(threads)
         for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+            t.done.wait()
     finally:
         stop.set()
         join_all(threads)  # no worker may touch the machine once it closes

@@ -276,6 +276,8 @@ class Machine:
     def _exit(self, proc: "Process") -> None:
         cpu = self.cpu()
         with self._api_lock:
+            if not proc.alive:  # another thread ended it while this one waited for the lock
+                return
             base = proc.pid * P_COLS
             self.ms.procs[base + P_STATE] = PS_EXITING
             for c in range(self.cpus):  # nobody may be running it now (cpu_enter re-checks the state)

@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Sequence
 from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MULTI_MEMORY, MULTI_SWAP_LIMIT, UM_FRAMES
 from vm32.errors import InvalidArgument, VM32Error
 from vm32.um.machine import UniversalMachine
-from vm32.workers import join_all
+from vm32.workers import Worker, join_all, start_all
 
 MULTI_SLICE = 1 << 20  # instructions per slice with several CPUs (~3 ms): see paged.py "Concurrency"
 
@@ -43,7 +43,7 @@ class ProcessRun:
     error: VM32Error | None = None
     halted: bool = False
     um: UniversalMachine | None = field(default=None, repr=False)
-    thread: threading.Thread | None = field(default=None, repr=False)
+    thread: Worker | None = field(default=None, repr=False)
     reader_gone: bool = False  # its output is a pipe whose reader went away
 
 
@@ -108,9 +108,8 @@ def run_programs(
                     run.error = e
             for run in runs:
                 if run.um is not None:
-                    run.thread = threading.Thread(target=_run_one, args=(run, slice_instructions, stop),
-                                                  name=f"vm32-{run.name}", daemon=True)
-                    run.thread.start()
+                    run.thread = Worker(_run_one, (run, slice_instructions, stop), name=f"vm32-{run.name}")
+            start_all(run.thread for run in runs if run.thread is not None)
             _wait(m, runs, on_tick, tick_seconds)
         finally:  # also on Ctrl-C: every thread stops before its process ends and the machine closes
             stop.set()
@@ -157,10 +156,10 @@ def _run_one(run: ProcessRun, slice_instructions: int, stop: threading.Event) ->
 def _wait(machine, runs: list[ProcessRun], on_tick, tick_seconds: float) -> None:
     """Wait for every thread, calling on_tick meanwhile."""
     while True:
-        alive = [r.thread for r in runs if r.thread is not None and r.thread.is_alive()]
+        alive = [r.thread for r in runs if r.thread is not None and not r.thread.done.is_set()]
         if on_tick is not None:
             on_tick(machine, runs)
         if not alive:
             return
-        alive[0].join(tick_seconds)
+        alive[0].done.wait(tick_seconds)
 
