@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/signals.py [--runs 100] [--seed 1] [--max-delay 4]
 
 Each run starts one of the commands below with TMPDIR and its working directory set to
-fresh empty directories, sends it SIGINT, SIGTERM, SIGHUP or SIGKILL (the same number of
-each, in a random order) after a random delay (start-up, compiling or loading kernels,
-running, finishing), and checks:
+fresh empty directories, sends it SIGINT, SIGTERM, SIGHUP or SIGKILL after a random delay
+(start-up, compiling or loading kernels, running, finishing), until `--runs` signals, the
+same number of each, have reached a command still running; every run checks:
 
 - no file is left in its TMPDIR or its working directory, and the named swap file it was
   given still holds exactly what was there (a vm32 swap file) or does not exist;
@@ -58,7 +58,7 @@ def commands(programs: dict[str, Path], swap_file: Path) -> list[list[str]]:
         ["um", "run", sweep, "--backend", "paged", "--frames", "16", "--swap-file", str(swap_file),
          "--swap-size", "2M"],
         ["demo"],
-        ["paging", "demo", "--frames", "16", "--pages", "512"],
+        ["paging", "demo", "--frames", "16", "--pages", "4096"],
     ]
 
 
@@ -111,7 +111,8 @@ def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=100, help="interrupts that reach a running command, "
+                        "the same number of each signal (runs that end first do not count)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-delay", type=float, default=4.0, help="latest moment of the signal, in seconds")
     args = parser.parse_args()
@@ -128,24 +129,30 @@ def main() -> int:
             programs[name].write_bytes(to_bytes(assemble(source, name)))
         swap_file = Path(work) / "my.swap"
         cmds = commands(programs, swap_file)
-        sigs = [SIGNALS[i % len(SIGNALS)] for i in range(args.runs)]
-        rng.shuffle(sigs)
-        for i, sig in enumerate(sigs):
+        interrupted = {sig: 0 for sig in SIGNALS}  # runs the signal reached while they ran
+        i = 0
+        while min(interrupted.values()) < args.runs // len(SIGNALS):
+            sig = min(SIGNALS, key=lambda s: (interrupted[s], rng.random()))
             cmd = rng.choice(cmds)
             delay = rng.uniform(0.05, args.max_delay)
             outcome, problem = one_run(cmd, sig, delay, swap_file)
             name = signal.Signals(sig).name
+            if not outcome.startswith("ended"):
+                interrupted[sig] += 1
             counts[f"{name:<8} {outcome}"] += 1
             counts[f"command {' '.join(cmd[:2])}"] += 1
             if problem:
                 broken.append(f"run {i}: vm32 {' '.join(cmd)} with {name} after {delay:.2f} s: {problem}")
                 counts[f"{name:<8} BROKEN"] += 1
-            print(f"{i + 1:>4}/{args.runs} {name:<8} after {delay:4.2f} s  {outcome:<24} vm32 {' '.join(cmd[:2])}"
+            i += 1
+            print(f"{i:>4} {name:<8} after {delay:4.2f} s  {outcome:<32} vm32 {' '.join(cmd[:2])}"
                   + ("  BROKEN" if problem else ""), flush=True)
     print()
     for key in sorted(counts):
         print(f"{counts[key]:>6}  {key}")
-    print(f"{args.runs} runs, {len(broken)} broken rules, {time.perf_counter() - start:.0f} s (seed {args.seed})")
+    print(f"{sum(interrupted.values())} runs interrupted while they ran "
+          f"({', '.join(f'{signal.Signals(s).name} {n}' for s, n in interrupted.items())}), {i} runs in all, "
+          f"{len(broken)} broken rules, {time.perf_counter() - start:.0f} s (seed {args.seed})")
     for line in broken:
         print("  " + line)
     return 1 if broken else 0

@@ -5,7 +5,10 @@ checks it):
 
     base          vm32.errors (one exception hierarchy), vm32.jit (the one place that sets
                   numba options), vm32.defaults (the defaults and units the CLI and the API
-                  share; no compiled code), vm32.atomic (CPU atomics for numba kernels)
+                  share; no compiled code), vm32.atomic (CPU atomics for numba kernels),
+                  vm32.files (files without a name, and outputs named only once complete),
+                  vm32.workers (host threads that run processes, stopped before their
+                  machine closes)
     vm32.memory   PhysicalMemory: the host mmap seen as 4 KiB frames; word access seam
     vm32.heap     a 32-bit malloc/calloc/realloc/free over an address range
     vm32.mmu      i386 page-directory/table entries, page walk, TLB
