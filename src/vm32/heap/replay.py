@@ -75,10 +75,10 @@ def compact_events(ev, out):
 
 
 @leaf_kernel
-def replay_slots(c, ev, addrs, start, stop):
-    """Replay slot-based events start..stop on carrier `c`; returns the failed operations."""
+def replay_slots(c, ev, addrs):
+    """Replay slot-based events `ev` on carrier `c`; returns the failed operations."""
     failed = 0
-    for i in range(start, stop):
+    for i in range(ev.shape[0]):
         e = ev[i]
         if e >= 0:
             a = pol_malloc(c, (e & 0xFFFFFFFF) * 4)
@@ -206,13 +206,13 @@ def replay(events: np.ndarray, policy: str, trace: str, memory: PhysicalMemory, 
     heap = Heap(memory, BASE, memory.size, policy=policy)
     carrier = heap_ref(heap.policy, heap.mem, heap.state)
     addrs = np.zeros(max(nslots, 1), dtype=np.int64)
-    replay_slots(carrier, ev[:0], addrs, 0, 0)  # compile (or load) outside the timing
+    replay_slots(carrier, ev[:0], addrs)  # compile (or load) outside the timing
     seconds = 0.0
     failed = 0
     for start in range(0, ev.shape[0], CHUNK):
         stop = min(start + CHUNK, ev.shape[0])
         t = time.perf_counter()
-        failed += int(replay_slots(carrier, ev, addrs, start, stop))
+        failed += int(replay_slots(carrier, ev[start:stop], addrs))
         seconds += time.perf_counter() - t
         if on_progress is not None:
             on_progress(stop, ev.shape[0])
