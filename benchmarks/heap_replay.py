@@ -13,10 +13,14 @@ Each round replays the trace through every policy (compiled, warmed up first) an
 `heap_replay_malloc.c` (built here with cc -O2 when a compiler is present: the host's
 malloc/free on the same slot-renamed events); ns/op is the median of --repeat alternated
 rounds, and "x C" the ratio of medians to the C harness's.  The other figures are those
-of vm32.heap.replay (the C harness's footprint: the most bytes malloc held from the
-system, mallinfo2's arena + hblkhd, sampled every 65536 events).
+of vm32.heap.replay (the C harness's footprint: the largest extent malloc used, from
+mallinfo2: arena - keepcost + hblkhd, sampled every 4096 events).
 
-Targets (issue 15) are checked at the end: tlsf within 5% of 5.1 ns at 1.19x on sandmark
+"tlsf dir" is tlsf through the replay loop as it was before the policy registry (its
+kernels called by name, not through vm32.heap.dispatch), timed in the same rounds.
+
+Targets (issue 15) are checked at the end: tlsf within 5% of "tlsf dir" in the same run,
+and of 5.1 ns at 1.19x on sandmark
 and of 43-49 ns at 1.10x on the mix, at most 0.6x C's ns/op on sandmark and 1.0x on the mix;
 recycler at most 0.45x C's on sandmark; buddy at most 1.0x C's on the mix.
 """
@@ -31,9 +35,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+
+from vm32.heap import Heap, heap_free, heap_malloc
+from vm32.heap.replay import BASE
+from vm32.jit import leaf_kernel
 
 HERE = Path(__file__).resolve().parent
 C_SOURCE = HERE / "heap_replay_malloc.c"
@@ -78,6 +87,32 @@ def sandmark_events(record: bool) -> np.ndarray | None:
     return events
 
 
+@leaf_kernel
+def replay_direct(mem, heap, ev, addrs):
+    """The replay loop as it was before the policy registry: tlsf's kernels called by name
+    (the "tlsf direct" row: what tlsf's figures are compared with in the same run)."""
+    failed = 0
+    for i in range(ev.shape[0]):
+        e = ev[i]
+        if e >= 0:
+            a = heap_malloc(mem, heap, (e & 0xFFFFFFFF) * 4)
+            addrs[e >> 32] = a
+            failed += a == 0
+        else:
+            failed += heap_free(mem, heap, addrs[-e - 1]) != 0
+    return failed
+
+
+def time_direct(slots, memory) -> float:
+    """ns per event of replay_direct on a fresh tlsf heap."""
+    ev, nslots = slots
+    heap = Heap(memory, BASE, memory.size)
+    addrs = np.zeros(max(nslots, 1), np.int64)
+    start = time.perf_counter()
+    replay_direct(heap.mem, heap.state, ev, addrs)
+    return 1e9 * (time.perf_counter() - start) / max(ev.shape[0], 1)
+
+
 def bench_trace(name: str, events: np.ndarray, policies: list[str], repeat: int, memory, harness, workdir) -> list:
     """Rows of figures for one trace: every policy, then the C harness (medians of `repeat` rounds)."""
     from vm32.heap.replay import replay, slot_events
@@ -85,12 +120,18 @@ def bench_trace(name: str, events: np.ndarray, policies: list[str], repeat: int,
     slots = slot_events(events)
     for p in policies:  # compile or load every loop, and touch the memory once
         replay(events[: min(events.shape[0], 1 << 20)], p, name, memory)
+    direct = "tlsf" in policies
+    if direct:
+        time_direct((slots[0][:1024], slots[1]), memory)
     times: dict[str, list[float]] = {p: [] for p in policies}
+    direct_times = []
     last: dict[str, dict] = {}
     events_bin = workdir / f"{name}.bin"
     slots[0].astype("<i8").tofile(events_bin)
     c_runs = []
     for _ in range(repeat):
+        if direct:
+            direct_times.append(time_direct(slots, memory))
         for p in policies:
             last[p] = replay(events, p, name, memory, slots=slots)
             times[p].append(last[p]["ns_per_op"])
@@ -100,6 +141,8 @@ def bench_trace(name: str, events: np.ndarray, policies: list[str], repeat: int,
     for p in policies:
         row = dict(last[p], ns_per_op=statistics.median(times[p]), runs=times[p])
         rows.append(row)
+        if p == "tlsf":
+            rows.append(dict(row, policy="tlsf dir", ns_per_op=statistics.median(direct_times), runs=direct_times))
     if c_runs:
         peak = rows[0]["peak_live_bytes"] if rows else 0
         c_ns = statistics.median(r["ns_per_op"] for r in c_runs)
@@ -143,6 +186,9 @@ def check_targets(rows: list[dict]) -> list[str]:
         if r is not None and not ok(r):
             missed.append(f"{policy} {trace} {what}")
 
+    direct = {r["trace"]: r["ns_per_op"] for r in rows if r["policy"] == "tlsf dir"}
+    need("sandmark", "tlsf", "within 5% of tlsf dir", lambda r: r["ns_per_op"] <= 1.05 * direct["sandmark"])
+    need("mix", "tlsf", "within 5% of tlsf dir", lambda r: r["ns_per_op"] <= 1.05 * direct["mix"])
     need("sandmark", "tlsf", "5.1 ns +-5%", lambda r: r["ns_per_op"] <= 5.1 * 1.05)
     need("sandmark", "tlsf", "1.19x +-5%", lambda r: r["footprint_ratio"] <= 1.19 * 1.05)
     need("mix", "tlsf", "43-49 ns +-5%", lambda r: r["ns_per_op"] <= 49 * 1.05)
