@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 UM_BACKENDS = ("flat", "classic", "paged", "jit")
-JIT_TEST_THRESHOLD = 2  # jit: a jump target is compiled at its second entry, so tests run compiled code
+JIT_TEST_THRESHOLD = 2  # jit: code is compiled after its first pass (2 instructions), so tests run it
 TEST_MEMORY = 64 << 20  # small machines: cheap to create, and quick to run out of
 
 
@@ -49,7 +49,7 @@ def um_corpus() -> Path:
 
 @pytest.fixture(params=UM_BACKENDS)
 def backend(request, monkeypatch) -> str:
-    """Each UM backend in turn (jit: compiling every jump target entered twice)."""
+    """Each UM backend in turn (jit: compiling code after its first pass)."""
     if request.param == "jit" and request.node.get_closest_marker("sandmark") is None:
         from vm32.um.jit import runtime
 

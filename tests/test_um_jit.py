@@ -5,8 +5,8 @@ the front end on UM words; hand-written programs that stress what a JIT can get 
 (code that changes while compiled, jumps into compiled code, programs loaded and
 changed); hypothesis programs, self-modifying and loading programs, run on jit and on
 flat, which must agree on output, registers, the fault and its pc, and the instruction
-count.  Compiling in the foreground at a threshold of 2 entries (the `jit` fixture), so
-that the compiled code runs from the second pass of every loop, the same on every run.
+count.  Compiling in the foreground at a threshold of 2 instructions (the `jit` fixture),
+so that compiled code runs from the second pass of every loop, the same on every run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MEMORY = 1 << 22
 
 @pytest.fixture
 def jit(monkeypatch):
-    """Compile at the second entry of a jump target, in the foreground, whatever the payoff."""
+    """Compile code after its first pass, in the foreground, whatever the payoff."""
     monkeypatch.setattr(runtime, "THRESHOLD", 2)
     monkeypatch.setattr(runtime, "BACKGROUND", False)
     monkeypatch.setattr(runtime, "PAYOFF", 0)
@@ -570,3 +570,24 @@ def test_jit_dump_errors(jit, tmp_path, capsys, args, fragment):
     assert main(["um", "jit-dump", str(tmp_path / "p.um"), *args]) == 1
     err = capsys.readouterr().err
     assert err.startswith("vm32: error:") and fragment in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_compiled_code(tmp_path):
+    # An endless loop, compiled within a moment; SIGINT ends the run with status 130.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "spin.um").write_bytes(assemble("loop: li r1, loop\nloadprog r0, r1").astype(">u4").tobytes())
+    outcome("li r7, 2000\nloop:\n" + COUNT_DOWN + "done: halt", "jit")  # numba's cache holds the kernels
+    proc = subprocess.Popen([sys.executable, "-m", "vm32", "um", "run", str(tmp_path / "spin.um"), "--backend",
+                             "jit", "--stats"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # long enough to compile the loop
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    stats = err.decode()
+    assert "Traceback" not in stats
+    compiled = stats.split("jit instructions")[1].split("\n")[0]  # its row of the --stats table
+    assert int("".join(ch for ch in compiled if ch.isdigit())) > 0, stats

@@ -45,7 +45,7 @@ import numpy as np
 from vm32.jit import kernel, step_kernel
 from vm32.um import status as S
 from vm32.um.jit.abi import EXIT_JUMP, EXIT_SHIFT, EXIT_STALE, EXIT_STEP, JX_CALLS, JX_CODE, JX_ICOUNT
-from vm32.um.jit.abi import JX_JIT_ICOUNT, JX_LIMIT, JX_STALE, JX_THRESHOLD, PC_MASK, call_region
+from vm32.um.jit.abi import JX_HOT, JX_JIT_ICOUNT, JX_LIMIT, JX_STALE, PC_MASK, call_region
 from vm32.um.isa import ADD, CMOV, DIV, HALT, IN, LOAD, LOADIMM, LOADPROG, MAP, MUL, NAND, OUT, STORE, UNMAP
 from vm32.um.space import code_at, code_fetch, code_get, code_len, code_of, code_set, code_valid
 from vm32.um.space import seg_check, seg_get, seg_load_program, seg_map_at, seg_set, seg_unmap, two_steps
@@ -71,6 +71,8 @@ WORD = 0xFFFFFFFF
 NEXT = -1  # go on at the returned pc
 JUMP = -2  # load program of segment 0: the returned pc is the jump target
 LOADED = -3  # load program of another segment: segment 0 was replaced; pc = target
+MOVED = -4  # a segment operation changed what the code handle's window maps (paged: the
+            # TLB changed; jit: a store changed compiled code): go on at pc with a new window
 
 
 def new_state() -> np.ndarray:
@@ -108,10 +110,9 @@ def um_unmap(space, st, sid):
 def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
     """Execute the instruction at `pc` of segment 0 (inside `code`'s fetch window); return (pc', event).
 
-    event is NEXT, JUMP or LOADED (pc' = where to go on), HALTED, or a status
-    that stops the machine before the instruction completes (a fault,
+    event is NEXT, JUMP, MOVED or LOADED (pc' = where to go on), HALTED, or a
+    status that stops the machine before the instruction completes (a fault,
     NEED_INPUT, OUTPUT_FULL: pc' = pc, the instruction to report or retry).
-    JUMP also follows a segment operation that invalidated the fetch window.
     Counters and I/O positions are updated in `st`.
     """
     w = code_fetch(space, code, pc)
@@ -139,7 +140,7 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
                 return pc, fault
             r[a] = seg_get(space, where)
         if not code_valid(space, code):
-            return nxt, JUMP
+            return nxt, MOVED
     elif op == STORE:
         sid = r[a]
         off = np.uint64(r[b])
@@ -153,7 +154,7 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
                 return pc, fault
             seg_set(space, where, r[c])
         if not code_valid(space, code):
-            return nxt, JUMP
+            return nxt, MOVED
     elif op == ADD:
         r[a] = (np.uint64(r[b]) + np.uint64(r[c])) & WORD
     elif op == MUL:
@@ -179,13 +180,13 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
             return pc, S.OUT_OF_MEMORY
         r[b] = sid
         if not code_valid(space, code):
-            return nxt, JUMP
+            return nxt, MOVED
     elif op == UNMAP:
         fault = um_unmap(space, st, r[c])
         if fault != 0:
             return pc, fault
         if not code_valid(space, code):
-            return nxt, JUMP
+            return nxt, MOVED
     elif op == OUT:
         if r[c] > 255:
             return pc, S.OUTPUT_TOO_LARGE
@@ -215,7 +216,7 @@ def straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc):
     """Run from `pc` up to the first instruction that does not go on to the next one.
 
     Returns (code', pc', ev, n): the code handle for going on, where to go on,
-    the event of the instruction that ended the run (JUMP, LOADED, a status of
+    the event of the instruction that ended the run (JUMP, MOVED, LOADED, a status of
     vm32.um.status, or NEXT at the end of a fetch window) and the number of
     instructions completed.
     """
@@ -240,7 +241,7 @@ def straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc):
             if ev != NEXT:
                 break
     # The instruction at `at` ended the run; count it only if it completed.
-    done = ev == JUMP or ev == LOADED or ev == S.HALTED
+    done = ev == JUMP or ev == MOVED or ev == LOADED or ev == S.HALTED
     return code, pc, ev, np.int64(at - run_start) + np.int64(done)
 
 
@@ -274,15 +275,15 @@ def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
     """Tier 0 of the jit backend: `um_run`, and at every jump target either a call of the
     compiled region entered there or one more count towards compiling one.
 
-    `space` is a vm32.um.jit.space.JitSpace.  Returns um_run's statuses, or
-    JIT_HOT (the jump target st[ST_PC] reached the compile threshold),
+    `space` is a vm32.um.jit.space.JitSpace, whose code_at ends the fetch window at once
+    at such a target (its entries are counts and addresses).  Returns um_run's statuses,
+    or JIT_HOT (the jump target st[ST_PC] = jx[JX_HOT] reached the compile threshold),
     JIT_STALE (a store changed compiled code: jx[JX_STALE] - 1 is the word) or
     JIT_NEW_CODE (a load program of another segment replaced segment 0); the
     caller acts on those and calls again.  Per region call see vm32.um.jit.abi.
     """
     jx = space.jx
     entries = space.entries
-    counts = space.counts
     pc = np.uint64(st[ST_PC])
     icount = st[ST_ICOUNT]
     limit = icount + budget
@@ -290,42 +291,67 @@ def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
     ncode = np.uint64(code_len(space, code))
     jx[JX_CODE] = np.int64(code)
     jx[JX_LIMIT] = limit
-    how = EXIT_STEP  # st[ST_PC] need not be a jump target: do not count it
-    while True:  # one pass per jump target
-        while pc < ncode:  # compiled code, region after region (entries covers segment 0)
-            entry = entries[pc]
-            if entry == 0:
-                break
-            jx[JX_ICOUNT] = icount
-            packed = call_region(entry, pc, regs, jx, st)
-            jx[JX_CALLS] += 1
-            ran = jx[JX_ICOUNT] - icount
-            jx[JX_JIT_ICOUNT] += ran
-            space.ran[pc] += ran
-            icount = jx[JX_ICOUNT]
-            pc = np.uint64(packed & PC_MASK)
-            how = packed >> EXIT_SHIFT
-            if how != EXIT_JUMP or icount >= limit:
-                break
-        if how == EXIT_STALE or icount >= limit:
-            st[ST_PC] = pc
-            st[ST_ICOUNT] = icount
-            return S.JIT_STALE if how == EXIT_STALE else S.BUDGET
-        if how == EXIT_JUMP and pc < ncode:  # a target without compiled code: count it
-            n = counts[pc] + 1
-            counts[pc] = n
-            if n == jx[JX_THRESHOLD]:
-                st[ST_PC] = pc
-                st[ST_ICOUNT] = icount
-                return S.JIT_HOT
+    while True:  # one pass per straight run, as um_run's
         code, pc, ev, n = straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc)
         icount += n
-        if ev >= 0 or icount >= limit or ev == LOADED or jx[JX_STALE] != 0:
-            st[ST_PC] = pc
+        if ev == JUMP and icount < limit:
+            continue
+        if ev == NEXT and icount < limit:  # code_at stopped at a target: compiled, or hot
+            if entries[pc] == 0:  # its count ran out
+                st[ST_PC] = pc
+                st[ST_ICOUNT] = icount
+                jx[JX_HOT] = pc
+                return S.JIT_HOT
+            pc, how, icount = call_regions(space, regs, st, pc, icount, limit)
+            if how == EXIT_STALE or icount >= limit:
+                st[ST_PC] = pc
+                st[ST_ICOUNT] = icount
+                return S.JIT_STALE if how == EXIT_STALE else S.BUDGET
+            if how != EXIT_STEP:
+                continue
+            # The region leaves this instruction to the interpreter: run it here, as
+            # straight_run would stop at the compiled entry again.
+            nxt, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, pc)
+            if ev == NEXT or ev == JUMP or ev == MOVED or ev == LOADED or ev == S.HALTED:
+                icount += 1
+                if ev == NEXT or ev == JUMP or (ev == MOVED and jx[JX_STALE] == 0):
+                    pc = nxt
+                    continue
+            st[ST_PC] = nxt if ev < 0 or ev == S.HALTED else pc
             st[ST_ICOUNT] = icount
             if ev >= 0:
                 return ev
-            if ev == LOADED:
-                return S.JIT_NEW_CODE
-            return S.JIT_STALE if jx[JX_STALE] != 0 else S.BUDGET
-        how = EXIT_JUMP
+            return S.JIT_NEW_CODE if ev == LOADED else S.JIT_STALE
+        if ev == MOVED and icount < limit and jx[JX_STALE] == 0:
+            continue
+        st[ST_PC] = pc
+        st[ST_ICOUNT] = icount
+        if ev >= 0:
+            return ev
+        if ev == LOADED:
+            return S.JIT_NEW_CODE
+        return S.JIT_STALE if jx[JX_STALE] != 0 else S.BUDGET
+
+
+@step_kernel
+def call_regions(space, regs, st, pc, icount, limit):
+    """Call compiled regions from `pc` (an entry) on, region after region, while they leave
+    by jumps to other entries; return (pc', how, icount') of the last exit (vm32.um.jit.abi)."""
+    jx = space.jx
+    how = EXIT_JUMP
+    while pc < np.uint64(space.entries.shape[0]):
+        entry = space.entries[pc]
+        if entry <= 0:  # a count: no compiled code here
+            break
+        jx[JX_ICOUNT] = icount
+        packed = call_region(entry, pc, regs, jx, st)
+        jx[JX_CALLS] += 1
+        ran = jx[JX_ICOUNT] - icount
+        jx[JX_JIT_ICOUNT] += ran
+        space.ran[pc] += ran
+        icount = jx[JX_ICOUNT]
+        pc = np.uint64(packed & PC_MASK)
+        how = packed >> EXIT_SHIFT
+        if how != EXIT_JUMP or icount >= limit:
+            break
+    return pc, how, icount

@@ -37,19 +37,18 @@ JX_SEGWORDS = 5  # host address of the segment table (uint32, vm32.um.jit.space)
 JX_SEGWORDS_LEN = 6  # its length
 JX_BITMAP = 7  # host address of the compiled-word bitmap (uint8 per word of segment 0)
 JX_ENTRIES = 8  # host address of the entries (int64 per word of segment 0)
-JX_COUNTS = 9  # host address of the entry counts (int32 per word of segment 0)
-JX_RAN = 10  # host address of the instructions run per region entry (int64 per word of segment 0)
-JX_TABLES_LEN = 11  # length of bitmap, entries, counts and ran
-JX_OUT = 12  # host address of the output buffer (bytes)
-JX_OUT_CAP = 13  # its length
-JX_CODE = 14  # word index of segment 0 in memory (set by tier 0 before each call)
-JX_ICOUNT = 15  # instructions executed (in and out of a region call)
-JX_LIMIT = 16  # a region leaves at its next jump once JX_ICOUNT >= JX_LIMIT
-JX_STALE = 17  # word offset + 1 of a store into compiled code; 0: none
-JX_THRESHOLD = 18  # a jump target becomes hot at this many entries in tier 0
-JX_JIT_ICOUNT = 19  # instructions executed in compiled code, over all calls
-JX_CALLS = 20  # region calls made by tier 0
-JX_SIZE = 21
+JX_RAN = 9  # host address of the instructions run per region entry (int64 per word of segment 0)
+JX_TABLES_LEN = 10  # length of bitmap, entries and ran
+JX_OUT = 11  # host address of the output buffer (bytes)
+JX_OUT_CAP = 12  # its length
+JX_CODE = 13  # word index of segment 0 in memory (set by tier 0 before each call)
+JX_ICOUNT = 14  # instructions executed (in and out of a region call)
+JX_LIMIT = 15  # a region leaves at its next jump once JX_ICOUNT >= JX_LIMIT
+JX_STALE = 16  # word offset + 1 of a store into compiled code; 0: none
+JX_JIT_ICOUNT = 17  # instructions executed in compiled code, over all calls
+JX_CALLS = 18  # region calls made by tier 0
+JX_HOT = 19  # the jump target that became hot (with status JIT_HOT)
+JX_SIZE = 20
 
 EXIT_JUMP = 0
 EXIT_STEP = 1

@@ -14,7 +14,6 @@ from itertools import zip_longest
 
 from vm32.errors import InvalidArgument
 from vm32.um.disasm import disassemble_word
-from vm32.um.jit.abi import JX_THRESHOLD
 
 LEFT = 46  # width of the UM column
 
@@ -39,9 +38,8 @@ def region_ran(driver, job) -> int:
 def find_region(driver, pc: int | None):
     """The live region holding word `pc` (the hottest if pc is None); InvalidArgument if none."""
     if not driver.live:
-        threshold = int(driver.jx[JX_THRESHOLD])
-        raise InvalidArgument(f"no region was compiled: the program never got hot (a jump target is compiled "
-                              f"once entered {threshold:,} times)")
+        raise InvalidArgument(f"no region was compiled: the program never got hot (code is compiled once "
+                              f"a jump target was entered {driver.after:,} times)")
     if pc is None:
         return hottest(driver)
     holding = [job for job in driver.live.values() if job.region.holds(pc)]

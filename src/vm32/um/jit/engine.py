@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,33 +149,43 @@ class Worker:
     LLVM's calls release the GIL, so a region compiles on one core while tier 0 goes on
     on the other.  Every use of llvmlite for the JIT goes through this one thread (LLVM's
     context is not safe to share), under numba's compiler lock (numba compiles with the
-    same LLVM).  The engine is created by the first job.
+    same LLVM).  The engine is created by the first job.  It is a daemon thread: the
+    process never waits for a compile at exit (Ctrl-C ends a run at once).
     """
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vm32-jit")
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._engine: Engine | None = None
+        threading.Thread(target=self._serve, name="vm32-jit", daemon=True).start()
 
-    def _run(self, method: str, *args):
-        with global_compiler_lock:
-            if self._engine is None:
-                self._engine = Engine()
-            return getattr(self._engine, method)(*args)
+    def _serve(self) -> None:
+        while True:
+            future, method, args = self._jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                with global_compiler_lock:
+                    if self._engine is None:
+                        self._engine = Engine()
+                    result = getattr(self._engine, method)(*args) if method else args[0]()
+            except BaseException as error:  # handed to whoever waits for the result
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
     def submit(self, method: str, *args) -> Future:
         """Run Engine.`method`(*args) on the worker thread; its future."""
-        return self._pool.submit(self._run, method, *args)
+        future: Future = Future()
+        self._jobs.put((future, method, args))
+        return future
 
     def call(self, method: str, *args):
         """Run Engine.`method`(*args) on the worker thread and wait for its result."""
         return self.submit(method, *args).result()
 
     def release(self, compiled: CompiledRegion) -> None:
-        """Unload `compiled`'s machine code (on the worker thread; at exit, with the process)."""
-        try:
-            self._pool.submit(compiled.tracker.close)
-        except RuntimeError:  # the interpreter is shutting down: the pool takes no more work
-            pass
+        """Unload `compiled`'s machine code (on the worker thread)."""
+        self._jobs.put((Future(), None, (compiled.tracker.close,)))
 
 
 _WORKER: Worker | None = None

@@ -35,22 +35,23 @@ from vm32.memory import PhysicalMemory
 from vm32.um import status as S
 from vm32.um.flat import CODE
 from vm32.um.jit import abi
-from vm32.um.jit.abi import JX_STALE, JX_THRESHOLD
+from vm32.um.jit.abi import JX_HOT, JX_STALE
 from vm32.um.jit.frontend import MAX_REGION_WORDS, Region, form_region, segment_registers
 from vm32.um.jit.space import JitSpace, new_jit_space, new_tables, set_tables
 from vm32.um.kernel import ST_ICOUNT, ST_PC, um_run_tiered
 
-THRESHOLD = 50_000
-"""Entries of a jump target in tier 0 that make it hot.  Compiling costs about as much as
-interpreting a word a few hundred thousand times, so only code that runs that often pays."""
+THRESHOLD = 20_000
+"""Entries of a jump target in tier 0 that make it hot.  Compiling a word costs about as
+much as interpreting it a hundred thousand times, so only code that runs that much pays."""
 FOLLOW_SHIFT = 4
-"""A region follows a jump target entered at least THRESHOLD >> FOLLOW_SHIFT times in tier 0."""
+"""A region follows a jump target entered at least THRESHOLD >> FOLLOW_SHIFT times."""
 PAYOFF = 1e9
-"""Instructions a region must run per second of its compile time to pay for it (compiled
-code saves about a nanosecond per instruction over the interpreter)."""
+"""Instructions the regions compiled for one segment 0 must run per second of their compile
+time to pay for it (compiled code saves about a nanosecond per instruction)."""
 MAX_BACKOFF = 16
-"""The threshold doubles for every region that did not pay for itself, up to 2**MAX_BACKOFF
-times THRESHOLD, and halves back for every one that did."""
+"""The threshold doubles each time a segment 0's regions did not pay for themselves (when
+a load program replaces it), up to 2**MAX_BACKOFF times THRESHOLD, and halves back each
+time they did."""
 MAX_INVALIDATIONS = 12
 """Invalidations of regions entered at one pc after which that pc is never compiled again."""
 CACHE_REGIONS = 512
@@ -60,8 +61,8 @@ BACKGROUND = True
 that must run compiled code from the first hot target use it)."""
 PENDING_SLICE = 1 << 20
 """Instructions per call of tier 0 while regions compile (how soon a finished one is installed)."""
-NEVER = -(1 << 31)
-"""A count that never reaches the threshold."""
+NEVER = -(1 << 62)
+"""An entry that never counts down to 0: a target being compiled, or never to be."""
 PERF_MAP = bool(os.environ.get("VM32_JIT_PERF_MAP"))
 """Append each compiled region to /tmp/perf-PID.map, where `perf report` finds JIT code names."""
 
@@ -104,7 +105,9 @@ class JitDriver:
         self.jx[abi.JX_OUT_CAP] = outbuf.shape[0]
         self.threshold = THRESHOLD if threshold is None else threshold
         self.backoff = 0  # the threshold in force is threshold << backoff (see PAYOFF)
-        self.jx[JX_THRESHOLD] = self.threshold
+        self.after = self.threshold  # entries that make a target hot, from the next fill on
+        self.spent = 0.0  # compile seconds for this segment 0 (and what finished after its end)
+        self.earned = 0  # instructions run by this segment 0's regions that were dropped
         self._set_tables(self.space.bitmap.shape[0])
         self.live: dict[int, Compiled] = {}  # region id -> region
         self.cache: OrderedDict[tuple, Compiled] = OrderedDict()
@@ -134,7 +137,7 @@ class JitDriver:
             if self.pending:
                 self._install_finished()
             if status == S.JIT_HOT:
-                self._hot(int(st[ST_PC]), regs)
+                self._hot(int(self.jx[JX_HOT]), regs)
             elif status == S.JIT_STALE:
                 word = int(self.jx[JX_STALE]) - 1
                 self.jx[JX_STALE] = 0
@@ -181,12 +184,11 @@ class JitDriver:
         space = self.space
         if space.bitmap.shape[0] >= words:
             space.bitmap[:] = 0
-            space.entries[:] = 0
-            space.counts[:] = 0
             space.ran[:] = 0
         else:
             self.space = JitSpace(space.mem, space.heap, space.meta, space.segwords, *new_tables(words), self.jx)
             set_tables(self.space)
+        self.space.entries[:] = -self.after  # every target counts down from the threshold
         self.coverage = np.zeros(self.space.bitmap.shape[0], np.int32)
         self.owner = np.zeros(self.space.bitmap.shape[0], np.int64)  # region id at each entry
 
@@ -194,6 +196,7 @@ class JitDriver:
         """Segment 0 was replaced: no region is live any more, none compiling will be."""
         for rid in list(self.live):
             self._drop(rid)
+        self._judge()
         self.generation += 1
         self._set_tables(self.code_words().shape[0])
         self.invalidated.clear()
@@ -203,15 +206,15 @@ class JitDriver:
     def _hot(self, pc: int, regs: np.ndarray) -> None:
         """Install the region entered at the hot jump target `pc`: reuse its machine code,
         or start compiling it (and wait, without `background`)."""
-        counts = self.space.counts
+        entries = self.space.entries
         if not self.compile_enabled:
-            counts[pc] = NEVER
+            entries[pc] = NEVER
             return
         code = self.code_words()
-        warm = max(1, int(self.jx[JX_THRESHOLD]) >> FOLLOW_SHIFT)
-        entries = self.space.entries
-        region = form_region(code, code.shape[0], pc, lambda t: counts[t] >= warm or counts[t] < 0,
-                             self.max_words, lambda t: entries[t] != 0 or counts[t] == NEVER)
+        warm = max(1, self.after >> FOLLOW_SHIFT) - self.after  # entered THRESHOLD >> FOLLOW_SHIFT times
+        region = form_region(code, code.shape[0], pc,
+                             lambda t: entries[t] >= warm or NEVER < entries[t] < -self.after,
+                             self.max_words, lambda t: entries[t] > 0 or entries[t] <= NEVER)
         region.assume_zero = frozenset(r for r in segment_registers(region, code) if regs[r] == 0)
         key = (region.assume_zero, code.shape[0], tuple((s, e, code[s:e].tobytes()) for s, e in region.spans()))
         cached = self.cache.get(key)
@@ -220,7 +223,9 @@ class JitDriver:
             self._install(cached)
             return
         job = self._start(region, code, key)
-        counts[np.fromiter(region.blocks, np.int64)] = NEVER  # no other region for them meanwhile
+        starts = np.fromiter(region.blocks, np.int64)
+        starts = starts[entries[starts] <= 0]
+        entries[starts] = NEVER  # no other region for them meanwhile
         if not self.background:
             job.future.result()
             self._install_finished()
@@ -249,6 +254,7 @@ class JitDriver:
             job.code = job.future.result()  # an LLVM error is a bug: let it show
             job.future = None
             self.compile_seconds += job.code.seconds
+            self.spent += job.code.seconds
             self.compiled_regions += 1
             self.compiled_words += job.region.words
             if PERF_MAP:
@@ -256,19 +262,22 @@ class JitDriver:
                     perf_map.write(f"{job.code.address:x} {job.code.size:x} um_region_{job.region.entry}\n")
             self._keep(job)  # its machine code is right for its words, whenever they come back
             if job.generation != self.generation:
-                self._judge(job, 0)
                 continue  # segment 0 was replaced, and the tables with it
             if job.stale:  # its words changed: its other blocks count again, its entry backs off
-                self._judge(job, 0)
                 self._cover(job.words, -1)
-                starts = np.fromiter(job.region.blocks, np.int64)
-                starts = starts[starts != job.region.entry]
-                self.space.counts[starts] = 0
+                self._count_again(job, keep=job.region.entry)
                 continue
             self._cover(job.words, -1)
-            self.space.counts[np.fromiter(job.region.blocks, np.int64)] = 0
+            self._count_again(job)
             if not any(self.coverage[w] for w in job.unchecked):  # else compile it again when hot
                 self._install(job)
+
+    def _count_again(self, job: Compiled, keep: int | None = None) -> None:
+        """The blocks of `job` (still compiling till now) count towards the threshold again
+        (all but `keep`, whose count backs off)."""
+        starts = np.fromiter(job.region.blocks, np.int64)
+        starts = starts[(self.space.entries[starts] == NEVER) & (starts != (-1 if keep is None else keep))]
+        self.space.entries[starts] = -self.after
 
     def _keep(self, job: Compiled) -> None:
         """Put `job` in the cache of compiled regions; release what falls out of it."""
@@ -310,11 +319,11 @@ class JitDriver:
     def _drop(self, rid: int) -> None:
         """Make region `rid` not live: its entries and words go back to tier 0."""
         job = self.live.pop(rid)
-        self._judge(job, self._ran(job) - job.ran_before)
+        self.earned += self._ran(job) - job.ran_before
         self._cover(job.words, -1)
         starts = np.fromiter(job.region.blocks, np.int64)
         mine = starts[self.owner[starts] == rid]
-        self.space.entries[mine] = 0
+        self.space.entries[mine] = -self.after
         self.owner[mine] = 0
         for w in job.unchecked:
             regions = self.unchecked.get(w)
@@ -329,17 +338,17 @@ class JitDriver:
         """Instructions run so far by region calls entered at `job`'s blocks."""
         return int(self.space.ran[np.fromiter(job.region.blocks, np.int64)].sum())
 
-    def _judge(self, job: Compiled, ran: int) -> None:
-        """`job` ran `ran` instructions in its life: if that did not pay for compiling it,
-        hot code does not last here, so wait for hotter code (double the threshold);
-        else come back towards THRESHOLD."""
-        if job.code is None:
-            return
-        if ran < PAYOFF * job.code.seconds:
-            self.backoff = min(self.backoff + 1, MAX_BACKOFF)
-        else:
-            self.backoff = max(self.backoff - 1, 0)
-        self.jx[JX_THRESHOLD] = self.threshold << self.backoff
+    def _judge(self) -> None:
+        """Segment 0 is being replaced: if its regions did not earn their compile time,
+        its hot code did not last, so wait for hotter code (double the threshold); if
+        they did, come back towards THRESHOLD."""
+        if self.spent > 0:
+            if self.earned < PAYOFF * self.spent:
+                self.backoff = min(self.backoff + 1, MAX_BACKOFF)
+            else:
+                self.backoff = max(self.backoff - 1, 0)
+            self.after = self.threshold << self.backoff
+        self.spent, self.earned = 0.0, 0
 
     def _stale(self, word: int) -> None:
         """A store changed `word` of segment 0, which compiled code holds: drop those regions
@@ -359,5 +368,4 @@ class JitDriver:
         self.invalidations += 1
         n = self.invalidated.get(pc, 0) + 1
         self.invalidated[pc] = n
-        threshold = int(self.jx[JX_THRESHOLD])
-        self.space.counts[pc] = NEVER if n >= MAX_INVALIDATIONS else max(NEVER + 1, threshold - (threshold << n))
+        self.space.entries[pc] = NEVER if n >= MAX_INVALIDATIONS else -(self.after << n)

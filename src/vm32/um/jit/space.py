@@ -13,16 +13,16 @@ mapping, unmapping and loading programs; on top of them it keeps
               heap's live segments, written only by this space's map and unmap.
     bitmap    uint8, one byte per word of segment 0: non-zero iff the word is compiled
               into a live region (or a region being compiled)
-    entries   int64, per word of segment 0: host address of the region function
-              entered there, 0 if none
-    counts    int32, per word of segment 0: entries at that jump target in tier 0
+    entries   int64, per word of segment 0: > 0, the host address of the region function
+              entered there; <= 0, minus the entries tier 0 must still see at that jump
+              target before it is hot (one load tells both, at every jump)
     ran       int64, per word of segment 0: instructions run by region calls entered there
     jx        the context array shared with compiled regions (vm32.um.jit.abi)
 
 A store into segment 0 also looks the word up in the bitmap and, when it is compiled
 code, notes it in jx[JX_STALE]: the interpreter then ends its straight run
 (`code_valid` turns False) and tier 0 hands the stale regions to the driver.
-bitmap, entries, counts and ran have at least as many elements as segment 0 has words.
+bitmap, entries and ran have at least as many elements as segment 0 has words.
 """
 
 import mmap
@@ -41,15 +41,16 @@ from vm32.um import status as S
 from vm32.um.jit import abi
 from vm32.um.jit.abi import JX_STALE, pointer_to
 
-JitSpace = namedtuple("JitSpace", ["mem", "heap", "meta", "segwords", "bitmap", "entries", "counts", "ran", "jx"])
+JitSpace = namedtuple("JitSpace", ["mem", "heap", "meta", "segwords", "bitmap", "entries", "ran", "jx"])
 
 GRANULE_SHIFT = 3  # segment ids are 8-aligned: one segment table entry per 8 bytes
 
 
-def new_tables(words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Empty (bitmap, entries, counts, ran) for a segment 0 of `words` words."""
+def new_tables(words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty (bitmap, entries, ran) for a segment 0 of `words` words (entries all 0: hot
+    at once; the driver fills them with minus its threshold)."""
     n = max(words, 1)
-    return np.zeros(n, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int64)
+    return np.zeros(n, np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64)
 
 
 def new_jit_space(program: np.ndarray, memory: PhysicalMemory, jx: np.ndarray):
@@ -76,11 +77,10 @@ def _lazy_zeros(n: int) -> np.ndarray:
 
 
 def set_tables(space: JitSpace) -> None:
-    """Point the context at `space`'s bitmap, entries, counts and ran."""
+    """Point the context at `space`'s bitmap, entries and ran."""
     jx = space.jx
     jx[abi.JX_BITMAP] = space.bitmap.ctypes.data
     jx[abi.JX_ENTRIES] = space.entries.ctypes.data
-    jx[abi.JX_COUNTS] = space.counts.ctypes.data
     jx[abi.JX_RAN] = space.ran.ctypes.data
     jx[abi.JX_TABLES_LEN] = space.bitmap.shape[0]
 
@@ -96,7 +96,6 @@ def space_of_context(jx):
         carray(pointer_to(jx[abi.JX_SEGWORDS], np.uint32), jx[abi.JX_SEGWORDS_LEN]),
         carray(pointer_to(jx[abi.JX_BITMAP], np.uint8), n),
         carray(pointer_to(jx[abi.JX_ENTRIES], np.int64), n),
-        carray(pointer_to(jx[abi.JX_COUNTS], np.int32), n),
         carray(pointer_to(jx[abi.JX_RAN], np.int64), n),
         jx,
     )
@@ -155,6 +154,17 @@ def _code_set(space, code, i, value):
         space.jx[JX_STALE] = np.int64(i) + 1
 
 
+def _code_at(space, code, pc, ncode):
+    # At every jump: the window ends at once (nothing is fetched) at a compiled entry and
+    # at a target that just became hot; tier 0 then calls the region or says JIT_HOT.
+    if pc < ncode:
+        e = space.entries[pc]
+        if e >= 0:
+            return code, pc
+        space.entries[pc] = e + 1
+    return code, ncode
+
+
 def _code_valid(space, code):
     return space.jx[JX_STALE] == 0
 
@@ -164,5 +174,5 @@ sp.register(
     JitSpace, refcounted=False, inline=True, **sp.TWO_STEPS,
     **{**flat.OPERATIONS, "code_set": _code_set, "seg_check": _seg_check, "seg_map": _seg_map,
        "seg_unmap": _seg_unmap},
-    code_at=sp.WHOLE_CODE["code_at"], code_valid=_code_valid,
+    code_at=_code_at, code_valid=_code_valid,
 )
