@@ -52,6 +52,9 @@ MAX_BACKOFF = 16
 """The threshold doubles each time a segment 0's regions did not pay for themselves (when
 a load program replaces it), up to 2**MAX_BACKOFF times THRESHOLD, and halves back each
 time they did."""
+LONG_LIVED = 1 << 24
+"""Instructions after which a segment 0 counts as long-lived: the threshold halves back
+(one step of the backoff) for every LONG_LIVED instructions it runs."""
 MAX_INVALIDATIONS = 12
 """Invalidations of regions entered at one pc after which that pc is never compiled again."""
 CACHE_REGIONS = 512
@@ -108,6 +111,7 @@ class JitDriver:
         self.after = self.threshold  # entries that make a target hot, from the next fill on
         self.spent = 0.0  # compile seconds for this segment 0 (and what finished after its end)
         self.earned = 0  # instructions run by this segment 0's regions that were dropped
+        self.lived = 0  # instruction count when this segment 0 (or its last backoff step) began
         self._set_tables(self.space.bitmap.shape[0])
         self.live: dict[int, Compiled] = {}  # region id -> region
         self.cache: OrderedDict[tuple, Compiled] = OrderedDict()
@@ -136,6 +140,8 @@ class JitDriver:
             status = um_run_tiered(self.space, regs, st, inbuf, outbuf, left)
             if self.pending:
                 self._install_finished()
+            if self.backoff and int(st[ST_ICOUNT]) - self.lived >= LONG_LIVED:
+                self._relax(int(st[ST_ICOUNT]))
             if status == S.JIT_HOT:
                 self._hot(int(self.jx[JX_HOT]), regs)
             elif status == S.JIT_STALE:
@@ -143,7 +149,7 @@ class JitDriver:
                 self.jx[JX_STALE] = 0
                 self._stale(word)
             elif status == S.JIT_NEW_CODE:
-                self._new_code()
+                self._new_code(int(st[ST_ICOUNT]))
             elif status != S.BUDGET or int(st[ST_ICOUNT]) - start >= budget:
                 return status
 
@@ -192,11 +198,12 @@ class JitDriver:
         self.coverage = np.zeros(self.space.bitmap.shape[0], np.int32)
         self.owner = np.zeros(self.space.bitmap.shape[0], np.int64)  # region id at each entry
 
-    def _new_code(self) -> None:
+    def _new_code(self, icount: int) -> None:
         """Segment 0 was replaced: no region is live any more, none compiling will be."""
         for rid in list(self.live):
             self._drop(rid)
         self._judge()
+        self.lived = icount
         self.generation += 1
         self._set_tables(self.code_words().shape[0])
         self.invalidated.clear()
@@ -254,7 +261,8 @@ class JitDriver:
             job.code = job.future.result()  # an LLVM error is a bug: let it show
             job.future = None
             self.compile_seconds += job.code.seconds
-            self.spent += job.code.seconds
+            if job.generation == self.generation:
+                self.spent += job.code.seconds
             self.compiled_regions += 1
             self.compiled_words += job.region.words
             if PERF_MAP:
@@ -338,12 +346,22 @@ class JitDriver:
         """Instructions run so far by region calls entered at `job`'s blocks."""
         return int(self.space.ran[np.fromiter(job.region.blocks, np.int64)].sum())
 
+    def _relax(self, icount: int) -> None:
+        """Segment 0 has lived long: halve the threshold, and every count still running."""
+        self.backoff -= 1
+        self.after = self.threshold << self.backoff
+        self.lived = icount
+        entries = self.space.entries
+        counting = (entries <= 0) & (entries > NEVER)
+        entries[counting] >>= 1  # (an arithmetic shift: -5 becomes -3)
+
     def _judge(self) -> None:
-        """Segment 0 is being replaced: if its regions did not earn their compile time,
-        its hot code did not last, so wait for hotter code (double the threshold); if
-        they did, come back towards THRESHOLD."""
-        if self.spent > 0:
-            if self.earned < PAYOFF * self.spent:
+        """Segment 0 is being replaced: if its regions did not earn their compile time (or
+        some were still compiling), its hot code did not last, so wait for hotter code
+        (double the threshold); if they did, come back towards THRESHOLD."""
+        wasted = any(job.generation == self.generation for job in self.pending)  # never ran at all
+        if self.spent > 0 or wasted:
+            if wasted or self.earned < PAYOFF * self.spent:
                 self.backoff = min(self.backoff + 1, MAX_BACKOFF)
             else:
                 self.backoff = max(self.backoff - 1, 0)
