@@ -113,9 +113,26 @@ def test_console_for_a_file_is_80_columns():
     assert console_for(io.StringIO()).width == WIDTH
 
 
-def test_demo_checks_every_output():
+# What a runner's environment may say about its terminal (CI services, pytest-xdist workers):
+# output to a buffer, a file or a pipe must not follow it.
+TERMINAL_ENVIRONMENT = dict(COLUMNS="37", FORCE_COLOR="1", TTY_COMPATIBLE="1")
+
+
+def test_console_for_a_file_ignores_the_environment(monkeypatch):
+    for name, value in TERMINAL_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    console = console_for(io.StringIO())
+    console.print("[red]" + "x" * 70 + " all outputs verified[/]")
+    assert not console.is_terminal and console.width == WIDTH
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
+    assert lines == ["x" * 70 + " all", "outputs verified"]  # no colour; wrapped at 80
+
+
+def test_demo_checks_every_output(monkeypatch):
     from vm32.ui.demo import run_demo
 
+    for name, value in TERMINAL_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
     out, err = io.BytesIO(), io.StringIO()
     assert run_demo(frames=24, stdout=out, stderr=err, live=False) == 0
     text = out.getvalue().decode()
@@ -124,7 +141,7 @@ def test_demo_checks_every_output():
         assert line.decode().strip() in text
     report = err.getvalue()
     assert report.count("identical to its solo run on the flat backend") == 4
-    assert "all outputs verified" in report
+    assert "all outputs verified" in report and "\x1b" not in report
     table = report[report.index("vm32 demo: 4 processes"):report.index("\n  demo ")]  # prose lines may be long
     assert_fits(table, "process", "swap out")
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vm32.defaults import format_count, format_percent, format_rate, format_seconds, format_size
+from vm32.ui.terminal import isatty
 
 WIDTH = 80
 """Columns of a console that is not a terminal (a file, a pipe, a test's buffer)."""
@@ -29,11 +30,13 @@ class PipeConsole(Console):
 
 
 def console_for(stream) -> PipeConsole:
-    """A console on text stream `stream`: a terminal's own width, else WIDTH columns."""
-    console = PipeConsole(file=stream, highlight=False)
-    if not console.is_terminal:
-        console = PipeConsole(file=stream, highlight=False, width=WIDTH)
-    return console
+    """A console on text stream `stream`: on a terminal, rich's own (colours, the terminal's
+    width); else plain text WIDTH columns wide whatever the environment says (FORCE_COLOR,
+    TTY_COMPATIBLE, COLUMNS), so what a file, a pipe or a test's buffer gets never depends on
+    where the command runs."""
+    if isatty(stream):
+        return PipeConsole(file=stream, highlight=False)
+    return PipeConsole(file=stream, highlight=False, force_terminal=False, width=WIDTH)
 
 
 def _table(title: str, caption: str) -> Table:
