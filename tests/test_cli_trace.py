@@ -96,3 +96,16 @@ def test_user_policy_from_the_command_line(capsys):
     assert status == 0
     assert "evict 2 [the most recently used page] -> [1 3]" in out
     assert "FINALSTATS policy mru frames 2 hits 1 misses 5 hitrate 16.67" in out
+
+
+def test_sim_table_fits_80_columns_with_large_figures():
+    from vm32.trace.sim import SimResult
+    from vm32.ui.trace import table
+
+    big = SimResult("clock-clear", 1 << 20, 123_456_789_012, 98_765_432_109, 1_048_576, 0.8, 12_345_678_901,
+                    0.97351, 1.5e9, tlb=1024)
+    small = SimResult("fifo", 3, 12, 9, 5, 0.75, None, None, 0.0)
+    lines = table([big, small]).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[2].split() == ["clock-clear", "1.0M", "123G", "98.8G", "1.0M", "80.0%", "12.3G", "97.4%", "1500.0"]
+    assert lines[3].split() == ["fifo", "3", "12", "9", "5", "75.0%", "-", "-", "0.0"]  # one decimal, as everywhere

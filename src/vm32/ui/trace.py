@@ -16,27 +16,32 @@ import sys
 
 import numpy as np
 
+from vm32.defaults import format_count, format_percent
 from vm32.trace.readers import Trace
 from vm32.trace.sim import E_FAULT, E_FRAME, E_TLB, E_VICTIM, E_VICTIM_VPN, E_WRITEBACK, FIELDS, SimResult
 
-_HEAD = f"{'policy':<11} {'frames':>7} {'refs':>10} {'misses':>9} {'cold':>7} {'miss %':>6} {'wback':>7} {'TLB %':>6} {'M refs/s':>8}"
-LEGEND = ("miss %: misses per reference; cold: first references to a page (among the misses); "
-          "wback: evictions of Dirty pages (write-backs); TLB %: references that hit the TLB; "
-          "M refs/s: millions of references simulated per second.")
+_HEAD = (f"{'policy':<11} {'frames':>7} {'refs':>7} {'misses':>7} {'cold':>7} {'miss':>6} {'wback':>7} "
+         f"{'TLB hit':>7} {'M refs/s':>8}")
+LEGEND = ("counts in K, M, G (thousands, millions, billions; --json has them exact); miss: misses per "
+          "reference; cold: first references to a page (among the misses); wback: evictions of Dirty "
+          "pages (write-backs); TLB hit: references that hit the TLB; M refs/s: millions of references "
+          "simulated per second.")
 
 
 def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
+    return "-" if x is None else format_percent(x)
 
 
 def table(results: list[SimResult]) -> str:
-    """The results as a text table (80 columns) with its legend."""
+    """The results as a text table (80 columns, whatever the figures) with its legend: counts
+    short (`format_count`), percentages with one decimal, as in every vm32 table."""
     lines = [_HEAD, "-" * len(_HEAD)]
     for r in results:
-        wb = "-" if r.writebacks is None else f"{r.writebacks:,}"
+        wb = "-" if r.writebacks is None else format_count(r.writebacks)
         tlb = "-" if r.tlb_hit_rate is None or not r.tlb else _pct(r.tlb_hit_rate)
-        lines.append(f"{r.policy:<11} {r.frames:>7,} {r.refs:>10,} {r.misses:>9,} {r.cold_misses:>7,} "
-                     f"{_pct(r.miss_ratio):>6} {wb:>7} {tlb:>6} {r.refs_per_s / 1e6:>8.1f}")
+        lines.append(f"{r.policy:<11} {format_count(r.frames):>7} {format_count(r.refs):>7} "
+                     f"{format_count(r.misses):>7} {format_count(r.cold_misses):>7} {_pct(r.miss_ratio):>6} "
+                     f"{wb:>7} {tlb:>7} {r.refs_per_s / 1e6:>8.1f}")
     return "\n".join(lines) + "\n" + _wrap(LEGEND)
 
 
