@@ -105,23 +105,13 @@ def _policies(text: str) -> list[str]:
 
 
 def _plot_paths(directory: str, policies: list[str]) -> dict[str, Path]:
-    """The PNG paths --plot will write (heap maps by policy, and "footprint"); checked first:
-    matplotlib is there, the directory can be made, no file would be overwritten."""
-    import importlib.util
+    """The PNGs --plot writes, checked first: a heap map by policy, and "footprint"."""
+    from vm32.ui.plots import plot_targets
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise InvalidArgument("--plot needs matplotlib: pip install 'vm32[plot]'")
-    root = Path(directory)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InvalidArgument(f"--plot {directory}: cannot make the directory: {e.strerror}") from None
-    paths = {p: root / f"heapmap-{p}.png" for p in policies}
-    paths["footprint"] = root / "footprint.png"
-    for path in paths.values():
-        if path.exists():
-            raise InvalidArgument(f"{path} exists: vm32 does not overwrite files; remove it or choose another --plot DIR")
-    return paths
+    names = {p: f"heapmap-{p}.png" for p in policies}
+    names["footprint"] = "footprint.png"
+    paths = plot_targets(directory, list(names.values()))
+    return {key: paths[name] for key, name in names.items()}
 
 
 def cache_dir() -> Path:

@@ -215,9 +215,9 @@ def cmd_trace_sweep(args) -> int:
     policies, frames = _policies(args.policy), _frames(args.frames)
     plot_path = None
     if args.plot is not None:
-        from vm32.trace.plot import check_plot_target
+        from vm32.ui.plots import MISS_RATIO_PLOT, plot_targets
 
-        plot_path = check_plot_target(Path(args.plot))
+        plot_path = plot_targets(args.plot, [MISS_RATIO_PLOT])[MISS_RATIO_PLOT]
     if args.jobs is not None and args.jobs < 1:
         raise InvalidArgument(f"--jobs must be at least 1, not {args.jobs}")
     trace = _load(args)
@@ -230,7 +230,7 @@ def cmd_trace_sweep(args) -> int:
                         progress=tick)
     _print_results(args, results, finals=False)
     if plot_path is not None:
-        from vm32.trace.plot import plot_miss_ratios
+        from vm32.ui.plots import plot_miss_ratios
 
         plot_miss_ratios(results, plot_path, title=Path(trace.name).name)
         if not quiet:

@@ -3,14 +3,13 @@ work longer than a second, and the replay plots (matplotlib, the ``vm32[plot]`` 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from rich.table import Table
 
 from vm32.defaults import format_count, format_percent, format_size
+from vm32.ui.plots import pyplot, save_figure
 from vm32.ui.tables import _columns, _table
 
 REPLAY_LEGEND = ("ns/op: wall time per operation; footprint: the heap's high-water extent; peak: the most "
@@ -75,28 +74,12 @@ class LazyProgress:
 # ---- plots ---------------------------------------------------------------------------------------
 
 
-def save_figure(fig, path: Path) -> None:
-    """Write `fig` as a PNG at `path`: to a temporary name beside it, renamed at the end."""
-    import matplotlib.pyplot as plt
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-
-
 def plot_heap_map(picture, path: Path) -> None:
     """Draw a vm32.heap.picture.HeapPicture: address against operation number, live blocks
     coloured by size class, free space white."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+
+    plt = pyplot()
 
     classes = picture.class_edges
     colours = ["white"] + [plt.get_cmap("viridis")(i / max(len(classes) - 2, 1)) for i in range(len(classes) - 1)]
@@ -119,12 +102,7 @@ def plot_heap_map(picture, path: Path) -> None:
 def plot_footprints(pictures: list, path: Path) -> None:
     """Footprint and live bytes over time, one footprint line per policy (one live line:
     the trace's, the same for all)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(8, 4.5), dpi=110)
     first = pictures[0]
     ax.plot(first.sample_ops, first.live, color="black", linewidth=1.2, label="live bytes (requested)")
     for p in pictures:
