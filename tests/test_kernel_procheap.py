@@ -121,12 +121,15 @@ def _model_of(p, blocks):
     return {a: p.read(a, len(d)) for a, d in blocks.items()}
 
 
-def test_every_failing_access_is_rolled_back():
+@pytest.mark.parametrize("heap_policy", ["tlsf", "first", "buddy"])
+def test_every_failing_access_is_rolled_back(heap_policy):
     """Make the k-th heap word access of an operation fail, for every k: the operation
-    raises OutOfMemory and leaves heap and contents as they were."""
+    raises OutOfMemory and leaves heap and contents as they were (every heap policy
+    runs journaled: its words and state go through the same journal)."""
     rng = random.Random(7)
     with Machine(frames=9, swap="4M", policy="fifo", tlb_entries=4) as m:
-        p = m.spawn(None, heap_size=96 * 4096)
+        p = m.spawn(None, heap_size=96 * 4096, heap_policy=heap_policy)
+        assert p.heap.policy == heap_policy and p.heap.counters()["policy"] == heap_policy
         blocks = {}
         for i in range(12):
             a = p.malloc(rng.choice([24, 200, 3000, 9000]))

@@ -1,4 +1,4 @@
-"""The flat UM backend on every heap policy (--heap-policy / heap_policy=): the same
+"""The flat and paged UM backends on every heap policy (--heap-policy / heap_policy=): the same
 programs give the same output, and a segment's bounds are its requested size whatever
 block the policy gives it."""
 
@@ -91,3 +91,29 @@ def test_check_heap_keeps_the_program_correct():
     words = assemble((PROGRAMS / "demo.uma").read_text())
     out = run_program(words, backend="flat", check_heap=True, memory_size=MEMORY)
     assert b"demo: all checks passed" in out.output
+
+
+def test_paged_processes_on_another_policy_agree_with_flat():
+    # Segments are blocks of each process's heap: on buddy (power-of-two blocks, its own
+    # header) the paged interpreter runs buddy's kernels, and bounds stay the requested size.
+    from vm32.um.multi import run_programs
+
+    demo = assemble((PROGRAMS / "demo.uma").read_text())
+    runs, _ = run_programs([demo, demo], frames=32, memory_size="4M", heap_policy="buddy")
+    expected = run_program(demo, backend="flat", memory_size=MEMORY).output
+    for run in runs:
+        assert run.error is None and run.um._stdout.getvalue() == expected
+        heap = run.um.paged.heap.counters()
+        assert heap["policy"] == "buddy" and heap["mallocs"] == heap["frees"] + 1  # segment 0 stays
+
+
+def test_cli_heap_policy_on_paged(tmp_path, capsys):
+    from vm32.cli import main
+
+    program = tmp_path / "demo.um"
+    program.write_bytes(assemble((PROGRAMS / "demo.uma").read_text()).astype(">u4").tobytes())
+    assert main(["um", "run", str(program), "--backend", "paged", "--heap-policy", "buddy"]) == 0
+    assert b"demo: all checks passed" in capsys.readouterr().out.encode()
+    assert main(["um", "run", str(program), "--backend", "classic", "--heap-policy", "first"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("vm32: error: --heap-policy first: the classic backend")

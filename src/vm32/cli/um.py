@@ -86,7 +86,7 @@ def add_run(um_commands) -> None:
                      help="read the program's input from FILE, not stdin (several programs: once per "
                           "program, in order; a program without one reads end of input)")
     run.add_argument("--heap-policy", default=DEFAULT_HEAP_POLICY, metavar="NAME",
-                     help=f"the allocator of the segments: {', '.join(HEAP_POLICIES)} (default "
+                     help=f"the allocator of the segments (flat and paged): {', '.join(HEAP_POLICIES)} (default "
                           f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
     run.add_argument("--check-heap", action="store_true",
                      help="flat backend: put the segments on a debugging heap (red zones, a quarantine) and "
@@ -169,13 +169,15 @@ def _check_run(args) -> str:
     """Every flag of `um run` checked before anything runs; the backend to use."""
     several = len(args.program) > 1
     backend = args.backend or ("paged" if several else "classic" if args.record_allocs else "flat")
+    if args.heap_policy not in HEAP_POLICIES:
+        raise InvalidArgument(f"--heap-policy {args.heap_policy!r}: choose one of {', '.join(HEAP_POLICIES)}")
+    if args.heap_policy != DEFAULT_HEAP_POLICY and backend not in ("flat", "paged"):
+        raise InvalidArgument(f"--heap-policy {args.heap_policy}: the {backend} backend runs the "
+                              f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat or paged")
     if args.check_heap and (several or backend != "flat"):
         raise InvalidArgument(f"--check-heap runs one program on --backend flat, not {'several' if several else backend}")
     if args.record_allocs is not None:
         _check_record_target(args.record_allocs, several, backend)
-    if several and args.heap_policy != DEFAULT_HEAP_POLICY:
-        raise InvalidArgument(f"--heap-policy {args.heap_policy}: several programs run on the paged backend, "
-                              f"whose allocator is {DEFAULT_HEAP_POLICY} for now")
     if several and backend != "paged":
         raise InvalidArgument(f"several programs run only on --backend paged, not {backend}")
     if backend != "paged":
@@ -358,7 +360,8 @@ def _run_several(args) -> int:
             frames=args.frames if args.frames is not None else UM_FRAMES,
             policy=args.policy or DEFAULT_POLICY, swap=args.swap_bytes, swap_path=args.swap_file,
             swap_overwrite=bool(args.force), tlb_entries=args.tlb or DEFAULT_TLB_ENTRIES,
-            memory_size=args.memory if args.memory is not None else MULTI_MEMORY, on_tick=tick)
+            memory_size=args.memory if args.memory is not None else MULTI_MEMORY, on_tick=tick,
+            heap_policy=args.heap_policy)
     if args.stats and not args.json:
         _print_runs_table(runs, machine_stats)
     failed = [r for r in runs if r.error is not None]

@@ -79,12 +79,8 @@ def describe_findings(out: np.ndarray, n: int, messages: dict = core.CHECK_MESSA
 
 
 def new_state(base: int, limit: int) -> np.ndarray:
-    """A fresh, zeroed int64 state array for a heap over [base, limit) (before heap_init).
-
-    Its tag map takes one byte per 8 bytes of range (512 MiB for 4 GiB); np.zeros gets
-    it from the host lazily, so only the part under the heap's footprint is committed.
-    """
-    return np.zeros(core.state_words(base, limit), dtype=np.int64)
+    """A tlsf state over [base, limit) with its default parameters, ready for heap_init."""
+    return core.new_state(base, limit)
 
 
 def _int(value, what: str) -> int:
@@ -172,7 +168,8 @@ class Heap:
         self.limit = limit
         self.policy = module.NAME
         self.kernels = module
-        self.state = module.new_heap_state(words, base, limit, debug=debug, **params)
+        self.state = module.new_state(base, limit, debug=debug, **params)
+        module.heap_init(words, self.state, np.int64(base), np.int64(limit))
         self.dbg = dbgheap.new_debug_state() if debug else None
         self._carrier = heap_ref(module.NAME, words, self.state)
         self._reported = 0  # findings of the debug log already raised

@@ -14,7 +14,9 @@ Its first words have the same meaning in every policy, so counters read the same
     M_SEARCHED                  free blocks examined by searches so far (list policies)
     M_LAST_SEARCHED             free blocks examined by the last malloc (list policies)
 
-The other words are the policy's own (it documents them).  A policy touches `mem` only
+The other words are the policy's own (it documents them).  In every policy the word just
+below a live block's payload holds the nbytes it was allocated with (heap_size_of reads
+it, and so does the paged UM's segment check, with no call).  A policy touches `mem` only
 through `load` / `store` (vm32.memory's seam), and its state only by item access and
 vm32.heap.bits' byte access, so that the paging kernel's journaled memory and state work
 with every policy.

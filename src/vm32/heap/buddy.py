@@ -214,8 +214,8 @@ def release_reserve(mem, heap, k):
 
 @leaf_kernel
 def heap_init(mem, heap, base, limit):
-    """Set up an empty heap over [base, limit): the first block of the greedy tiling listed,
-    the rest in reserve."""
+    """Set up an empty heap over [base, limit) in a state from `new_state`: the first block of
+    the greedy tiling listed (its links written into `mem`), the rest in reserve."""
     heap[M_BASE] = base
     heap[M_LIMIT] = limit
     heap[2] = limit - base  # M_SPAN
@@ -374,12 +374,18 @@ def heap_block_bytes(heap, nbytes):
 
 
 @leaf_kernel
+def heap_footprint(heap):
+    """Bytes from base to the high-water mark of the blocks (the state only: never touches memory)."""
+    return heap[M_HIGH] - heap[M_BASE]
+
+
+@leaf_kernel
 def heap_stats(mem, heap, out):
     """Fill out[S_*] (vm32.heap.base); holes are the parts of free blocks below the
     high-water mark."""
     common_stats(heap, out)
     high = heap[M_HIGH]
-    out[S_FOOTPRINT] = high - heap[M_BASE]
+    out[S_FOOTPRINT] = heap_footprint(heap)
     holes = np.int64(0)
     largest = np.int64(0)
     for k in range(MIN_ORDER, MAX_ORDER + 1):
@@ -466,12 +472,11 @@ def check_lists(mem, heap, out, n, expected):
     return n
 
 
-def new_heap_state(words: np.ndarray, base: int, limit: int, *, debug: bool = False, **params) -> np.ndarray:
-    """An initialised buddy state over [base, limit) of `words` (no parameters)."""
+def new_state(base: int, limit: int, *, debug: bool = False, **params) -> np.ndarray:
+    """A buddy state over [base, limit) ready for `heap_init` (the policy has no parameters)."""
     if params:
         raise InvalidArgument(f"the buddy policy takes no parameters, not {', '.join(sorted(params))}")
     state = np.zeros(state_words(base, limit), dtype=np.int64)
-    heap_init(words, state, np.int64(base), np.int64(limit))
     state[M_DEBUG] = int(debug)
     state[M_POLICY] = ID
     return state

@@ -384,18 +384,16 @@ def take(mem, heap, p, fsize, size):
 
 @leaf_kernel
 def heap_init(mem, heap, base, limit):
-    """Set up an empty heap over [base, limit); the state array must be fresh (tags zero).
+    """Set up an empty heap over [base, limit) in a state from `new_state` (parameters set,
+    everything else zero); writes the pad word below the first header into `mem`.
 
     Requires base, limit multiples of 8, 0 < base, base + 16 <= limit, both inside mem.
     """
-    for i in range(META_WORDS):
-        heap[i] = 0
     heap[M_BASE] = base
     heap[M_LIMIT] = limit
     heap[M_SPAN] = limit - base
     heap[M_TOP] = base + ALIGN
     heap[M_HIGH] = base + ALIGN
-    heap[M_CACHE_CAP] = CACHE_CAP
     heap[M_TAG_ORIGIN] = 8 * M_TAGS - (base >> 3)
     store(mem, base, 0)  # the pad word below the first header
 
@@ -909,11 +907,17 @@ def heap_largest_free(mem, heap):
 
 
 @leaf_kernel
+def heap_footprint(heap):
+    """Bytes from base to the high-water mark of the blocks (the state only: never touches memory)."""
+    return heap[M_HIGH] - HEADER - heap[M_BASE]
+
+
+@leaf_kernel
 def heap_stats(mem, heap, out):
     """Fill out[S_*] (vm32.heap.base): counters, footprint, and the holes inside the footprint
     (free blocks, cached blocks and the unused space between top and the high-water mark)."""
     common_stats(heap, out)
-    out[S_FOOTPRINT] = heap[M_HIGH] - HEADER - heap[M_BASE]
+    out[S_FOOTPRINT] = heap_footprint(heap)
     gap = heap[M_HIGH] - heap[M_TOP]
     out[S_HOLE_BYTES] = heap[M_FREE_BYTES] + heap[M_CACHE_BYTES] + gap
     largest = gap
@@ -943,9 +947,12 @@ heap_addr_status = addr_status
 """HEAP_OK if an address is live, else HEAP_DOUBLE_FREE or HEAP_INVALID_FREE."""
 
 
-def new_heap_state(words: np.ndarray, base: int, limit: int, *, debug: bool = False, cache: bool = True,
-                   cache_cap: int | None = None) -> np.ndarray:
-    """An initialised tlsf state over [base, limit) of `words` (range already validated).
+def new_state(base: int, limit: int, *, debug: bool = False, cache: bool = True,
+              cache_cap: int | None = None) -> np.ndarray:
+    """A tlsf state over [base, limit) (range already validated) with its parameters set,
+    ready for `heap_init`.  Its tag map takes one byte per 8 bytes of range (512 MiB for
+    4 GiB); np.zeros gets it from the host lazily, so only the part under the heap's
+    footprint is committed.
 
     cache=False turns the quick caches off (so does debug); cache_cap bounds their bytes.
     """
@@ -957,10 +964,9 @@ def new_heap_state(words: np.ndarray, base: int, limit: int, *, debug: bool = Fa
                                   or cache_cap < 0):
         raise InvalidArgument(f"cache cap {cache_cap!r} must be a non-negative integer")
     state = np.zeros(state_words(base, limit), dtype=np.int64)
-    heap_init(words, state, np.int64(base), np.int64(limit))
     state[M_DEBUG] = int(debug)
     if debug or not cache:
         state[M_CACHE_CAP] = 0  # debug: cached blocks would escape the fill
-    elif cache_cap is not None:
-        state[M_CACHE_CAP] = min(int(cache_cap), CACHE_CAP)
+    else:
+        state[M_CACHE_CAP] = CACHE_CAP if cache_cap is None else min(int(cache_cap), CACHE_CAP)
     return state

@@ -9,11 +9,19 @@ called it by name:
 
     pol_malloc(c, nbytes)   pol_calloc(c, nbytes)   pol_free(c, addr)   pol_realloc(c, addr, nbytes)
     pol_is_live(c, addr)    pol_size_of(c, addr)    pol_block_bytes(c, nbytes)
-    pol_addr_status(c, addr)    pol_stats(c, out)
+    pol_addr_status(c, addr)    pol_stats(c, out)   pol_init(c, base, limit)
+    pol_check(c, out)   pol_largest_free(c)
 
 `heap_ref(policy, mem, state)` makes the plain carrier of a policy (class ``<Name>HeapRef``);
 other carriers (vm32.um.flat's spaces) call `register_carrier`.  Without the JIT the same
 functions dispatch through a dict.
+
+A *heap handle* is a plain carrier without memory, `heap_handle(policy, state)`: it names
+the policy (by its class) and holds the state, for callers that reach the memory only
+inside compiled code (vm32.kernel.procheap: the journaled memory of one operation, or the
+paged UM's space).  There `pol_over(h, mem, state)` makes the carrier of h's policy over
+that memory and state (e.g. a journaled view of h.heap); the state-only functions
+(pol_is_live, pol_addr_status, pol_block_bytes) take the handle itself.
 """
 
 from collections import namedtuple
@@ -46,6 +54,16 @@ HEAP_REFS = {name: _ref_class(name) for name in POLICIES}
 def heap_ref(policy: str, mem, state):
     """The carrier of `policy` over word memory `mem` and its state array."""
     return HEAP_REFS[policy](mem, state)
+
+
+def heap_handle(policy: str, state):
+    """The handle of a `policy` heap with state array `state` (a carrier whose mem is None)."""
+    return HEAP_REFS[policy](None, state)
+
+
+def pol_over(h, mem, state):
+    """The plain carrier of carrier `h`'s policy over `mem` and `state`."""
+    return HEAP_REFS[_CARRIERS[type(h)].NAME](mem, state)
 
 
 def pol_malloc(c, nbytes):
@@ -91,6 +109,21 @@ def pol_addr_status(c, addr):
 def pol_stats(c, out):
     """The carrier's policy's heap_stats."""
     return _CARRIERS[type(c)].heap_stats(c.mem, c.heap, out)
+
+
+def pol_init(c, base, limit):
+    """The carrier's policy's heap_init."""
+    return _CARRIERS[type(c)].heap_init(c.mem, c.heap, base, limit)
+
+
+def pol_check(c, out):
+    """The carrier's policy's heap_check."""
+    return _CARRIERS[type(c)].heap_check(c.mem, c.heap, out)
+
+
+def pol_largest_free(c):
+    """The carrier's policy's heap_largest_free."""
+    return _CARRIERS[type(c)].heap_largest_free(c.mem, c.heap)
 
 
 _WRAPPED: dict[type, dict] = {}  # wrapping carrier class -> {"malloc": impl, ...}
@@ -178,11 +211,34 @@ def _install() -> None:
         if m is not None:
             return lambda c, out: m.heap_stats(c.mem, c.heap, out)
 
+    def init_typer(c, base, limit):
+        m = _module_of(c)
+        if m is not None:
+            return lambda c, base, limit: m.heap_init(c.mem, c.heap, base, limit)
+
+    def check_typer(c, out):
+        m = _module_of(c)
+        if m is not None:
+            return lambda c, out: m.heap_check(c.mem, c.heap, out)
+
+    def largest_free_typer(c):
+        m = _module_of(c)
+        if m is not None:
+            return lambda c: m.heap_largest_free(c.mem, c.heap)
+
+    def over_typer(h, mem, state):
+        m = _module_of(h)
+        if m is not None:
+            ref = HEAP_REFS[m.NAME]
+            return lambda h, mem, state: ref(mem, state)
+
     options = {"_nrt": False, "forceinline": True}
     for stub, typer in ((pol_malloc, malloc_typer), (pol_calloc, calloc_typer), (pol_free, free_typer),
                         (pol_realloc, realloc_typer), (pol_is_live, is_live_typer),
                         (pol_size_of, size_of_typer), (pol_block_bytes, block_bytes_typer),
-                        (pol_addr_status, addr_status_typer), (pol_stats, stats_typer)):
+                        (pol_addr_status, addr_status_typer), (pol_stats, stats_typer),
+                        (pol_init, init_typer), (pol_check, check_typer),
+                        (pol_largest_free, largest_free_typer), (pol_over, over_typer)):
         overload(stub, jit_options=options)(typer)
 
 

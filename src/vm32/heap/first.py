@@ -15,7 +15,9 @@ from vm32.heap.freelist import (
     heap_block_bytes,
     heap_calloc,
     heap_check,
+    heap_footprint,
     heap_free,
+    heap_init,
     heap_is_live,
     heap_largest_free,
     heap_malloc,
@@ -25,9 +27,9 @@ from vm32.heap.freelist import (
 )
 
 __all__ = [  # this policy's kernels and tables: freelist's
-    "CHECK_MESSAGES", "PARAMS", "heap_addr_status", "heap_block_bytes", "heap_calloc", "heap_check", "heap_free",
-    "heap_is_live", "heap_largest_free", "heap_malloc", "heap_realloc", "heap_size_of", "heap_stats",
-    "NAME", "ID", "SUMMARY", "SEARCH", "new_heap_state",
+    "CHECK_MESSAGES", "PARAMS", "heap_addr_status", "heap_block_bytes", "heap_calloc", "heap_check",
+    "heap_footprint", "heap_free", "heap_init", "heap_is_live", "heap_largest_free", "heap_malloc",
+    "heap_realloc", "heap_size_of", "heap_stats", "NAME", "ID", "SUMMARY", "SEARCH", "new_state",
 ]
 
 NAME = "first"
@@ -36,6 +38,6 @@ SUMMARY = "explicit free list: the first free block that fits, in list order"
 SEARCH = freelist.FIRST
 
 
-def new_heap_state(words: np.ndarray, base: int, limit: int, **params) -> np.ndarray:
-    """An initialised state for a first-fit heap over [base, limit) (params: see PARAMS)."""
-    return freelist.new_list_state(words, base, limit, SEARCH, **params)
+def new_state(base: int, limit: int, **params) -> np.ndarray:
+    """A first-fit state over [base, limit) ready for `heap_init` (params: see PARAMS)."""
+    return freelist.new_list_state(base, limit, SEARCH, **params)

@@ -170,35 +170,41 @@ def state_words(base: int, limit: int, align: int, teach: bool) -> tuple[int, in
     return M_LIST + 2 * cap + (span >> 6) + 2, cap
 
 
-@leaf_kernel
-def list_init(mem, heap, base, limit, params, cap):
-    """Set up an empty list heap over [base, limit) (a fresh state: tags and sizes zero).
+def set_params(heap: np.ndarray, base: int, limit: int, params: tuple, cap: int) -> None:
+    """Write the parameter words of a fresh list state over [base, limit), before `heap_init`.
 
-    params = (search, order, coalesce, header, align, teach).  The whole range past the
-    first block address is one free entry.
+    params = (search, order, coalesce, header, align, teach).
     """
+    search, order, coalesce, hdr, align, teach = (int(v) for v in params)
     heap[M_BASE] = base
     heap[M_LIMIT] = limit
     heap[M_SPAN] = limit - base
-    heap[M_SEARCH] = params[0]
-    heap[M_POLICY] = params[0] + 1  # first, best, worst, next: ids 1-4
-    heap[M_ORDER] = params[1]
-    heap[M_COALESCE] = params[2]
-    hdr = params[3]
+    heap[M_SEARCH] = search
+    heap[M_POLICY] = search + 1  # first, best, worst, next: ids 1-4
+    heap[M_ORDER] = order
+    heap[M_COALESCE] = coalesce
     heap[M_HEADER] = hdr
-    heap[M_ALIGN] = params[4]
-    heap[M_TEACH] = params[5]
+    heap[M_ALIGN] = align
+    heap[M_TEACH] = teach
     heap[M_CAP] = cap
-    heap[M_SHIFT] = 0 if params[5] else 3
+    heap[M_SHIFT] = 0 if teach else 3
     tags = M_LIST + 2 * cap
     heap[M_TAG_ORIGIN] = 8 * tags
     heap[M_SIZES] = tags + ((limit - base) >> 3) + 2
     first = base
-    if not params[5]:  # the payload first + hdr must be aligned
-        first = base + ((params[4] - (base + hdr) % params[4]) % params[4])
+    if not teach:  # the payload first + hdr must be aligned
+        first = base + ((align - (base + hdr) % align) % align)
     heap[M_FIRST] = first
     heap[M_HIGH] = first
     heap[M_ROVER] = -1
+
+
+@leaf_kernel
+def heap_init(mem, heap, base, limit):
+    """Set up an empty list heap over [base, limit) in a state whose parameter words are set
+    (`set_params`): the whole range past the first block address is one free entry (its
+    header written into `mem` in real mode)."""
+    first = heap[M_FIRST]
     heap[M_COUNT] = 0
     if limit > first:
         put_entry(mem, heap, 0, first, limit - first)
@@ -605,11 +611,17 @@ def heap_largest_free(mem, heap):
 
 
 @leaf_kernel
+def heap_footprint(heap):
+    """Bytes from base to the high-water mark of the blocks (the state only: never touches memory)."""
+    return heap[M_HIGH] - heap[M_BASE]
+
+
+@leaf_kernel
 def heap_stats(mem, heap, out):
     """Fill out[S_*] (vm32.heap.base); holes are the entries' parts below the high-water mark."""
     common_stats(heap, out)
     high = heap[M_HIGH]
-    out[S_FOOTPRINT] = high - heap[M_BASE]
+    out[S_FOOTPRINT] = heap_footprint(heap)
     holes = np.int64(0)
     largest = np.int64(0)
     for i in range(heap[M_COUNT]):
@@ -716,9 +728,9 @@ def order_code(order: str) -> int:
     return code
 
 
-def new_list_state(words: np.ndarray, base: int, limit: int, search: int, *, header: int = 4, align: int = 8,
+def new_list_state(base: int, limit: int, search: int, *, header: int = 4, align: int = 8,
                    order: str = "ADDRSORT", coalesce: bool = True, debug: bool = False) -> np.ndarray:
-    """An initialised real-mode state for a list heap over [base, limit) of `words`.
+    """A real-mode state for a list heap over [base, limit), ready for `heap_init`.
 
     header: bytes before each payload, a multiple of 4 from 4 to 64 (its last word holds
     the size); align: payload alignment and block-size unit, a power of two from 8 to 4096.
@@ -731,8 +743,7 @@ def new_list_state(words: np.ndarray, base: int, limit: int, search: int, *, hea
         raise InvalidArgument(f"coalesce must be True or False, not {coalesce!r}")
     nwords, cap = state_words(base, limit, align, False)
     state = np.zeros(nwords, dtype=np.int64)
-    params = np.array([search, order_code(order), int(coalesce), header, align, 0], dtype=np.int64)
-    list_init(words, state, np.int64(base), np.int64(limit), params, np.int64(cap))
+    set_params(state, base, limit, (search, order_code(order), int(coalesce), header, align, 0), cap)
     state[M_DEBUG] = int(debug)
     return state
 
@@ -746,8 +757,8 @@ def new_teaching_state(base: int, size: int, search: int, order: int, coalesce: 
     limit = base + size
     nwords, cap = state_words(base, limit, 1, True)
     state = np.zeros(nwords, dtype=np.int64)
-    params = np.array([search, order, int(coalesce), header, max(align, 0), 1], dtype=np.int64)
-    list_init(np.zeros(1, np.uint32), state, np.int64(base), np.int64(limit), params, np.int64(cap))
+    set_params(state, base, limit, (search, order, int(coalesce), header, max(align, 0), 1), cap)
+    heap_init(np.zeros(1, np.uint32), state, np.int64(base), np.int64(limit))
     return state
 
 

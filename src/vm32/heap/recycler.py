@@ -120,7 +120,7 @@ def state_words(base: int, limit: int) -> int:
 
 @leaf_kernel
 def heap_init(mem, heap, base, limit):
-    """Set up an empty heap over [base, limit) (a fresh, zeroed state)."""
+    """Set up an empty heap over [base, limit) in a state from `new_state` (touches no memory)."""
     heap[M_BASE] = base
     heap[M_LIMIT] = limit
     heap[M_SPAN] = limit - base
@@ -302,10 +302,16 @@ def heap_largest_free(mem, heap):
 
 
 @leaf_kernel
+def heap_footprint(heap):
+    """Bytes from base to the high-water mark of the blocks (the state only: never touches memory)."""
+    return heap[M_TOP] - HEADER - heap[M_BASE]
+
+
+@leaf_kernel
 def heap_stats(mem, heap, out):
     """Fill out[S_*] (vm32.heap.base); the holes are the freed blocks."""
     common_stats(heap, out)
-    out[S_FOOTPRINT] = heap[M_TOP] - HEADER - heap[M_BASE]
+    out[S_FOOTPRINT] = heap_footprint(heap)
     out[S_HOLE_BYTES] = heap[M_FREE_BYTES]
     out[S_LARGEST_HOLE] = largest_stacked(mem, heap)
     out[S_FREE_LIST_LEN] = heap[M_FREE_BLOCKS]
@@ -383,12 +389,11 @@ def check_stacks(mem, heap, out, n, expected):
     return n
 
 
-def new_heap_state(words: np.ndarray, base: int, limit: int, *, debug: bool = False, **params) -> np.ndarray:
-    """An initialised recycler state over [base, limit) of `words` (no parameters)."""
+def new_state(base: int, limit: int, *, debug: bool = False, **params) -> np.ndarray:
+    """A recycler state over [base, limit) ready for `heap_init` (the policy has no parameters)."""
     if params:
         raise InvalidArgument(f"the recycler policy takes no parameters, not {', '.join(sorted(params))}")
     state = np.zeros(state_words(base, limit), dtype=np.int64)
-    heap_init(words, state, np.int64(base), np.int64(limit))
     state[M_DEBUG] = int(debug)
     state[M_POLICY] = ID
     return state

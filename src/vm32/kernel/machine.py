@@ -21,9 +21,12 @@ import threading
 
 import numpy as np
 
-from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MACHINE_FRAMES, MACHINE_SWAP, MIN_FRAMES
+from vm32.defaults import (
+    DEFAULT_HEAP_POLICY, DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MACHINE_FRAMES, MACHINE_SWAP, MIN_FRAMES,
+)
 from vm32.errors import InvalidArgument, OutOfMemory, ProtectionFault, SegmentationFault, VM32Error
 from vm32.files import temporary_file
+from vm32.heap.policies import policy_module
 from vm32.kernel import access, fault
 from vm32.kernel.layout import (
     BOUNCE_STRIDE,
@@ -195,6 +198,7 @@ class Machine:
         heap_size: int = DEFAULT_HEAP,
         stack_size: int = DEFAULT_STACK,
         writable_image: bool = True,
+        heap_policy: str = DEFAULT_HEAP_POLICY,
     ) -> "Process":
         """Create a process whose code/data are paged in on demand from `image`.
 
@@ -202,8 +206,10 @@ class Machine:
         first, so the image always lives on disk), or None (no image).  The image is
         mapped at IMAGE_BASE, the zero-filled heap of `heap_size` bytes follows
         it, and a zero-filled stack of `stack_size` bytes ends at STACK_TOP.
+        `heap_policy` names the allocator of the heap (vm32.heap.policies; `Process.heap`).
         """
         self._check_open()
+        policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
         path, data = self._image_file(image)
         heap_size = _positive_int("heap_size", heap_size, 0)
         stack_size = _positive_int("stack_size", stack_size, 0)
@@ -230,7 +236,7 @@ class Machine:
                 row[P_STATE] = PS_FREE
                 self._raise(st, 0, f"spawning a process on a machine of {self.frames} frames")
             row[P_STATE] = PS_LIVE
-            proc = Process(self, pid, path, heap_lo, heap_hi, stack_lo, STACK_TOP, len(data))
+            proc = Process(self, pid, path, heap_lo, heap_hi, stack_lo, STACK_TOP, len(data), heap_policy)
             self.processes[pid] = proc
         return proc
 
@@ -384,10 +390,11 @@ class Process:
     ProtectionFault naming the address and the reason.
     """
 
-    def __init__(self, machine: Machine, pid: int, image_path, heap_base, heap_end, stack_base, stack_top, image_size):
+    def __init__(self, machine: Machine, pid: int, image_path, heap_base, heap_end, stack_base, stack_top, image_size,
+                 heap_policy: str = DEFAULT_HEAP_POLICY):
         self.machine, self.pid, self.image_path = machine, pid, image_path
         self.image_base, self.image_size = IMAGE_BASE, image_size
-        self.heap_base, self.heap_end = heap_base, heap_end
+        self.heap_base, self.heap_end, self.heap_policy = heap_base, heap_end, heap_policy
         self.stack_base, self.stack_top = stack_base, stack_top
         self.final_stats: dict[str, int] | None = None
         self._heap = None
@@ -490,13 +497,14 @@ class Process:
     # ---- the heap: vm32.heap's allocator inside this address space (see procheap.py) ----
     @property
     def heap(self):
-        """The allocator of this process's heap region (a `ProcessHeap`), set up on first use."""
+        """The allocator of this process's heap region (a `ProcessHeap` of its heap_policy),
+        set up on first use."""
         if self._heap is None:
             with self._heap_lock:
                 if self._heap is None:
                     from vm32.kernel.procheap import ProcessHeap
 
-                    self._heap = ProcessHeap(self)
+                    self._heap = ProcessHeap(self, self.heap_policy)
         return self._heap
 
     def malloc(self, n: int) -> int:

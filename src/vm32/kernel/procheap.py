@@ -1,13 +1,16 @@
-"""Process heaps: one allocator per process - vm32.heap's, over the process's heap region,
-inside the process's own virtual address space.
+"""Process heaps: one allocator per process - a vm32.heap policy's (tlsf by default), over
+the process's heap region, inside the process's own virtual address space.
 
 Words
 -----
 *heap*     the allocator over the process's heap region [heap_lo, heap_hi) (layout.py).
            Its block headers, footers and free-list links are words in the process's
            pages: they fault in on demand and get swapped out and back like any data.
-           Its host-side state (vm32.heap's int64 ``state`` array: counters, list heads,
+           Its host-side state (the policy's int64 ``state`` array: counters, list heads,
            tag map) is kernel bookkeeping and stays a numpy array, one per process.
+*handle*   what the compiled operations take instead of the state array: the policy's
+           vm32.heap.dispatch heap handle of it (``h.heap`` is the array; its type names
+           the policy, so each policy's operations compile with its kernels inlined).
 *journal*  an int64 array ``jr`` per heap: a header (JR_*), then the undo entries of the
            operation in progress, ``(key, old)`` pairs: key >= 0 is an index into the
            state array, key < 0 the word at virtual address ``-1 - key``.
@@ -47,7 +50,7 @@ TxState    the journaled allocator's ``state``: a numba struct of (state array, 
            a corrupted header can never make the allocator write outside its state).
 ph_*       journaled operations: `ph_malloc`, `ph_calloc`, `ph_realloc`, `ph_free`,
            `ph_size_of`, `ph_init`, `ph_check`, `ph_largest_free`.  Each takes the heap
-           lock, runs the vm32.heap kernel inside ``try``, and on an abort rolls back:
+           lock, runs the policy's kernel inside ``try``, and on an abort rolls back:
            under the machine lock it replays the journal backwards, writing each old word
            wherever its page lives now - frame or swap slot, see fault.poke_word_locked -
            so the undo itself never faults and cannot fail.
@@ -65,7 +68,7 @@ An operation either completes or leaves state array and heap words exactly as be
 (its page-ins and page-table allocations stay: they are invisible to the heap).  Bulk
 work is kept out of the journal: calloc is malloc (journaled) + zeroing the new block
 (not journaled: no one else sees the block yet; on failure the block is freed again,
-journaled); realloc runs vm32.heap's realloc journaled (in place or moving), and when
+journaled); realloc runs the policy's realloc journaled (in place or moving), and when
 the move's copy overflows the journal it is redone as malloc + copy + free the same way.
 If even that final free fails the new block stays allocated (a leak, never corruption)
 and the failure is reported.
@@ -76,7 +79,7 @@ A long compiled loop on a CPU brackets itself like the Python API does::
 
     st = cpu_enter(ms, cpu, pid)     # loads CR3, marks the CPU busy, serves shootdowns
     ... loads/stores through a paged memory, e.g. access.PagedMemory(ms, ctx) ...
-    ... a = ph_calloc(ms, ctx, state, jr, nbytes); ph_free(ms, ctx, state, jr, a) ...
+    ... a = ph_calloc(ms, ctx, h, jr, nbytes); ph_free(ms, ctx, h, jr, a) ...
     cpu_leave(ms, cpu, ctx[CTX_ACCESSES])   # credits accesses, clears busy
 
 * Shootdowns: while busy, the CPU acknowledges TLB shootdowns only when it polls -
@@ -108,21 +111,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic, make_attribute_wrapper, models, overload, register_model
 
 from vm32.errors import DoubleFree, HeapError, InvalidArgument, InvalidFree, OutOfMemory
-from vm32.heap import core as heap_core
-from vm32.heap import (
-    HEAP_DOUBLE_FREE,
-    FreedBlocks,
-    HEAP_INVALID_FREE,
-    describe_findings,
-    heap_check,
-    heap_free,
-    heap_init,
-    heap_is_live,
-    heap_largest_free,
-    heap_malloc,
-    heap_realloc,
-    heap_size_of,
-    new_state,
+from vm32.defaults import DEFAULT_HEAP_POLICY
+from vm32.heap import ALIGN, HEAP_DOUBLE_FREE, HEAP_INVALID_FREE, FreedBlocks, describe_findings, policy_module
+from vm32.heap import base as heap_base
+from vm32.heap.dispatch import (
+    heap_handle, pol_addr_status, pol_check, pol_free, pol_init, pol_is_live, pol_largest_free, pol_malloc, pol_over,
+    pol_realloc, pol_size_of,
 )
 from vm32.jit import inline_leaf_kernel, leaf_kernel
 from vm32.kernel.access import (
@@ -333,24 +327,27 @@ def heap_unlock(jr):
 
 
 @leaf_kernel
-def _begin(ms, ctx, arr, jr):
-    """Start an operation (heap lock held): empty journal, clear status; the views."""
+def _begin(ms, ctx, h, jr):
+    """Start an operation (heap lock held): empty journal, clear status; the carrier of
+    h's policy over the journaled views of the heap's memory and state."""
     jr[JR_N] = 0
     jr[JR_WHY] = 0
     jr[JR_OPS] += 1
     ctx[CTX_STATUS] = 0
-    lo = arr[heap_core.M_BASE]
-    return HeapMem(ms, ctx, jr, lo, lo + arr[heap_core.M_SPAN]), tx_state(arr, jr)
+    arr = h.heap
+    lo = arr[heap_base.M_BASE]
+    return pol_over(h, HeapMem(ms, ctx, jr, lo, lo + arr[heap_base.M_SPAN]), tx_state(arr, jr))
 
 
 @leaf_kernel
-def _rollback(ms, ctx, arr, jr):
+def _rollback(ms, ctx, h, jr):
     """Undo the aborted operation's journal, newest entry first; return its status (< 0).
 
     Runs under the machine lock, so no page moves meanwhile; heap words are written
     where their pages live (poke_word_locked), so the undo never faults.
     """
     cpu = ctx[CTX_CPU]
+    arr = h.heap
     pgdir = ms.procs[ctx[CTX_PID] * P_COLS + P_PGDIR]
     machine_lock(ms, cpu)
     for k in range(jr[JR_N] - 1, -1, -1):
@@ -367,24 +364,24 @@ def _rollback(ms, ctx, arr, jr):
 
 
 @leaf_kernel
-def _tx_malloc(ms, ctx, arr, jr, nbytes):
+def _tx_malloc(ms, ctx, h, jr, nbytes):
     """One journaled malloc (heap lock held): address, ST_HEAP_FULL, or an abort status."""
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        p = heap_malloc(mem, st, nbytes)
+        p = pol_malloc(c, nbytes)
     except Exception:  # noqa: BLE001 - HeapAbort, or any error of the allocator
-        return _rollback(ms, ctx, arr, jr)
+        return _rollback(ms, ctx, h, jr)
     return p if p != 0 else np.int64(ST_HEAP_FULL)
 
 
 @leaf_kernel
-def _tx_free(ms, ctx, arr, jr, va):
+def _tx_free(ms, ctx, h, jr, va):
     """One journaled free (heap lock held): OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort."""
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        r = heap_free(mem, st, va)
+        r = pol_free(c, va)
     except Exception:  # noqa: BLE001
-        return _rollback(ms, ctx, arr, jr)
+        return _rollback(ms, ctx, h, jr)
     return _heap_status(r)
 
 
@@ -399,114 +396,116 @@ def _heap_status(r):
 
 
 @leaf_kernel
-def ph_init(ms, ctx, arr, jr):
-    """Set up an empty heap in `arr` (a fresh vm32.heap.new_state array); OK or ST_*."""
-    base, limit = arr[heap_core.M_BASE], arr[heap_core.M_LIMIT]
-    arr[heap_core.M_SPAN] = limit - base  # for _begin's range; heap_init sets it again
+def ph_init(ms, ctx, h, jr):
+    """Set up an empty heap in handle h's state (a policy's new_state, with M_BASE and
+    M_LIMIT set); OK or ST_*."""
+    arr = h.heap
+    base, limit = arr[heap_base.M_BASE], arr[heap_base.M_LIMIT]
+    arr[heap_base.M_SPAN] = limit - base  # for _begin's range; heap_init sets it again
     heap_lock(ms, ctx, jr)
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        heap_init(mem, st, base, limit)
+        pol_init(c, base, limit)
         r = np.int64(OK)
-    except Exception:  # noqa: BLE001 - the pad word's page could not come in
-        r = _rollback(ms, ctx, arr, jr)
+    except Exception:  # noqa: BLE001 - a page of the first words could not come in
+        r = _rollback(ms, ctx, h, jr)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def ph_malloc(ms, ctx, arr, jr, nbytes):
-    """Address of a new block of `nbytes` in the process heap, or ST_HEAP_FULL / an abort
-    status (nothing changed).  The CPU ctx[CTX_CPU] runs ctx[CTX_PID] (cpu_enter)."""
+def ph_malloc(ms, ctx, h, jr, nbytes):
+    """Address of a new block of `nbytes` in the process heap of handle `h`, or ST_HEAP_FULL
+    / an abort status (nothing changed).  The CPU ctx[CTX_CPU] runs ctx[CTX_PID] (cpu_enter)."""
     heap_lock(ms, ctx, jr)
-    r = _tx_malloc(ms, ctx, arr, jr, nbytes)
+    r = _tx_malloc(ms, ctx, h, jr, nbytes)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def ph_free(ms, ctx, arr, jr, va):
+def ph_free(ms, ctx, h, jr, va):
     """Free block `va`: OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status (nothing changed)."""
     heap_lock(ms, ctx, jr)
-    r = _tx_free(ms, ctx, arr, jr, va)
+    r = _tx_free(ms, ctx, h, jr, va)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def ph_size_of(ms, ctx, arr, jr, va):
+def ph_size_of(ms, ctx, h, jr, va):
     """nbytes of live block `va`, ST_INVALID_FREE / ST_DOUBLE_FREE, or a fault status."""
-    if not heap_is_live(arr, va):
-        return _heap_status(heap_core.addr_status(arr, va))
+    if not pol_is_live(h, va):
+        return _heap_status(pol_addr_status(h, va))
     heap_lock(ms, ctx, jr)
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        r = heap_size_of(mem, st, va)
+        r = pol_size_of(c, va)
     except Exception:  # noqa: BLE001
-        r = _rollback(ms, ctx, arr, jr)
+        r = _rollback(ms, ctx, h, jr)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def ph_calloc(ms, ctx, arr, jr, nbytes):
+def ph_calloc(ms, ctx, h, jr, nbytes):
     """Address of a new block of `nbytes` zeroed bytes, or ST_HEAP_FULL / an abort status.
 
     The zeroing is not journaled (the block is new); if it fails the block is freed
     again (journaled) before the status is returned.
     """
     heap_lock(ms, ctx, jr)
-    p = _tx_malloc(ms, ctx, arr, jr, nbytes)
+    p = _tx_malloc(ms, ctx, h, jr, nbytes)
     if p > 0:
         st = zero_user(PagedMemory(ms, ctx), ms.words, p, (nbytes + 3) & ~3)
         if st != OK:
-            _tx_free(ms, ctx, arr, jr, p)
+            _tx_free(ms, ctx, h, jr, p)
             p = st
         else:
-            arr[heap_core.M_CALLOCS] += 1
+            h.heap[heap_base.M_CALLOCS] += 1
     heap_unlock(jr)
     return p
 
 
 @leaf_kernel
-def ph_realloc(ms, ctx, arr, jr, va, nbytes, buf):
+def ph_realloc(ms, ctx, h, jr, va, nbytes, buf):
     """Resize block `va` to `nbytes` keeping its contents; the (maybe new) address, or
     ST_HEAP_FULL (block intact), ST_INVALID_FREE / ST_DOUBLE_FREE, or an abort status.
     `buf` (uint32, a page) is the page buffer of a move's copy."""
     heap_lock(ms, ctx, jr)
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        r = heap_realloc(mem, st, va, nbytes)
+        r = pol_realloc(c, va, nbytes)
         if r == 0:
             r = np.int64(ST_HEAP_FULL)
         elif r < 0:
             r = _heap_status(-r)
     except Exception:  # noqa: BLE001
-        r = _rollback(ms, ctx, arr, jr)
+        r = _rollback(ms, ctx, h, jr)
         if r == ST_JOURNAL_FULL:  # the move's copy: redo it outside the journal
-            r = _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf)
+            r = _realloc_by_moving(ms, ctx, h, jr, va, nbytes, buf)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf):
+def _realloc_by_moving(ms, ctx, h, jr, va, nbytes, buf):
     """realloc as malloc + copy + free, each heap step journaled (heap lock held)."""
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        old = heap_size_of(mem, st, va)
+        old = pol_size_of(c, va)
     except Exception:  # noqa: BLE001
-        return _rollback(ms, ctx, arr, jr)
-    q = _tx_malloc(ms, ctx, arr, jr, nbytes)
+        return _rollback(ms, ctx, h, jr)
+    q = _tx_malloc(ms, ctx, h, jr, nbytes)
     if q < 0:
         return q
     s = copy_user(PagedMemory(ms, ctx), ms.words, q, va, (min(old, nbytes) + 3) & ~3, buf)
     if s == OK:
-        s = _tx_free(ms, ctx, arr, jr, va)
+        s = _tx_free(ms, ctx, h, jr, va)
     if s != OK:
-        _tx_free(ms, ctx, arr, jr, q)  # if this fails too, q leaks: the heap stays sound
+        _tx_free(ms, ctx, h, jr, q)  # if this fails too, q leaks: the heap stays sound
         return s
-    arr[heap_core.M_REALLOCS] += 1
+    h.heap[heap_base.M_REALLOCS] += 1
     return q
 
 
@@ -514,42 +513,42 @@ def _realloc_by_moving(ms, ctx, arr, jr, va, nbytes, buf):
 
 
 @inline_leaf_kernel
-def direct_malloc(mem, ctx, arr, nbytes):
-    """Address of a new block of `nbytes` in the heap of state `arr` over paged memory `mem`
+def direct_malloc(mem, ctx, h, nbytes):
+    """Address of a new block of `nbytes` in the heap of handle `h` over paged memory `mem`
     (access context ctx), ST_HEAP_FULL, or the status of a page that could not come in."""
-    p = heap_malloc(mem, arr, nbytes)
+    p = pol_malloc(pol_over(h, mem, h.heap), nbytes)
     if ctx[CTX_STATUS] != 0:
         return ctx[CTX_STATUS]
     return p if p != 0 else np.int64(ST_HEAP_FULL)
 
 
 @inline_leaf_kernel
-def direct_calloc(mem, ctx, words, arr, nbytes):
+def direct_calloc(mem, ctx, words, h, nbytes):
     """direct_malloc, then the block's words zeroed (`words`: mem's physical memory)."""
-    p = direct_malloc(mem, ctx, arr, nbytes)
+    p = direct_malloc(mem, ctx, h, nbytes)
     if p > 0:
         st = zero_user(mem, words, p, (nbytes + 3) & ~3)
         if st != OK:
             return st
-        arr[heap_core.M_CALLOCS] += 1
+        h.heap[heap_base.M_CALLOCS] += 1
     return p
 
 
 @inline_leaf_kernel
-def direct_free(mem, ctx, arr, va):
+def direct_free(mem, ctx, h, va):
     """Free block `va`: OK, ST_INVALID_FREE / ST_DOUBLE_FREE, or the status of a page that
     could not come in."""
-    r = heap_free(mem, arr, va)
+    r = pol_free(pol_over(h, mem, h.heap), va)
     if ctx[CTX_STATUS] != 0:
         return ctx[CTX_STATUS]
     return _heap_status(r)
 
 
 @inline_leaf_kernel
-def direct_size_of(mem, ctx, arr, va):
+def direct_size_of(mem, ctx, h, va):
     """nbytes of live block `va` (the caller checked it is live), or the status of a page
     that could not come in."""
-    n = heap_size_of(mem, arr, va)
+    n = pol_size_of(pol_over(h, mem, h.heap), va)
     if ctx[CTX_STATUS] != 0:
         return ctx[CTX_STATUS]
     return n
@@ -559,28 +558,28 @@ def direct_size_of(mem, ctx, arr, va):
 
 
 @leaf_kernel
-def ph_check(ms, ctx, arr, jr, out):
-    """vm32.heap's heap_check over the process heap (findings into `out`); the number of
+def ph_check(ms, ctx, h, jr, out):
+    """The policy's heap_check over the process heap (findings into `out`); the number of
     findings (>= 0), or a fault status if a page could not come in."""
     heap_lock(ms, ctx, jr)
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        r = heap_check(mem, st, out)  # st, not arr: one specialisation of the allocator
+        r = pol_check(c, out)  # the journaled state, not h.heap: one specialisation of the allocator
     except Exception:  # noqa: BLE001
-        r = _rollback(ms, ctx, arr, jr)
+        r = _rollback(ms, ctx, h, jr)
     heap_unlock(jr)
     return r
 
 
 @leaf_kernel
-def ph_largest_free(ms, ctx, arr, jr):
+def ph_largest_free(ms, ctx, h, jr):
     """Largest free block (bytes, header included, room at top counted), or a fault status."""
     heap_lock(ms, ctx, jr)
-    mem, st = _begin(ms, ctx, arr, jr)
+    c = _begin(ms, ctx, h, jr)
     try:
-        r = heap_largest_free(mem, st)
+        r = pol_largest_free(c)
     except Exception:  # noqa: BLE001
-        r = _rollback(ms, ctx, arr, jr)
+        r = _rollback(ms, ctx, h, jr)
     heap_unlock(jr)
     return r
 
@@ -591,7 +590,7 @@ OP_INIT, OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_FREE, OP_SIZE_OF, OP_LARGEST_FREE 
 
 
 @leaf_kernel
-def k_heap_op(ms, ctx, arr, jr, buf, op, a, b):
+def k_heap_op(ms, ctx, h, jr, buf, op, a, b):
     """cpu_enter, the heap operation `op` (OP_*) with arguments a, b, cpu_leave (`buf`: a
     page buffer for realloc's copy).
 
@@ -602,31 +601,31 @@ def k_heap_op(ms, ctx, arr, jr, buf, op, a, b):
     if st != OK:
         return np.int64(st)
     if op == OP_MALLOC:
-        r = ph_malloc(ms, ctx, arr, jr, a)
+        r = ph_malloc(ms, ctx, h, jr, a)
     elif op == OP_CALLOC:
-        r = ph_calloc(ms, ctx, arr, jr, a)
+        r = ph_calloc(ms, ctx, h, jr, a)
     elif op == OP_REALLOC:
-        r = ph_realloc(ms, ctx, arr, jr, a, b, buf)
+        r = ph_realloc(ms, ctx, h, jr, a, b, buf)
     elif op == OP_FREE:
-        r = ph_free(ms, ctx, arr, jr, a)
+        r = ph_free(ms, ctx, h, jr, a)
     elif op == OP_SIZE_OF:
-        r = ph_size_of(ms, ctx, arr, jr, a)
+        r = ph_size_of(ms, ctx, h, jr, a)
     elif op == OP_LARGEST_FREE:
-        r = ph_largest_free(ms, ctx, arr, jr)
+        r = ph_largest_free(ms, ctx, h, jr)
     else:
-        r = ph_init(ms, ctx, arr, jr)
+        r = ph_init(ms, ctx, h, jr)
     cpu_leave(ms, cpu, ctx[CTX_ACCESSES])
     return r
 
 
 @leaf_kernel
-def k_heap_check(ms, ctx, arr, jr, out):
+def k_heap_check(ms, ctx, h, jr, out):
     """cpu_enter, ph_check, cpu_leave."""
     cpu = ctx[CTX_CPU]
     st = cpu_enter(ms, cpu, ctx[CTX_PID])
     if st != OK:
         return np.int64(st)
-    r = ph_check(ms, ctx, arr, jr, out)
+    r = ph_check(ms, ctx, h, jr, out)
     cpu_leave(ms, cpu, ctx[CTX_ACCESSES])
     return r
 
@@ -635,22 +634,27 @@ def k_heap_check(ms, ctx, arr, jr, out):
 
 
 class ProcessHeap:
-    """The heap of process `proc`: vm32.heap's allocator over [proc.heap_base, proc.heap_end).
+    """The heap of process `proc`: a vm32.heap policy's allocator over [proc.heap_base,
+    proc.heap_end) (`policy`, default tlsf, with that policy's `params`, as vm32.heap.Heap).
 
-    Attributes `state` (vm32.heap state array) and `journal` (see the module docstring)
-    are what the compiled ph_* functions take.  Created by `Process.heap` on first use;
-    every method may raise OutOfMemory when a page of the heap cannot be brought in
-    (nothing changed then), besides the allocator's own errors.
+    Attributes `state` (the policy's state array), `handle` (vm32.heap.dispatch's heap
+    handle of that state) and `journal` (see the module docstring) are what the compiled
+    ph_* functions take.  Created by `Process.heap` on first use; every method may raise
+    OutOfMemory when a page of the heap cannot be brought in (nothing changed then),
+    besides the allocator's own errors.
     """
 
-    def __init__(self, proc):
-        if proc.heap_end - proc.heap_base < 2 * heap_core.ALIGN:
+    def __init__(self, proc, policy: str = DEFAULT_HEAP_POLICY, **params):
+        if proc.heap_end - proc.heap_base < 2 * ALIGN:
             raise InvalidArgument(f"process {proc.pid} has no heap (spawn it with heap_size > 0)")
+        self.kernels = policy_module(policy)
+        self.policy = self.kernels.NAME
         self.proc, self.base, self.limit = proc, proc.heap_base, proc.heap_end
-        self.state = new_state(self.base, self.limit)
+        self.state = self.kernels.new_state(self.base, self.limit, **params)
+        self.handle = heap_handle(self.policy, self.state)
         self._freed = FreedBlocks()
-        self.state[heap_core.M_BASE] = self.base
-        self.state[heap_core.M_LIMIT] = self.limit
+        self.state[heap_base.M_BASE] = self.base
+        self.state[heap_base.M_LIMIT] = self.limit
         self.journal = new_journal()
         self.bounce = np.zeros(PAGE_WORDS, dtype=np.uint32)
         self._run(OP_INIT, 0, 0, "heap set-up")
@@ -666,7 +670,7 @@ class ProcessHeap:
         m = self.proc.machine
         while True:
             ctx = self._ctx()
-            r = int(k_heap_op(m.ms, ctx, self.state, self.journal, self.bounce, op, a, b))
+            r = int(k_heap_op(m.ms, ctx, self.handle, self.journal, self.bounce, op, a, b))
             if r != ST_JOURNAL_FULL:
                 break
             self.grow_journal(what)
@@ -705,7 +709,7 @@ class ProcessHeap:
     def _no_room(self, n: int) -> OutOfMemory:
         return OutOfMemory(
             f"process {self.proc.pid}: heap {self.base:#x}..{self.limit:#x} has no room for {n} bytes "
-            f"(live {int(self.state[heap_core.M_LIVE_BYTES])} bytes); free blocks or spawn with a larger heap_size"
+            f"(live {int(self.state[heap_base.M_LIVE_BYTES])} bytes); free blocks or spawn with a larger heap_size"
         )
 
     def _bad_addr(self, r: int, va: int, what: str) -> None:
@@ -767,23 +771,21 @@ class ProcessHeap:
 
     def is_live(self, va: int) -> bool:
         """True iff `va` is the address of a live block (host state only: never faults)."""
-        return bool(heap_is_live(self.state, np.int64(self._addr(va))))
+        return bool(self.kernels.heap_is_live(self.state, np.int64(self._addr(va))))
 
     def counters(self) -> dict[str, int]:
         """The allocator's counters (host-side state only: never faults, works after the
         process has exited), plus journaled operations and aborts."""
         m = self.state
-        c = heap_core
+        c = heap_base
         return {
+            "policy": self.policy,
             "base": self.base,
             "limit": self.limit,
             "live_bytes": int(m[c.M_LIVE_BYTES]),
             "live_blocks": int(m[c.M_MALLOCS] - m[c.M_FREES]),
             "peak_live_bytes": int(m[c.M_PEAK_LIVE]),
-            "footprint": int(m[c.M_HIGH] - c.HEADER - self.base),
-            "free_bytes": int(m[c.M_FREE_BYTES]),
-            "free_blocks": int(m[c.M_FREE_BLOCKS]),
-            "cached_bytes": int(m[c.M_CACHE_BYTES]),
+            "footprint": int(self.kernels.heap_footprint(m)),
             "mallocs": int(m[c.M_MALLOCS]),
             "callocs": int(m[c.M_CALLOCS]),
             "frees": int(m[c.M_FREES]),
@@ -800,7 +802,7 @@ class ProcessHeap:
 
     def fits(self, n: int) -> bool:
         """True if a block of `n` bytes fits in the heap now (its header and alignment included)."""
-        return int(heap_core.block_size(self._size(n))) <= self.largest_free()
+        return int(self.kernels.heap_block_bytes(self.state, self._size(n))) <= self.largest_free()
 
     def stats(self) -> dict[str, int]:
         """Allocator counters (as vm32.heap.Heap.stats), plus journal operations/aborts."""
@@ -810,14 +812,14 @@ class ProcessHeap:
         """Walk every block and free list (paging them in); the broken invariants, [] if healthy."""
         out = np.zeros((max_findings, 3), dtype=np.int64)
         ctx = self._ctx()
-        n = int(k_heap_check(self.proc.machine.ms, ctx, self.state, self.journal, out))
+        n = int(k_heap_check(self.proc.machine.ms, ctx, self.handle, self.journal, out))
         if n < 0:
             self._raise(n, ctx, "heap check")
-        return describe_findings(out, n)
+        return describe_findings(out, n, self.kernels.CHECK_MESSAGES)
 
     def inject_failure(self, after: int) -> None:
         """Test hook: the `after`-th heap word access from now fails as if no frame were free."""
         self.journal[JR_INJECT] = after
 
     def __repr__(self) -> str:
-        return f"ProcessHeap(pid={self.proc.pid}, {self.base:#x}..{self.limit:#x})"
+        return f"ProcessHeap(pid={self.proc.pid}, {self.base:#x}..{self.limit:#x}, {self.policy})"

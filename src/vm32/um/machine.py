@@ -86,7 +86,7 @@ class UniversalMachine:
         as large as the heap region) in `swap_path` (default: a temporary file; an existing
         file there that is not a vm32 swap file only if `swap_overwrite`) and TLBs of
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
-        allocator of the segments (vm32.heap.policies; flat only for now, tlsf elsewhere).
+        allocator of the segments (vm32.heap.policies; on flat and paged, tlsf elsewhere).
         `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
         `check_heap` (flat only) puts the segments on a debugging heap (vm32.heap.debug):
         `heap_leaks()` then lists the segments never unmapped with the pc that mapped them.
@@ -97,9 +97,10 @@ class UniversalMachine:
             raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
         if heap_policy != DEFAULT_HEAP_POLICY:
             policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
-            if backend != "flat":
+            if backend not in ("flat", "paged"):
                 raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
-                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat")
+                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat "
+                                      "or paged")
         if check_heap and backend != "flat":
             raise InvalidArgument(f"checking the heap runs on the flat backend, not {backend}")
         if record_allocs and backend != "classic":
@@ -120,7 +121,7 @@ class UniversalMachine:
             self.memory = self.heap = None
             self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
                                       swap_path=swap_path, swap_overwrite=swap_overwrite, tlb_entries=tlb_entries,
-                                      machine=machine)
+                                      machine=machine, heap_policy=heap_policy)
             self.space = self.paged.space
         elif backend in ("flat", "jit"):
             if self.memory_size < 2 * PAGE_SIZE:

@@ -23,7 +23,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Sequence
 
-from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MULTI_MEMORY, MULTI_SWAP_LIMIT, UM_FRAMES
+from vm32.defaults import (
+    DEFAULT_HEAP_POLICY, DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, MULTI_MEMORY, MULTI_SWAP_LIMIT, UM_FRAMES,
+)
 from vm32.errors import InvalidArgument, VM32Error
 from vm32.um.machine import UniversalMachine
 from vm32.workers import Worker, join_all, start_all
@@ -67,11 +69,13 @@ def run_programs(
     slice_instructions: int = MULTI_SLICE,
     on_tick: Callable[[object, list[ProcessRun]], None] | None = None,
     tick_seconds: float = 0.1,
+    heap_policy: str = DEFAULT_HEAP_POLICY,
 ) -> tuple[list[ProcessRun], dict]:
     """Run `programs` (paths, UM file bytes or word arrays) concurrently on one paged machine.
 
     `frames`, `policy`, `swap` (bytes; default: room for every heap, at most MULTI_SWAP_LIMIT), `swap_path`,
-    `swap_overwrite` and `tlb_entries` describe the machine (see vm32.kernel.machine.Machine); `memory_size` is each process's heap region.
+    `swap_overwrite` and `tlb_entries` describe the machine (see vm32.kernel.machine.Machine); `memory_size` is each process's heap region,
+    `heap_policy` its allocator (vm32.heap.policies).
     Process i reads `inputs[i]` (None: end of input at once) and writes to `outputs[i]`
     (default: kept in memory, see ProcessRun.um).  `on_tick(machine, runs)` is called
     from this thread every `tick_seconds` while they run (live displays).  Returns the
@@ -103,7 +107,8 @@ def run_programs(
             for run, program, data, out in zip(runs, programs, inputs, outputs):
                 try:
                     run.um = UniversalMachine(program, backend="paged", machine=m, memory_size=heap,
-                                              stdin=b"" if data is None else data, stdout=out, name=run.name)
+                                              stdin=b"" if data is None else data, stdout=out, name=run.name,
+                                              heap_policy=heap_policy)
                 except VM32Error as e:
                     run.error = e
             for run in runs:

@@ -2,7 +2,8 @@
 
 A segment id *is* a 32-bit virtual address in the process's own address space:
 segments are blocks of the process's one allocator (vm32.kernel.procheap, in its
-direct mode), and every instruction fetch, load, store and allocator access goes
+direct mode; any vm32.heap policy: the space's heap handle names it, so the interpreter
+is compiled once per policy with its kernels inlined), and every instruction fetch, load, store and allocator access goes
 through the kernel's translation (vm32.kernel.trampoline: the TLB probe inline,
 walks and faults through its cold entry point), so a program may use far more
 memory than the machine's frames.  `vm32.um.paged_process.PagedProcess` is the
@@ -38,7 +39,8 @@ Translation
 `_xlate` is the one translation of this backend (trampoline.ref_translate): poll this
 CPU's shootdown slot, probe the TLB, else the cold path.  A load or store of segment
 s at offset i: the live bit of s (the heap's host tag map), one translation of s's
-header (its size), and the data word's address derived from the header's when both
+header (the word below a live block's payload holds its size in every policy: see
+vm32.heap.base), and the data word's address derived from the header's when both
 are on one page (most segments are small), else a second translation.  `seg_check`
 returns the data word's physical address (and whether its TLB entry allows a store:
 W and a known Dirty bit) for `seg_get` and `seg_set`; a store the entry does not
@@ -68,7 +70,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from vm32.heap import heap_is_live
+from vm32.heap.dispatch import pol_is_live
 from vm32.jit import inline_leaf_kernel, kernel, outline_leaf_kernel
 from vm32.kernel.access import (
     CTX_ACCESSES, CTX_CACHE, CTX_CACHE_AT, CTX_CACHE_STRIDE, CTX_CPU, CTX_FAULT_VA, CTX_PID, CTX_SIZE, CTX_STATUS,
@@ -86,7 +88,8 @@ from vm32.um import status as S
 from vm32.um.kernel import ST_ICOUNT, um_run
 
 PagedSpace = namedtuple("PagedSpace", ["words", "heap", "meta", "tlb", "cpu", "ref", "bounce"])
-"""words: physical memory (uint32); heap: the process heap's state array; meta: int64[M_SIZE];
+"""words: physical memory (uint32); heap: the process heap's handle (vm32.heap.dispatch: its
+policy's kernels are compiled into the interpreter); meta: int64[M_SIZE];
 tlb: the running CPU's TLB row; cpu: its register row; ref: the machine by address
 (trampoline.machine_ref); bounce: uint32[PAGE_WORDS], the copy buffer of load program."""
 
@@ -127,8 +130,8 @@ def new_meta(pid: int) -> np.ndarray:
     return meta
 
 
-def make_space(ms, ref: np.ndarray, heap: np.ndarray, meta: np.ndarray, cpu: int, every_access: bool):
-    """The space of a process (heap state, meta) running on CPU `cpu` of machine state `ms`
+def make_space(ms, ref: np.ndarray, heap, meta: np.ndarray, cpu: int, every_access: bool):
+    """The space of a process (heap handle, meta) running on CPU `cpu` of machine state `ms`
     (ref: its address); `every_access` if the machine's policy sees every access."""
     meta[M_CPU] = cpu
     drop_cached(meta)
@@ -394,7 +397,7 @@ def _code_set_buffered(space, code, i, value):
 @inline_leaf_kernel
 def _is_segment(space, s):
     """True iff `s` is an active segment other than segment 0 (host tag map: never faults)."""
-    return s != space.meta[M_CODE] and heap_is_live(space.heap, s)
+    return s != space.meta[M_CODE] and pol_is_live(space.heap, s)
 
 
 @inline_leaf_kernel

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vm32.defaults import DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, UM_FRAMES, UM_SWAP_LIMIT
+from vm32.defaults import DEFAULT_HEAP_POLICY, DEFAULT_POLICY, DEFAULT_TLB_ENTRIES, UM_FRAMES, UM_SWAP_LIMIT
 from vm32.errors import InvalidArgument, OutOfMemory, VM32Error
 from vm32.kernel.layout import IMAGE_BASE, STACK_TOP, STATUS_NAMES, ST_NO_FRAME, ST_SWAP_FULL
 from vm32.kernel.trampoline import machine_ref
@@ -30,12 +30,14 @@ class PagedProcess:
     `machine` None a machine of its own is made (closed with the process) from
     `frames`, `policy`, `swap` (bytes; default the heap size, at most UM_SWAP_LIMIT),
     `swap_path` (with `swap_overwrite`, see Machine) and `tlb_entries`; otherwise those must
-    be None.  Used by
-    `vm32.um.machine.UniversalMachine`; any host thread may run it, one at a time.
+    be None.  `heap_policy` is the allocator of the segments (the process heap's policy,
+    vm32.heap.policies).  Used by `vm32.um.machine.UniversalMachine`; any host thread may
+    run it, one at a time.
     """
 
     def __init__(self, words: np.ndarray, heap_size: int, *, name: str = "program", frames=None, policy=None,
-                 swap=None, swap_path=None, swap_overwrite=False, tlb_entries=None, machine=None):
+                 swap=None, swap_path=None, swap_overwrite=False, tlb_entries=None, machine=None,
+                 heap_policy: str = DEFAULT_HEAP_POLICY):
         from vm32.kernel.machine import Machine
 
         heap_size = min(int(heap_size), PAGED_MAX_HEAP) // PAGE_SIZE * PAGE_SIZE
@@ -57,15 +59,15 @@ class PagedProcess:
         self.machine = machine
         self.proc = self.heap = self.space = None
         try:
-            self._start(np.ascontiguousarray(words, dtype=np.uint32), heap_size)
+            self._start(np.ascontiguousarray(words, dtype=np.uint32), heap_size, heap_policy)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, words: np.ndarray, heap_size: int) -> None:
+    def _start(self, words: np.ndarray, heap_size: int, heap_policy: str) -> None:
         """Spawn the process and load `words` into segment 0, a block of its heap."""
         m = self.machine
-        self.proc = m.spawn(image=None, heap_size=heap_size, stack_size=0)
+        self.proc = m.spawn(image=None, heap_size=heap_size, stack_size=0, heap_policy=heap_policy)
         self.heap_base, self.heap_limit = self.proc.heap_base, self.proc.heap_end
         self.heap = self.proc.heap  # the process's one allocator; the UM runs it in direct mode
         nbytes = 4 * len(words)
@@ -77,7 +79,7 @@ class PagedProcess:
         self.ref = machine_ref(m.ms)
         meta = new_meta(self.proc.pid)
         meta[M_CODE], meta[M_CODE_LEN] = code, len(words)
-        self.space = make_space(m.ms, self.ref, self.heap.state, meta, m.cpu(), m.sees_every_access)
+        self.space = make_space(m.ms, self.ref, self.heap.handle, meta, m.cpu(), m.sees_every_access)
 
     # ---- running ----
     def run_slice(self, regs, st, inbuf, outbuf, budget: int) -> int:
@@ -85,7 +87,7 @@ class PagedProcess:
         meta = self.space.meta
         cpu = self.machine.cpu()
         if cpu != meta[M_CPU]:
-            self.space = make_space(self.machine.ms, self.ref, self.heap.state, meta, cpu,
+            self.space = make_space(self.machine.ms, self.ref, self.heap.handle, meta, cpu,
                                     self.machine.sees_every_access)
         r = int(paged_um_run(self.machine.ms, self.space, regs, st, inbuf, outbuf, budget))
         if r < 0:
