@@ -574,18 +574,28 @@ def test_jit_dump_errors(jit, tmp_path, capsys, args, fragment):
 
 def test_ctrl_c_stops_compiled_code(tmp_path):
     # An endless loop, compiled within a moment; SIGINT ends the run with status 130.
+    import select
     import signal
     import subprocess
     import sys
     import time
 
-    (tmp_path / "spin.um").write_bytes(assemble("loop: li r1, loop\nloadprog r0, r1").astype(">u4").tobytes())
+    # It prints a byte first: once that arrives (after the first slice) the process has
+    # started, whatever the machine's load, and the loop compiles within milliseconds.
+    spin = "li r2, 33\nout r2\nloop: li r1, loop\nloadprog r0, r1"
+    (tmp_path / "spin.um").write_bytes(assemble(spin).astype(">u4").tobytes())
     outcome("li r7, 2000\nloop:\n" + COUNT_DOWN + "done: halt", "jit")  # numba's cache holds the kernels
     proc = subprocess.Popen([sys.executable, "-m", "vm32", "um", "run", str(tmp_path / "spin.um"), "--backend",
                              "jit", "--stats"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)  # long enough to compile the loop
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready and proc.stdout.read(1) == b"!", "the program did not start"
+        time.sleep(2)  # long enough to compile the loop
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # an endless loop must not outlive a failed test
+        proc.wait()
     assert proc.returncode == 130, err
     stats = err.decode()
     assert "Traceback" not in stats
