@@ -301,6 +301,21 @@ def test_several_programs_json(capsys, hello):
     assert doc["machine"]["page_faults"] > 0
 
 
+def test_heap_sim_json_has_the_finalstats_figures(capsys):
+    args = ("heap", "sim", "-A", "+10,-0,+5,+200", "-c")
+    code, text, _ = call_main(capsys, *args)
+    finalstats = dict(kv.split("=") for kv in text.splitlines()[-1].split()[1:])
+    code_json, out, err = call_main(capsys, *args, "--json")
+    doc = json.loads(out)
+    assert (code, code_json, err) == (0, 0, "")
+    assert {k: str(v) for k, v in doc["stats"].items()} == {k: v for k, v in finalstats.items()
+                                                             if k in doc["stats"]}
+    assert [op["op"] for op in doc["operations"]] == ["alloc", "free", "alloc", "alloc"]
+    assert doc["operations"][3]["addr"] == -1 and doc["stats"]["failed"] == 1  # 200 bytes do not fit in 100
+    questions = json.loads(call_main(capsys, *args[:-1], "--json")[1])  # without -c: no answers
+    assert "addr" not in questions["operations"][0] and set(questions["stats"]) == {"ops", "allocs", "frees"}
+
+
 # ---------------------------------------------------------------- the first run
 
 

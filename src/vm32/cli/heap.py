@@ -57,6 +57,9 @@ def add_sim(sub) -> None:
                      help="explicit ops instead of random ones: +SIZE allocates, -N frees ptr[N], e.g. +10,-0,+5")
     sim.add_argument("-c", "--compute", action="store_true", help="print the answers")
     sim.add_argument("--explain", action="store_true", help="with -c: one line on why each block was chosen")
+    sim.add_argument("--json", action="store_true",
+                     help="print one JSON document instead: the options, each operation (with -c its "
+                          "address, blocks searched and free list) and the FINALSTATS figures")
     sim.set_defaults(handler=cmd_heap_sim)
 
 
@@ -68,8 +71,30 @@ def cmd_heap_sim(args) -> int:
                          policy=args.policy, order=args.order, coalesce=args.coalesce, ops=args.ops,
                          range=args.range, percent=args.percent, alloc_list=args.alloc_list,
                          compute=args.compute, explain=args.explain)
-    print("\n".join(run(options)))
+    if args.json:
+        print(json.dumps(_sim_document(options), indent=1))
+    else:
+        print("\n".join(run(options)))
     return 0
+
+
+def _sim_document(options) -> dict:
+    """`heap sim --json`: the options, the operations and the FINALSTATS figures; without -c
+    only what the questions show (the operations, not their answers)."""
+    from dataclasses import asdict
+
+    from vm32.heap.sim import final_figures, simulate, validate
+
+    o = validate(options)
+    steps = simulate(o)
+    operations = []
+    for s in steps:
+        op = dict(op="alloc", ptr=s.ptr, size=s.size) if s.size is not None else dict(op="free", ptr=s.ptr)
+        if o.compute:
+            op.update(dict(addr=s.addr, searched=s.searched) if s.size is not None else dict(status=s.status))
+            op["free_list"] = [dict(addr=a, size=n) for a, n in s.free_list]
+        operations.append(op)
+    return dict(options=asdict(o), operations=operations, stats=final_figures(o, steps))
 
 
 def add_replay(sub) -> None:

@@ -250,13 +250,22 @@ def run(o: SimOptions) -> list[str]:
 
 def final_stats(o: SimOptions, steps: list[Step]) -> str:
     """The greppable summary line (without -c: only what gives no answer away)."""
-    allocs = [s for s in steps if s.size is not None]
-    frees = len(steps) - len(allocs)
-    head = f"FINALSTATS policy={o.policy} order={o.order} coalesce={o.coalesce} ops={len(steps)} " \
-           f"allocs={len(allocs)} frees={frees}"
+    figures = final_figures(o, steps)
+    head = f"FINALSTATS policy={o.policy} order={o.order} coalesce={o.coalesce} " + \
+        " ".join(f"{k}={figures.pop(k)}" for k in ("ops", "allocs", "frees"))
     if not o.compute:
         return head + " (answers with -c)"
-    last = steps[-1].free_list if steps else [(o.base, o.size)]
-    failed = sum(s.addr < 0 for s in allocs)
-    return (head + f" failed={failed} searched={sum(s.searched for s in allocs)} free_list={len(last)} "
-            f"free_bytes={sum(s for _, s in last)} largest_free={max((s for _, s in last), default=0)}")
+    return head + "".join(f" {k}={v}" for k, v in figures.items())
+
+
+def final_figures(o: SimOptions, steps: list[Step]) -> dict[str, int]:
+    """The FINALSTATS figures: ops, allocs, frees; with -c also failed, searched (free blocks
+    looked at), and the free list's length, bytes and largest block at the end."""
+    allocs = [s for s in steps if s.size is not None]
+    figures = dict(ops=len(steps), allocs=len(allocs), frees=len(steps) - len(allocs))
+    if o.compute:
+        last = steps[-1].free_list if steps else [(o.base, o.size)]
+        figures.update(failed=sum(s.addr < 0 for s in allocs), searched=sum(s.searched for s in allocs),
+                       free_list=len(last), free_bytes=sum(n for _, n in last),
+                       largest_free=max((n for _, n in last), default=0))
+    return figures
