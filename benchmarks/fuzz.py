@@ -9,14 +9,16 @@
    must be a halt, an exhausted budget or a `vm32.errors` exception; and the backends
    must agree on each program's output and outcome (flat is the reference) when the
    program maps no array (array ids are addresses on flat and paged, indexes on classic).
-2. `--cli` of the same programs through `vm32 um run` in a subprocess: exit status 0,
-   or 1 with stderr ending in one `vm32: error:` line; never a traceback.
+2. `--cli` random and mutated programs through `vm32 um run` in subprocesses: exit status 0,
+   or 1 with stderr ending in one `vm32: error:` line; never a traceback.  A program that
+   still runs after a few seconds (it loops) gets SIGINT: status 130, "interrupted".
 3. `--sources` random and mutated assembly sources through `vm32.um.asm.assemble`
    (AssemblyError or words), a tenth of them through `vm32 um asm`.
 4. `--sizes` random size strings through `vm32.defaults.parse_size` (InvalidArgument or
    a non-negative int).
 
-Prints the counts of each kind of outcome, and exits 1 if any run broke a rule
+Everything runs with a fresh TMPDIR, and the files left in it are counted.  Prints the
+counts of each kind of outcome, and exits 1 if any run broke a rule
 (a traceback, a host crash, an exception that is not a VM32Error, a disagreement).
 """
 
@@ -27,6 +29,7 @@ import collections
 import multiprocessing as mp
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 BUDGET = 20_000  # instructions per run: random programs loop forever as often as not
-CHUNK = 250  # programs per worker process
+CHUNK = 1000  # programs per worker process (a new process each: a host crash costs one chunk)
 OPCODE_WEIGHTS = [6, 6, 6, 6, 6, 6, 6, 1, 6, 3, 3, 2, 3, 10, 1, 1]  # halt and invalid operators rare
 
 
@@ -117,7 +120,7 @@ def run_api(words: list[int], backend: str, machine=None) -> tuple[str, bytes]:
 def api_chunk(args) -> list[tuple[int, str, str, bytes]]:
     """Worker: run programs `start`..`start+n` of the seeded stream on `backend`."""
     seed, start, n, backend = args
-    os.environ.setdefault("TMPDIR", tempfile.gettempdir())
+    began = time.perf_counter()
     from vm32.kernel.machine import Machine
 
     seeds = shipped_programs()
@@ -131,19 +134,22 @@ def api_chunk(args) -> list[tuple[int, str, str, bytes]]:
     finally:
         if machine is not None:
             machine.close()
-    return results
+    return results, time.perf_counter() - began
 
 
 def api_campaign(seed: int, count: int, backends: list[str], counts: collections.Counter, broken: list) -> dict:
     """Every program on every backend; returns {(i, backend): (outcome, output)}."""
     jobs = [(seed, start, min(CHUNK, count - start), b) for b in backends for start in range(0, count, CHUNK)]
     results = {}
+    worker_seconds: collections.Counter = collections.Counter()
     ctx = mp.get_context("spawn")
     with ctx.Pool(2, maxtasksperchild=1) as pool:
         pending = {job: pool.apply_async(api_chunk, (job,)) for job in jobs}
         for job, res in pending.items():
             try:
-                for i, backend, outcome, output in res.get(timeout=1800):
+                chunk, seconds = res.get(timeout=1800)
+                worker_seconds[job[3]] += seconds
+                for i, backend, outcome, output in chunk:
                     results[i, backend] = (outcome, output)
                     counts[f"api {backend} {outcome.split(' pc=')[0]}"] += 1
                     if outcome.startswith("BROKEN"):
@@ -151,6 +157,8 @@ def api_campaign(seed: int, count: int, backends: list[str], counts: collections
             except Exception as e:  # noqa: BLE001 - a worker that died: a host crash
                 counts[f"api {job[3]} HOST CRASH"] += job[2]
                 broken.append(f"programs {job[1]}..{job[1] + job[2]} on {job[3]}: worker died ({e!r})")
+    for backend, seconds in worker_seconds.items():
+        print(f"api {backend}: {count} programs in {seconds:.0f} s of worker time", flush=True)
     return results
 
 
@@ -181,12 +189,17 @@ def compare_backends(results: dict, words_of, count: int, backends: list[str], c
 
 
 def cli_campaign(seed: int, count: int, backends: list[str], counts: collections.Counter, broken: list) -> None:
-    """`vm32 um run` on random and mutated programs: one error line or success, never a traceback."""
+    """`vm32 um run` on random and mutated programs, two at a time: one error line or success,
+    never a traceback; a program still running after LOOP_SECONDS gets SIGINT and must end
+    with "interrupted" and status 130."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from vm32.um.asm import to_bytes
 
     rng = random.Random(seed + 7)
     seeds = shipped_programs()
     with tempfile.TemporaryDirectory() as tmp:
+        runs = []
         for i in range(count):
             path = Path(tmp) / f"p{i}.um"
             data = to_bytes(program(rng, seeds))
@@ -195,13 +208,33 @@ def cli_campaign(seed: int, count: int, backends: list[str], counts: collections
             path.write_bytes(data)
             backend = rng.choice(backends)
             extra = ["--frames", "32"] if backend == "paged" else []
-            cmd = [sys.executable, "-m", "vm32", "um", "run", str(path), "--backend", backend, *extra]
-            try:
-                r = subprocess.run(cmd, input=b"x", capture_output=True, timeout=20)
-            except subprocess.TimeoutExpired:
-                counts["cli timeout (a program that loops: not an error)"] += 1
-                continue
-            _judge_cli(r, f"um run {backend} program {i}", counts, broken)
+            runs.append((f"um run {backend} program {i}",
+                         [sys.executable, "-m", "vm32", "um", "run", str(path), "--backend", backend, *extra]))
+        with ThreadPoolExecutor(2) as pool:
+            for what, r in pool.map(lambda run: (run[0], _run_cli(run[1])), runs):
+                if r.returncode == 130 and r.stderr.decode(errors="replace").rstrip().endswith(
+                        "vm32: error: interrupted") and b"Traceback" not in r.stderr:
+                    counts["cli interrupted (a program that loops: not an error)"] += 1
+                else:
+                    _judge_cli(r, what, counts, broken)
+
+
+LOOP_SECONDS = 5.0  # a CLI run still going after this gets SIGINT (a random program that loops)
+
+
+def _run_cli(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run `cmd` with input b"x"; SIGINT after LOOP_SECONDS, SIGKILL 30 s later."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(b"x", timeout=LOOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _judge_cli(r, what: str, counts: collections.Counter, broken: list) -> None:
@@ -299,6 +332,8 @@ def main() -> int:
     counts: collections.Counter = collections.Counter()
     broken: list[str] = []
     start = time.perf_counter()
+    tmpdir = tempfile.mkdtemp(prefix="vm32-fuzz-")  # the campaign's own TMPDIR: what is left in it is counted
+    os.environ["TMPDIR"] = tempfile.tempdir = tmpdir
     size_campaign(args.seed, args.sizes, counts, broken)
     source_campaign(args.seed, args.sources, counts, broken)
     results = api_campaign(args.seed, args.programs, backends, counts, broken)
@@ -306,6 +341,12 @@ def main() -> int:
     compare_backends(results, lambda i: program(random.Random(args.seed * 1_000_003 + i), seeds),
                      args.programs, backends, counts, broken)
     cli_campaign(args.seed, args.cli, backends, counts, broken)
+    left = sorted(os.listdir(tmpdir))
+    counts["temporary files left"] = len(left)
+    if left:
+        broken.append(f"left in TMPDIR {tmpdir}: {', '.join(left[:10])}")
+    else:
+        os.rmdir(tmpdir)
     for key in sorted(counts):
         print(f"{counts[key]:>8}  {key}")
     print(f"{len(broken)} broken rules in {time.perf_counter() - start:.0f} s (seed {args.seed})")
