@@ -109,3 +109,13 @@ def test_sim_table_fits_80_columns_with_large_figures():
     assert all(len(line) <= 80 for line in lines), lines
     assert lines[2].split() == ["clock-clear", "1.0M", "123G", "98.8G", "1.0M", "80.0%", "12.3G", "97.4%", "1500.0"]
     assert lines[3].split() == ["fifo", "3", "12", "9", "5", "75.0%", "-", "-", "0.0"]  # one decimal, as everywhere
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_record_json_is_the_last_line_of_stderr(capsys, tmp_path):
+    out = tmp_path / "true.lackey.zst"
+    status, stdout, err = run(capsys, "trace", "record", "--json", "-o", str(out), "--", "true")
+    doc = json.loads(err.splitlines()[-1])
+    assert status == 0 and stdout == ""
+    assert doc == dict(path=str(out), text_bytes=doc["text_bytes"], file_bytes=out.stat().st_size, exit_status=0)
+    assert doc["text_bytes"] > doc["file_bytes"] > 0

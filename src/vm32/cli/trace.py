@@ -11,6 +11,7 @@ The work is vm32.trace's; this module parses, validates and prints.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -73,6 +74,9 @@ def add_commands(commands) -> None:
                     "(.zst, or .gz / .xz by the output's name).")
     record.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="trace file to write (default: CMD.lackey.zst here); never overwritten")
+    record.add_argument("--json", action="store_true",
+                        help="say what was recorded as one JSON object, the last line on stderr (stdout "
+                             "is the command's): path, text_bytes, file_bytes, exit_status")
     record.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
                         help="the command to run, after --")
     record.set_defaults(handler=cmd_trace_record)
@@ -248,7 +252,11 @@ def cmd_trace_record(args) -> int:
         command = command[1:]
     output = args.output or f"{Path(command[0]).name}.lackey.zst" if command else args.output or "trace.lackey.zst"
     result = record(command, output)
-    print(f"recorded {result.path}: {format_size(result.text_bytes)} of lackey text in "
-          f"{format_size(result.file_bytes)}; {command[0]} exited with status {result.exit_status}",
-          file=sys.stderr)
+    if args.json:
+        print(json.dumps(dict(path=str(result.path), text_bytes=result.text_bytes, file_bytes=result.file_bytes,
+                              exit_status=result.exit_status)), file=sys.stderr)
+    else:
+        print(f"recorded {result.path}: {format_size(result.text_bytes)} of lackey text in "
+              f"{format_size(result.file_bytes)}; {command[0]} exited with status {result.exit_status}",
+              file=sys.stderr)
     return 0
