@@ -601,3 +601,18 @@ def test_ctrl_c_stops_compiled_code(tmp_path):
     assert "Traceback" not in stats
     compiled = stats.split("jit instructions")[1].split("\n")[0]  # its row of the --stats table
     assert int("".join(ch for ch in compiled if ch.isdigit())) > 0, stats
+
+
+def test_check_heap_runs_in_the_interpreter_tier(monkeypatch):
+    # Checking the heap must see every allocation: on jit nothing is compiled, even code
+    # hot enough, and the leaks are flat's.
+    monkeypatch.setattr(runtime, "THRESHOLD", 2)
+    source = "li r7, 50\nloop:\nli r1, 3\nmap r2, r1\n" + COUNT_DOWN + "done: halt"
+    leaks = {}
+    for backend in ("flat", "jit"):
+        with UniversalMachine(assemble(source), backend=backend, check_heap=True, memory_size=MEMORY) as um:
+            stats = um.run()
+            leaks[backend] = sorted((r["site"], r["nbytes"]) for r in um.heap_leaks())
+    assert leaks["jit"] == leaks["flat"] == [(2, 12)] * 50  # the map at pc 2
+    assert stats["jit_regions"] == stats["jit_instructions"] == 0
+    assert stats["interp_instructions"] == stats["instructions"] > 0

@@ -89,7 +89,8 @@ def add_run(um_commands) -> None:
                      help=f"the allocator of the segments (flat and paged): {', '.join(HEAP_POLICIES)} (default "
                           f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
     run.add_argument("--check-heap", action="store_true",
-                     help="flat backend: put the segments on a debugging heap (red zones, a quarantine) and "
+                     help="flat backend (jit: its interpreter tier only): put the segments on a debugging heap "
+                          "(red zones, a quarantine) and "
                           "report at the end the segments never unmapped, grouped by the pc that mapped them")
     run.add_argument("--record-allocs", default=None, metavar="FILE",
                      help="record the program's map/unmap sequence into FILE, an allocation trace "
@@ -174,8 +175,9 @@ def _check_run(args) -> str:
     if args.heap_policy != DEFAULT_HEAP_POLICY and backend not in ("flat", "paged"):
         raise InvalidArgument(f"--heap-policy {args.heap_policy}: the {backend} backend runs the "
                               f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat or paged")
-    if args.check_heap and (several or backend != "flat"):
-        raise InvalidArgument(f"--check-heap runs one program on --backend flat, not {'several' if several else backend}")
+    if args.check_heap and (several or backend not in ("flat", "jit")):
+        raise InvalidArgument(f"--check-heap runs one program on --backend flat or jit, not "
+                              f"{'several' if several else backend}")
     if args.record_allocs is not None:
         _check_record_target(args.record_allocs, several, backend)
     if several and backend != "paged":

@@ -88,7 +88,8 @@ class UniversalMachine:
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
         allocator of the segments (vm32.heap.policies; on flat and paged, tlsf elsewhere).
         `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
-        `check_heap` (flat only) puts the segments on a debugging heap (vm32.heap.debug):
+        `check_heap` (flat; jit runs it in its interpreter tier, nothing compiled) puts the
+        segments on a debugging heap (vm32.heap.debug):
         `heap_leaks()` then lists the segments never unmapped with the pc that mapped them.
         """
         if backend not in BACKENDS:
@@ -101,8 +102,8 @@ class UniversalMachine:
                 raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
                                       f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat "
                                       "or paged")
-        if check_heap and backend != "flat":
-            raise InvalidArgument(f"checking the heap runs on the flat backend, not {backend}")
+        if check_heap and backend not in ("flat", "jit"):
+            raise InvalidArgument(f"checking the heap runs on the flat and jit backends, not {backend}")
         if record_allocs and backend != "classic":
             raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
         _check_streams(stdin, stdout)
@@ -130,7 +131,7 @@ class UniversalMachine:
                     "no segment has id 0)"
                 )
             self.memory = PhysicalMemory(self.memory_size)
-            if backend == "jit":
+            if backend == "jit" and not check_heap:  # checking the heap: jit's interpreter tier only
                 from vm32.um.jit.runtime import JitDriver
 
                 self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
@@ -320,6 +321,10 @@ class UniversalMachine:
         if self.jit is not None:
             stats.update(self.jit.stats())
             stats["interp_instructions"] = icount - stats["jit_instructions"]
+        elif self.backend == "jit":  # everything ran in the interpreter tier
+            from vm32.um.jit.runtime import interpreter_only_stats
+
+            stats.update(interpreter_only_stats(), interp_instructions=icount)
         return stats
 
     def close(self) -> None:

@@ -70,6 +70,16 @@ PERF_MAP = bool(os.environ.get("VM32_JIT_PERF_MAP"))
 """Append each compiled region to /tmp/perf-PID.map, where `perf report` finds JIT code names."""
 
 
+STATS = ("jit_regions", "jit_words", "jit_compile_seconds", "jit_invalidations", "jit_instructions", "jit_calls")
+"""The JIT's counters in the machine's stats (and --stats), besides interp_instructions."""
+
+
+def interpreter_only_stats() -> dict:
+    """The JIT's counters of a jit run that compiles nothing (an option that must see
+    every instruction keeps it in the interpreter tier)."""
+    return dict(zip(STATS, (0, 0, 0.0, 0, 0, 0)))
+
+
 @dataclass
 class Compiled:
     """A region's machine code and what the driver knows of it."""
@@ -154,15 +164,9 @@ class JitDriver:
                 return status
 
     def stats(self) -> dict:
-        """The JIT's counters, by their --stats names."""
-        return {
-            "jit_regions": self.compiled_regions,
-            "jit_words": self.compiled_words,
-            "jit_compile_seconds": self.compile_seconds,
-            "jit_invalidations": self.invalidations,
-            "jit_instructions": int(self.jx[abi.JX_JIT_ICOUNT]),
-            "jit_calls": int(self.jx[abi.JX_CALLS]),
-        }
+        """The JIT's counters, by their --stats names (STATS)."""
+        return dict(zip(STATS, (self.compiled_regions, self.compiled_words, self.compile_seconds, self.invalidations,
+                                int(self.jx[abi.JX_JIT_ICOUNT]), int(self.jx[abi.JX_CALLS]))))
 
     def close(self) -> None:
         """Release every region's machine code (the driver must not run again)."""
