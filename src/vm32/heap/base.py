@@ -133,6 +133,17 @@ def note_free(heap, nbytes):
 
 
 @leaf_kernel
+def note_resize(heap, old, nbytes):
+    """Count a realloc in place of a live block from `old` to `nbytes` bytes (live bytes and
+    their peak change; mallocs and frees do not)."""
+    note_free(heap, old)
+    note_alloc(heap, nbytes)
+    heap[M_MALLOCS] -= 1
+    heap[M_FREES] -= 1
+    heap[M_REALLOCS] += 1
+
+
+@leaf_kernel
 def common_stats(heap, out):
     """Fill the fields of `out` that every policy counts the same way."""
     out[S_LIVE_BYTES] = heap[M_LIVE_BYTES]

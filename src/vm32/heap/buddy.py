@@ -67,6 +67,7 @@ from vm32.heap.base import (
     load,
     note_alloc,
     note_free,
+    note_resize,
     store,
 )
 from vm32.heap.bits import load_byte, lsb, msb, store_byte
@@ -343,11 +344,7 @@ def heap_realloc(mem, heap, addr, nbytes):
     old = load(mem, p - HEADER)
     if order_of(np.int64(nbytes)) == order_of(old):
         store(mem, p - HEADER, nbytes)
-        note_free(heap, old)
-        note_alloc(heap, np.int64(nbytes))
-        heap[M_MALLOCS] -= 1
-        heap[M_FREES] -= 1
-        heap[M_REALLOCS] += 1
+        note_resize(heap, old, np.int64(nbytes))
         return p
     q = heap_malloc(mem, heap, nbytes)
     if q == 0:

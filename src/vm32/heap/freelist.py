@@ -88,6 +88,7 @@ from vm32.heap.base import (
     load,
     note_alloc,
     note_free,
+    note_resize,
     store,
 )
 from vm32.heap.bits import load_byte, store_byte
@@ -98,6 +99,12 @@ SEARCHES = {"FIRST": FIRST, "BEST": BEST, "WORST": WORST, "NEXT": NEXT}
 ADDRSORT, SIZESORT_UP, SIZESORT_DOWN, INSERT_FRONT, INSERT_BACK = 0, 1, 2, 3, 4
 ORDERS = {"ADDRSORT": ADDRSORT, "SIZESORT+": SIZESORT_UP, "SIZESORT-": SIZESORT_DOWN,
           "INSERT-FRONT": INSERT_FRONT, "INSERT-BACK": INSERT_BACK}
+
+__all__ = [  # the policy interface (vm32.heap.policies) that first, best, worst and next take over
+    "CHECK_MESSAGES", "PARAMS", "heap_addr_status", "heap_block_bytes", "heap_calloc", "heap_check",
+    "heap_footprint", "heap_free", "heap_init", "heap_is_live", "heap_largest_free", "heap_malloc",
+    "heap_realloc", "heap_size_of", "heap_stats",
+]
 
 T_LIVE = 1  # a live block starts here
 T_FREE = 2  # a free block (a list entry) starts here
@@ -585,11 +592,7 @@ def heap_realloc(mem, heap, addr, nbytes):
     size = live_size(mem, heap, a)
     if block_bytes(heap, np.int64(nbytes)) == size:
         record_live(mem, heap, a, np.int64(nbytes), size)
-        note_free(heap, old)
-        note_alloc(heap, np.int64(nbytes))
-        heap[M_MALLOCS] -= 1
-        heap[M_FREES] -= 1
-        heap[M_REALLOCS] += 1
+        note_resize(heap, old, np.int64(nbytes))
         return np.int64(addr)
     q = heap_malloc(mem, heap, nbytes)
     if q == 0:

@@ -60,10 +60,11 @@ from vm32.heap.base import (
     load,
     note_alloc,
     note_free,
+    note_resize,
     store,
 )
-from vm32.heap.bits import load_byte, store_byte
-from vm32.jit import leaf_kernel
+from vm32.heap.bits import load_byte, prefetch_word, store_byte
+from vm32.jit import leaf_kernel, outline_leaf_kernel
 
 NAME = "recycler"
 ID = 5
@@ -165,20 +166,54 @@ def take_overflow(mem, heap, size):
 
 
 @leaf_kernel
+def hand_out(mem, heap, p, nbytes):
+    """Make block `p` live for `nbytes` bytes: its tag, its header, the counters."""
+    set_tag(heap, p, T_LIVE)
+    store(mem, p - HEADER, nbytes)
+    note_alloc(heap, nbytes)
+
+
+@leaf_kernel
+def push_freed(mem, heap, i, p, size):
+    """Push block `p` of `size` bytes, no longer live, on the list whose head is heap[i]."""
+    store(mem, p, heap[i])
+    heap[i] = p
+    heap[M_FREE_BYTES] += size
+    heap[M_FREE_BLOCKS] += 1
+    set_tag(heap, p, T_FREE)
+
+
+@leaf_kernel
 def heap_malloc(mem, heap, nbytes):
     """Address of a new block of `nbytes` bytes: a freed block of its size, else a new one
-    from the bump pointer; 0 if neither exists."""
+    from the bump pointer; 0 if neither exists.
+
+    The pop from a stack is this short function, which LLVM inlines into callers;
+    everything else is one call (malloc_slow).
+    """
+    size = block_size(np.int64(nbytes))
+    if np.uint64(size) < LARGE and nbytes >= 0:
+        i = np.uint64(M_HEADS + (size >> 3))
+        p = heap[i]
+        if p != 0:
+            nxt = load(mem, p)
+            heap[i] = nxt
+            prefetch_word(mem, nxt)  # the next pop of this size reads nxt's link: start now
+            heap[M_FREE_BYTES] -= size
+            heap[M_FREE_BLOCKS] -= 1
+            hand_out(mem, heap, p, np.int64(nbytes))
+            return p
+    return malloc_slow(mem, heap, nbytes)
+
+
+@outline_leaf_kernel
+def malloc_slow(mem, heap, nbytes):
+    """heap_malloc without a freed block below LARGE: the overflow list, else the bump pointer."""
     if nbytes < 0 or nbytes > heap[M_SPAN]:
         heap[M_FAILED] += 1
         return np.int64(0)
     size = block_size(np.int64(nbytes))
-    if size < LARGE:
-        i = M_HEADS + (size >> 3)
-        p = heap[i]
-        if p != 0:
-            heap[i] = load(mem, p)
-    else:
-        p = take_overflow(mem, heap, size)
+    p = take_overflow(mem, heap, size) if size >= LARGE else np.int64(0)
     if p != 0:
         heap[M_FREE_BYTES] -= size
         heap[M_FREE_BLOCKS] -= 1
@@ -188,9 +223,7 @@ def heap_malloc(mem, heap, nbytes):
             heap[M_FAILED] += 1
             return np.int64(0)
         heap[M_TOP] = p + size
-    set_tag(heap, p, T_LIVE)
-    store(mem, p - HEADER, nbytes)
-    note_alloc(heap, np.int64(nbytes))
+    hand_out(mem, heap, p, np.int64(nbytes))
     return p
 
 
@@ -206,11 +239,14 @@ def heap_calloc(mem, heap, nbytes):
 
 @leaf_kernel
 def heap_is_live(heap, addr):
-    """True iff `addr` (any int64) is the payload address of a live block. O(1)."""
-    off = np.int64(addr) - heap[M_BASE]
-    if off <= 0 or off >= heap[M_SPAN] or (off & 7) != 0:
+    """True iff `addr` (any int64) is the payload address of a live block. O(1), never faults."""
+    # As tlsf's (vm32.heap.core): the granule index rotated right by 3 bits, so that one
+    # unsigned compare checks range and alignment.
+    x = np.uint64(np.int64(addr) - heap[M_BASE] - ALIGN)
+    g = (x >> np.uint64(3)) | (x << np.uint64(61))
+    if g >= np.uint64((heap[M_SPAN] - ALIGN) >> 3):
         return False
-    return tag_of(heap, np.int64(addr)) == T_LIVE
+    return load_byte(heap, np.uint64(8 * M_TAGS + 1) + g) == T_LIVE
 
 
 @leaf_kernel
@@ -233,7 +269,23 @@ def heap_size_of(mem, heap, addr):
 @leaf_kernel
 def heap_free(mem, heap, addr):
     """Push live block `addr` on the stack of its size; HEAP_OK, or HEAP_INVALID_FREE /
-    HEAP_DOUBLE_FREE (nothing changed)."""
+    HEAP_DOUBLE_FREE (nothing changed).  The push below LARGE is this short function
+    (inlined into callers); the rest is one call (free_slow)."""
+    if heap_is_live(heap, addr) and heap[M_DEBUG] == 0:
+        p = np.int64(addr)
+        nbytes = load(mem, p - HEADER)
+        size = block_size(nbytes)
+        if size < LARGE:
+            note_free(heap, nbytes)
+            push_freed(mem, heap, np.uint64(M_HEADS + (size >> 3)), p, size)
+            return HEAP_OK
+    return free_slow(mem, heap, addr)
+
+
+@outline_leaf_kernel
+def free_slow(mem, heap, addr):
+    """heap_free for a bad address (its status), a block of LARGE bytes or more (the overflow
+    list), or any free of a debug heap (the freed payload filled with FREED_MARK)."""
     if not heap_is_live(heap, addr):
         return heap_addr_status(heap, addr)
     p = np.int64(addr)
@@ -242,12 +294,7 @@ def heap_free(mem, heap, addr):
     note_free(heap, nbytes)
     if heap[M_DEBUG] != 0 and size > ALIGN:
         fill_words(mem, p + 4, (size - 2 * HEADER) >> 2, FREED_MARK)  # (the link takes word p)
-    i = M_HEADS + (size >> 3) if size < LARGE else M_OVERFLOW
-    store(mem, p, heap[i])
-    heap[i] = p
-    heap[M_FREE_BYTES] += size
-    heap[M_FREE_BLOCKS] += 1
-    set_tag(heap, p, T_FREE)
+    push_freed(mem, heap, np.uint64(M_HEADS + (size >> 3) if size < LARGE else M_OVERFLOW), p, size)
     return HEAP_OK
 
 
@@ -265,11 +312,7 @@ def heap_realloc(mem, heap, addr, nbytes):
     old = load(mem, p - HEADER)
     if block_size(np.int64(nbytes)) == block_size(old):
         store(mem, p - HEADER, nbytes)
-        note_free(heap, old)
-        note_alloc(heap, np.int64(nbytes))
-        heap[M_MALLOCS] -= 1
-        heap[M_FREES] -= 1
-        heap[M_REALLOCS] += 1
+        note_resize(heap, old, np.int64(nbytes))
         return p
     q = heap_malloc(mem, heap, nbytes)
     if q == 0:

@@ -8,29 +8,9 @@ module's parameters (header, align, order, coalesce).
 import numpy as np
 
 from vm32.heap import freelist
-from vm32.heap.freelist import (
-    CHECK_MESSAGES,
-    PARAMS,
-    heap_addr_status,
-    heap_block_bytes,
-    heap_calloc,
-    heap_check,
-    heap_footprint,
-    heap_free,
-    heap_init,
-    heap_is_live,
-    heap_largest_free,
-    heap_malloc,
-    heap_realloc,
-    heap_size_of,
-    heap_stats,
-)
+from vm32.heap.freelist import *  # noqa: F401,F403 - this policy's kernels and tables are freelist's
 
-__all__ = [  # this policy's kernels and tables: freelist's
-    "CHECK_MESSAGES", "PARAMS", "heap_addr_status", "heap_block_bytes", "heap_calloc", "heap_check",
-    "heap_footprint", "heap_free", "heap_init", "heap_is_live", "heap_largest_free", "heap_malloc",
-    "heap_realloc", "heap_size_of", "heap_stats", "NAME", "ID", "SUMMARY", "SEARCH", "new_state",
-]
+__all__ = [*freelist.__all__, "NAME", "ID", "SUMMARY", "SEARCH", "new_state"]
 
 NAME = "worst"
 ID = 3
