@@ -183,8 +183,9 @@ def test_the_demo_stops_when_its_reader_goes_away():
     assert time.monotonic() - start < SUBPROCESS_TIMEOUT  # every program stopped, none ran to its end
 
 
-def test_a_closed_stdout_is_one_error_line_for_every_command():
-    r = subprocess.run(["sh", "-c", 'exec "$0" -m vm32 demo >&-', sys.executable], capture_output=True,
+@pytest.mark.parametrize("command", ["demo", "trace sim -a 1,2,1", "heap sim -c"])
+def test_a_closed_stdout_is_one_error_line_for_every_command(command):
+    r = subprocess.run(["sh", "-c", f'exec "$0" -m vm32 {command} >&-', sys.executable], capture_output=True,
                        timeout=SUBPROCESS_TIMEOUT)
     assert_one_error(r.returncode, r.stderr.decode(), "standard output is closed")
 
