@@ -210,6 +210,11 @@ def cli_campaign(seed: int, count: int, backends: list[str], counts: collections
             extra = ["--frames", "32"] if backend == "paged" else []
             runs.append((f"um run {backend} program {i}",
                          [sys.executable, "-m", "vm32", "um", "run", str(path), "--backend", backend, *extra]))
+        warm = Path(tmp) / "warm.um"  # compile each backend's kernels first (once, when the cache is cold):
+        warm.write_bytes(to_bytes([0x70000000]))  # a SIGINT waits for a compile to end, which takes a minute
+        for backend in backends:
+            subprocess.run([sys.executable, "-m", "vm32", "um", "run", str(warm), "--backend", backend],
+                           capture_output=True, timeout=600)
         with ThreadPoolExecutor(2) as pool:
             for what, r in pool.map(lambda run: (run[0], _run_cli(run[1])), runs):
                 if r.returncode == 130 and r.stderr.decode(errors="replace").rstrip().endswith(

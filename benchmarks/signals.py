@@ -62,8 +62,8 @@ def commands(programs: dict[str, Path], swap_file: Path) -> list[list[str]]:
     ]
 
 
-def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[str, str | None]:
-    """Run `cmd`, send `sig` after `delay` seconds; (outcome, broken rule or None)."""
+def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[str, str | None, int]:
+    """Run `cmd`, send `sig` after `delay` seconds; (outcome, broken rule or None, files left)."""
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cwd:
         swap_before = swap_file.read_bytes()[-512:] if swap_file.exists() else None
         env = dict(os.environ, TMPDIR=tmp)
@@ -78,7 +78,7 @@ def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[st
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
-            return "hung", f"{cmd} {signal.Signals(sig).name}: still running 120 s after the signal"
+            return "hung", f"{cmd} {signal.Signals(sig).name}: still running 120 s after the signal", 0
         err = err.decode(errors="replace")
         left = os.listdir(tmp) + os.listdir(cwd)
         status = proc.returncode
@@ -106,7 +106,7 @@ def one_run(cmd: list[str], sig: int, delay: float, swap_file: Path) -> tuple[st
             outcome = "ended as the signal came"
         elif status != 128 + sig or not last[0].startswith("vm32: error: interrupted"):
             problems.append(f"status {status}, last line {last[0]!r}")
-    return outcome, ("; ".join(problems) or None)
+    return outcome, ("; ".join(problems) or None), len(left)
 
 
 def main() -> int:
@@ -130,12 +130,13 @@ def main() -> int:
         swap_file = Path(work) / "my.swap"
         cmds = commands(programs, swap_file)
         interrupted = {sig: 0 for sig in SIGNALS}  # runs the signal reached while they ran
-        i = 0
+        i = files_left = 0
         while min(interrupted.values()) < args.runs // len(SIGNALS):
             sig = min(SIGNALS, key=lambda s: (interrupted[s], rng.random()))
             cmd = rng.choice(cmds)
             delay = rng.uniform(0.05, args.max_delay)
-            outcome, problem = one_run(cmd, sig, delay, swap_file)
+            outcome, problem, left = one_run(cmd, sig, delay, swap_file)
+            files_left += left
             name = signal.Signals(sig).name
             if not outcome.startswith("ended"):
                 interrupted[sig] += 1
@@ -152,7 +153,8 @@ def main() -> int:
         print(f"{counts[key]:>6}  {key}")
     print(f"{sum(interrupted.values())} runs interrupted while they ran "
           f"({', '.join(f'{signal.Signals(s).name} {n}' for s, n in interrupted.items())}), {i} runs in all, "
-          f"{len(broken)} broken rules, {time.perf_counter() - start:.0f} s (seed {args.seed})")
+          f"{files_left} files left behind, {len(broken)} broken rules, {time.perf_counter() - start:.0f} s "
+          f"(seed {args.seed})")
     for line in broken:
         print("  " + line)
     return 1 if broken else 0
