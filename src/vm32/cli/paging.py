@@ -47,7 +47,8 @@ def add_commands(commands) -> None:
     demo.add_argument("--force", action="store_true", help=FORCE_HELP)
     demo.add_argument("--tlb", type=int, default=DEFAULT_TLB_ENTRIES, metavar="N",
                       help=f"TLB entries per CPU, a power of two (default {DEFAULT_TLB_ENTRIES})")
-    demo.add_argument("--seed", type=int, default=1, metavar="N", help="seed for patterns and the random policy")
+    demo.add_argument("--seed", type=int, default=1, metavar="N",
+                      help="seed for patterns and the random policy (default 1)")
     demo.add_argument("--json", action="store_true", help=JSON_HELP)
     demo.set_defaults(handler=cmd_paging_demo, first_run_seconds=FIRST_RUN_SECONDS)
 

@@ -1,6 +1,6 @@
 """`vm32 trace`: record memory traces, replay them through vm32's MMU, TLB and policies.
 
-    vm32 trace sim TRACE --frames N[,N...] --policy P[,P...] [--tlb E] [--json|--csv]
+    vm32 trace sim TRACE --frames N[,N...] --policy P[,P...] [--tlb N] [--json|--csv]
     vm32 trace sim -a 1,2,3,4,1,2,5,1,2,3,4,5 --frames 3,4 --policy fifo --explain
     vm32 trace sweep TRACE --frames 8:1024 --policy fifo,lru,clock [--plot DIR] [--cluster ADDR]
     vm32 trace record -- CMD ARGS...        (valgrind lackey, compressed)
@@ -90,9 +90,9 @@ def _trace_args(p) -> None:
                         "(a page followed by w is a write: 1,2w,3)")
     p.add_argument("--format", default="auto", metavar="F",
                    help=f"trace format: {', '.join(FORMATS)} (default auto: detected from the first lines)")
-    p.add_argument("--tlb", type=int, default=DEFAULT_TLB_ENTRIES, metavar="E",
+    p.add_argument("--tlb", type=int, default=DEFAULT_TLB_ENTRIES, metavar="N",
                    help=f"TLB entries, a power of two, or 0 for no TLB (default {DEFAULT_TLB_ENTRIES})")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random policy (default 1)")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="seed of the random policy (default 1)")
     p.add_argument("--no-cache", action="store_true",
                    help="parse the trace file even if a binary copy of it was kept, and keep none "
                         "(copies: ~/.cache/vm32/traces, or $VM32_TRACE_CACHE)")
