@@ -105,14 +105,27 @@ def _output_args(p) -> None:
 
 
 def _policies(text: str) -> list[str]:
+    """--policy P[,P...]: the policies' own names, each once; errors name the flag."""
+    from vm32.errors import InvalidArgument
     from vm32.kernel.policies import policy_id, policy_name
 
     names = [p.strip() for p in str(text).split(",") if p.strip()]
     if not names:
-        from vm32.errors import InvalidArgument
-
         raise InvalidArgument("--policy: no policy given")
-    return list(dict.fromkeys(policy_name(policy_id(n)) for n in names))
+    try:
+        return list(dict.fromkeys(policy_name(policy_id(n)) for n in names))
+    except InvalidArgument as e:
+        raise InvalidArgument(f"--policy {text}: {e}") from None
+
+
+def _tlb(entries: int) -> int:
+    """--tlb: 0 (no TLB) or a power of two."""
+    from vm32.errors import InvalidArgument
+
+    if entries < 0 or entries & (entries - 1):
+        raise InvalidArgument(f"--tlb {entries}: must be 0 (no TLB) or a power of two (the TLB is "
+                              f"direct-mapped), e.g. 64 or 1024")
+    return entries
 
 
 def _explicit_pages(text: str):
@@ -170,7 +183,7 @@ def cmd_trace_sim(args) -> int:
     from vm32.trace.sim import explain_events, simulate
     from vm32.ui import trace as report
 
-    policies, frames = _policies(args.policy), _frames(args.frames)
+    policies, frames, _ = _policies(args.policy), _frames(args.frames), _tlb(args.tlb)
     trace = _load(args)
     quiet = args.json or args.csv
     if args.explain:
@@ -216,7 +229,7 @@ def cmd_trace_sweep(args) -> int:
     from vm32.errors import InvalidArgument
     from vm32.trace.sweep import sweep
 
-    policies, frames = _policies(args.policy), _frames(args.frames)
+    policies, frames, _ = _policies(args.policy), _frames(args.frames), _tlb(args.tlb)
     plot_path = None
     if args.plot is not None:
         from vm32.ui.plots import MISS_RATIO_PLOT, plot_targets
