@@ -81,7 +81,7 @@ def test_counts_cold_misses_writebacks_and_tlb_hits():
     assert simulate(trace, "fifo", 2, tlb=0).tlb_hit_rate is None
 
 
-@pytest.mark.parametrize("policy", ["fifo", "clock", "lru", "nru"])
+@pytest.mark.parametrize("policy", ["fifo", "clock", "lru", "nru", "clock-clear", "sieve", "arc"])
 def test_kernel_and_simulator_agree(policy):
     refs = random_refs(11, 400, 20)
     writes = [int(r % 4 == 0) for r in random_refs(12, 400, 20)]
@@ -95,6 +95,11 @@ def test_kernel_and_simulator_agree(policy):
         kernel_faults = p.stats()["page_faults"]
     sim = simulate(trace_from_pages(refs, writes), policy, data_frames, tlb=8)
     assert sim.misses == kernel_faults
+
+
+def test_live_kernel_refuses_opt():
+    with pytest.raises(InvalidArgument, match="needs to know the future"):
+        Machine(frames=16, swap="64K", policy="opt", cpus=1)
 
 
 def test_bad_arguments():

@@ -65,6 +65,7 @@ from vm32.kernel.layout import (
     KV_FREE,
     KV_KFRAMES,
     KV_KPT,
+    KV_ACCESSED_ON_LOAD,
     KV_SEES_EVERY_ACCESS,
     KV_NCPU,
     KV_NFRAMES,
@@ -81,6 +82,7 @@ from vm32.kernel.layout import (
     P_PGDIR,
     P_STACK_HI,
     P_STACK_LO,
+    REQ_PAGE,
     S_EVICT,
     S_FAULTS,
     S_IMAGE_BYTES_IN,
@@ -108,11 +110,12 @@ from vm32.kernel.layout import (
     WB_BUF,
 )
 from vm32.kernel.frametable import frame_dirty, frame_evictable
-from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_map
+from vm32.kernel.policies import policy_choose_victim, policy_on_access, policy_on_fault, policy_on_map
+from vm32.kernel.policies.base import KEY_VPN_BITS, POL_PAGEABLE
 from vm32.kernel.state import host_load_u8
 from vm32.kernel.swap import slot_alloc, slot_free, swap_pread, swap_pwrite, wb_flush
-from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, shootdown
-from vm32.atomic import atomic_add, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
+from vm32.kernel.sync import cpu_poll, machine_lock, machine_unlock, post_request, shootdown
+from vm32.atomic import atomic_add, atomic_cas, atomic_load, atomic_or, atomic_store, atomic_xchg, fence, spin_pause
 from vm32.mmu.entry import (
     NPTENTRIES, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS, PTE_A, PTE_D, PTE_EVICTED, PTE_FRAME, PTE_G, PTE_P,
     PTE_U, PTE_W, pdx, pte_make, pte_pfn, pte_slot, pte_swapped,
@@ -143,11 +146,19 @@ def page_copy(dst, d, src, s):
 
 
 @kernel
+def frame_flags(ms, f, flags):
+    """Set frame f's FF_* flags, keeping the policy's count of unpinned frames
+    (pol[POL_PAGEABLE]) current.  Requires the machine lock."""
+    ms.pol[POL_PAGEABLE] += (1 if ms.ft[f, FT_FLAGS] & FF_PINNED else 0) - (1 if flags & FF_PINNED else 0)
+    ms.ft[f, FT_FLAGS] = flags
+
+
+@kernel
 def frame_take(ms, f, owner, vpn, flags, pte_pa):
     """Record frame f as holding page `vpn` of `owner`, mapped by the PTE at `pte_pa`."""
     ms.ft[f, FT_OWNER] = owner
     ms.ft[f, FT_VPN] = vpn
-    ms.ft[f, FT_FLAGS] = flags
+    frame_flags(ms, f, flags)
     ms.ft[f, FT_SLOT] = -1
     ms.ft[f, FT_PTE] = pte_pa
     ms.ft[f, FT_META] = 0
@@ -386,6 +397,7 @@ def fault_locked(ms, cpu, pid, va, pte_pa, write, user):
             ms.pstats[st + S_RACE] += 1
             return pte_pa
     ms.pstats[st + S_FAULTS] += 1
+    policy_on_fault(ms.ft, ms.pol, (pid << KEY_VPN_BITS) | (va >> PAGE_SHIFT))
     f = frame_get(ms, cpu)
     if f < 0:
         return f
@@ -405,7 +417,7 @@ def fault_locked(ms, cpu, pid, va, pte_pa, write, user):
     frame_take(ms, f, pid, va >> PAGE_SHIFT, 0, pte_pa)
     ms.ft[f, FT_SLOT] = slot
     policy_on_map(ms.ft, ms.pol, f)
-    prot = PTE_U | (PTE_W if writable else 0) | PTE_A
+    prot = PTE_U | (PTE_W if writable else 0) | (PTE_A if ms.kv[KV_ACCESSED_ON_LOAD] else 0)
     atomic_store(ms.words, pte_pa >> 2, pte_make(f, prot))  # publish after the frame is filled
     return pte_pa
 
@@ -458,9 +470,27 @@ def tlb_install(ms, cpu, va, pte_pa, e):
     if not (now & PTE_P) or ((now ^ e) & PTE_FRAME):
         tlb_invalidate(ms.tlb, cpu, va >> PAGE_SHIFT)
         return np.int64(-1)
-    if ms.kv[KV_SEES_EVERY_ACCESS]:
-        policy_on_access(ms.ft, ms.pol, pte_pfn(e))
     return tlb_entry_pa(e, va)
+
+
+@leaf_kernel
+def load_unreferenced(ms, cpu, pid, va, pte_pa):
+    """After the faulting access to `va` (PTE at `pte_pa`) of a policy whose pages come in
+    unreferenced (ACCESSED_ON_LOAD False): clear the Accessed bit its walk set, and have
+    this CPU drop the TLB entry at its next translation, so that the page's next use
+    walks and sets it, as the trace simulator's access that completes without a fill.
+
+    The access itself still goes through the entry (sync.py, point 6: a physical address
+    is used only while the TLB holds its entry); the drop is a request to this CPU
+    itself (point 5).  No machine lock is needed to post it: only this CPU serves its
+    slot, and a request posted meanwhile by another CPU escalates to flush-all.
+    """
+    i = pte_pa >> 2
+    while True:
+        pte = np.int64(ms.words[i])
+        if not (pte & PTE_A) or np.int64(atomic_cas(ms.words, i, pte, pte & ~PTE_A)) == pte:
+            break
+    post_request(ms.cpus, cpu, pid, va >> PAGE_SHIFT, REQ_PAGE)
 
 
 # outline: called from vm_translate (inline), it would otherwise inherit LLVM's
@@ -485,7 +515,8 @@ def vm_translate_slow(ms, cpu, va, write, user):
         pde = pde_of(ms.words, pgdir, va)
         pte_pa = pte_addr(pde, va) if pde & PTE_P else np.int64(-1)
         e = mmu_use(ms.words, pde, pte_pa, write, user) if pte_pa >= 0 else np.int64(TR_NOT_PRESENT)
-        if e == TR_NOT_PRESENT:
+        faulted = e == TR_NOT_PRESENT
+        if faulted:
             pte_pa = fault_in(ms, cpu, pid, va, pte_pa, write, user)
             if pte_pa < 0:
                 return fault_failed(ms, pid, pte_pa)
@@ -496,6 +527,12 @@ def vm_translate_slow(ms, cpu, va, write, user):
             return fault_failed(ms, pid, e)
         pa = tlb_install(ms, cpu, va, pte_pa, e)
         if pa >= 0:
+            # the policy hears of the faulting access by on_map (as in the trace simulator)
+            if faulted:
+                if not ms.kv[KV_ACCESSED_ON_LOAD]:
+                    load_unreferenced(ms, cpu, pid, va, pte_pa)
+            elif ms.kv[KV_SEES_EVERY_ACCESS]:
+                policy_on_access(ms.ft, ms.pol, pa >> PAGE_SHIFT)
             return pa
 
 
@@ -634,10 +671,8 @@ def pin_locked(ms, cpu, pid, va, pin):
         if pte_pa < 0:
             return pte_pa
     f = pte_pfn(np.int64(ms.words[pte_pa >> 2]))
-    if pin:
-        ms.ft[f, FT_FLAGS] |= FF_PINNED
-    else:
-        ms.ft[f, FT_FLAGS] &= ~FF_PINNED
+    flags = ms.ft[f, FT_FLAGS]
+    frame_flags(ms, f, (flags | FF_PINNED) if pin else (flags & ~FF_PINNED))
     return OK
 
 

@@ -169,4 +169,5 @@ KV_MAXPROC = 14
 KV_KPT = 15  # physical address of the kernel page table
 KV_KFRAMES = 16  # number of kernel memory frames
 KV_SWAP_FD = 17  # host file descriptor of the swap file (-1: no swap)
+KV_ACCESSED_ON_LOAD = 18  # 1 when a page comes in referenced (Accessed set by its faulting access)
 KV_SIZE = 24

@@ -37,6 +37,7 @@ from vm32.kernel.layout import (
     IMAGE_BASE,
     KERNEL_BASE,
     KV_FREE,
+    KV_ACCESSED_ON_LOAD,
     KV_SEES_EVERY_ACCESS,
     KV_MAXPROC,
     KV_NCPU,
@@ -75,7 +76,7 @@ from vm32.kernel.layout import (
     STACK_TOP,
     STATUS_NAMES,
 )
-from vm32.kernel.policies import make_policy_state, policy_id, policy_name, sees_every_access
+from vm32.kernel.policies import live_policy_id, make_policy_state, policy_by_id
 from vm32.kernel.state import MachineState
 from vm32.kernel.swap import SwapDevice
 from vm32.memory import PAGE_SIZE, PhysicalMemory, parse_size
@@ -132,16 +133,17 @@ class Machine:
         if kernel_frames > min(MAX_KERNEL_FRAMES, frames - 4):
             raise InvalidArgument(f"kernel_frames={kernel_frames} leaves too few of the {frames} frames")
         max_processes = _positive_int("max_processes", max_processes)
-        kind = policy_id(policy)
-        self.policy = policy_name(kind)
-        self.sees_every_access = sees_every_access(kind)  # on_access on every access, TLB hits too
+        rule = policy_by_id(live_policy_id(policy))  # InvalidArgument for opt: it needs the future
+        kind = int(rule.ID)
+        self.policy = rule.NAME
+        self.sees_every_access = bool(rule.SEES_EVERY_ACCESS)  # on_access on every access, TLB hits too
         self.mem = PhysicalMemory(frames * PAGE_SIZE)
         self.swap = SwapDevice(parse_size(swap), swap_path, overwrite=swap_overwrite)
         self._image_maps: list = []
         kv = np.zeros(KV_SIZE, dtype=np.int64)
         kv[KV_NFRAMES], kv[KV_NSLOTS], kv[KV_SLOTS_FREE] = frames, self.swap.slots, self.swap.slots
         kv[KV_SEES_EVERY_ACCESS], kv[KV_NCPU], kv[KV_MAXPROC] = int(self.sees_every_access), cpus, max_processes
-        kv[KV_SWAP_FD] = self.swap.fd
+        kv[KV_SWAP_FD], kv[KV_ACCESSED_ON_LOAD] = self.swap.fd, int(rule.ACCESSED_ON_LOAD)
         cpu_regs = np.zeros(cpus * CPU_STRIDE, dtype=np.int64)
         cpu_regs[C_PID::CPU_STRIDE] = -1
         cpu_regs[C_WB_SLOT::CPU_STRIDE] = -1

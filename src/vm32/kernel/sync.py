@@ -141,7 +141,9 @@ def machine_unlock(ms):
 def post_request(cpus, c, pid, vpn, kind):
     """Put a request into CPU c's slot, escalating to flush-all if one is pending.
 
-    Requires the machine lock (one poster at a time); does not wait for the answer.
+    Requires the machine lock (one poster at a time), except for a request of CPU c to
+    itself: only c serves its slot, and a poster that finds the slot taken escalates
+    it to flush-all.  Does not wait for the answer.
     """
     base = c * CPU_STRIDE
     while True:

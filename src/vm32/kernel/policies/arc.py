@@ -10,7 +10,7 @@ A use moves a page to the head of T2 (SEES_EVERY_ACCESS).
 The victim (REPLACE): T1's LRU page if T1 is not empty and larger than p (or
 equal to p on a B2 ghost fault), or if T2 is empty; otherwise T2's LRU page;
 it becomes the head of B1 or B2.  A fault on no list first trims the ghosts:
-when |T1| + |B1| would pass c, B1's oldest ghost goes (or, with B1 empty, T1's
+when |T1| + |B1| would pass the cache size c (pol[POL_PAGEABLE]), B1's oldest ghost goes (or, with B1 empty, T1's
 LRU page leaves without a ghost); when all four lists hold 2c, B2's oldest goes.
 
 State, after the common header: the four list headers, p (float bits), the
@@ -26,7 +26,9 @@ import numpy as np
 from vm32.jit import inline_leaf_kernel, leaf_kernel
 from vm32.kernel.frametable import frame_evictable
 from vm32.kernel.layout import FT_OWNER, FT_VPN
-from vm32.kernel.policies.base import KEY_VPN_BITS, POL_KEY, POL_NFRAMES, POL_Q0, bits_from_f64, f64_from_bits
+from vm32.kernel.policies.base import (
+    KEY_VPN_BITS, POL_KEY, POL_NFRAMES, POL_PAGEABLE, POL_Q0, bits_from_f64, f64_from_bits,
+)
 from vm32.kernel.policies.lists import LIST_WORDS, dl_init, dl_len, dl_push_head, dl_remove
 
 NAME = "arc"
@@ -266,7 +268,7 @@ def on_fault(ft, pol, key):
     b1, b2 = dl_len(pol, _B1), dl_len(pol, _B2)
     p = f64_from_bits(pol[_P])
     if pol[_gwhich(n) + node] == 1:
-        p = min(p + max(b2 / b1, 1.0), float(n))
+        p = min(p + max(b2 / b1, 1.0), float(pol[POL_PAGEABLE]))
         pol[_GHOST] = 1
         _ghost_drop(pol, n, _B1, node)
     else:
@@ -304,8 +306,9 @@ def choose_victim(words, ft, pol, tlb, cpus, cpu):
     n = pol[POL_NFRAMES]
     if pol[_GHOST]:
         return _replace(pol, ft, n, pol[_GHOST] == 2)
+    c = pol[POL_PAGEABLE]  # the cache size
     t1, b1 = dl_len(pol, _T1), dl_len(pol, _B1)
-    if t1 + b1 + 1 > n:
+    if t1 + b1 + 1 > c:
         if b1 > 0:
             _ghost_drop(pol, n, _B1, pol[_B1 + 1])
             return _replace(pol, ft, n, False)
@@ -314,6 +317,6 @@ def choose_victim(words, ft, pol, tlb, cpus, cpu):
             return _replace(pol, ft, n, False)
         _unlist(pol, n, f)
         return f
-    if t1 + b1 + dl_len(pol, _T2) + dl_len(pol, _B2) >= 2 * n and dl_len(pol, _B2) > 0:
+    if t1 + b1 + dl_len(pol, _T2) + dl_len(pol, _B2) >= 2 * c and dl_len(pol, _B2) > 0:
         _ghost_drop(pol, n, _B2, pol[_B2 + 1])
     return _replace(pol, ft, n, False)

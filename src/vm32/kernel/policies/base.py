@@ -16,6 +16,10 @@ Common header (words 0..POL_Q0-1), then the policy's own words from POL_Q0:
     pol[POL_KEY]     the page of the fault being served: (owner << 20) | vpn (on_fault)
     pol[POL_NEXT]    traces only: the index of the next use of the page being referenced
                      (OPT's key; NEVER when it is not used again)
+    pol[POL_PAGEABLE] frames that may hold a page now, the cache size (ARC's c): n in
+                     the trace simulator; in the live kernel n less the pinned frames
+                     (kernel memory, page directories and tables, pinned pages), kept
+                     current by the kernel as frames are pinned and released
 
 The hooks every policy module offers are described in vm32.kernel.policies.
 Also here: `f64_from_bits` / `bits_from_f64`, to keep a float in an int64 word.
@@ -46,6 +50,7 @@ POL_LOCK = 10
 POL_SHARED = 11
 POL_KEY = 12
 POL_NEXT = 13
+POL_PAGEABLE = 14
 POL_Q0 = 16
 FIFO_FRAME_BITS = 21  # a FIFO queue entry is (stamp << 21) | frame; frames < 2**21
 KEY_VPN_BITS = 20  # a page key is (owner << 20) | vpn
@@ -59,6 +64,7 @@ def make_state(kind: int, nframes: int, words: int, seed: int = 1, nru_period: i
     pol[POL_RNG] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF or 1
     pol[POL_PERIOD] = max(1, nru_period)
     pol[POL_NFRAMES] = nframes
+    pol[POL_PAGEABLE] = nframes
     pol[POL_NEXT] = NEVER
     pol[POL_SHARED] = 1  # safe for several CPUs; a single-CPU owner (the trace simulator) clears it
     return pol
