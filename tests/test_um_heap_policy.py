@@ -1,4 +1,4 @@
-"""The flat and paged UM backends on every heap policy (--heap-policy / heap_policy=): the same
+"""The flat, paged and jit UM backends on every heap policy (--heap-policy / heap_policy=): the same
 programs give the same output, and a segment's bounds are its requested size whatever
 block the policy gives it."""
 
@@ -117,3 +117,12 @@ def test_cli_heap_policy_on_paged(tmp_path, capsys):
     assert main(["um", "run", str(program), "--backend", "classic", "--heap-policy", "first"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("vm32: error: --heap-policy first: the classic backend")
+
+
+def test_jit_runs_another_policy_in_its_interpreter_tier():
+    # The jit's compiled regions map and unmap through tlsf's helpers: another policy keeps
+    # the run in the interpreter tier (the flat space on that policy), with the same output.
+    demo = assemble((PROGRAMS / "demo.uma").read_text())
+    out = run_program(demo, backend="jit", heap_policy="buddy", memory_size=MEMORY)
+    assert out.output == run_program(demo, backend="flat", memory_size=MEMORY).output
+    assert out.stats["jit_regions"] == 0 and out.stats["interp_instructions"] == out.stats["instructions"]

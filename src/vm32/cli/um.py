@@ -86,7 +86,8 @@ def add_run(um_commands) -> None:
                      help="read the program's input from FILE, not stdin (several programs: once per "
                           "program, in order; a program without one reads end of input)")
     run.add_argument("--heap-policy", default=DEFAULT_HEAP_POLICY, metavar="NAME",
-                     help=f"the allocator of the segments (flat and paged): {', '.join(HEAP_POLICIES)} (default "
+                     help=f"the allocator of the segments (flat, paged; jit: its interpreter tier for all but "
+                          f"{DEFAULT_HEAP_POLICY}): {', '.join(HEAP_POLICIES)} (default "
                           f"{DEFAULT_HEAP_POLICY}; --policy is page replacement)")
     run.add_argument("--check-heap", action="store_true",
                      help="flat backend (jit: its interpreter tier only): put the segments on a debugging heap "
@@ -172,9 +173,10 @@ def _check_run(args) -> str:
     backend = args.backend or ("paged" if several else "classic" if args.record_allocs else "flat")
     if args.heap_policy not in HEAP_POLICIES:
         raise InvalidArgument(f"--heap-policy {args.heap_policy!r}: choose one of {', '.join(HEAP_POLICIES)}")
-    if args.heap_policy != DEFAULT_HEAP_POLICY and backend not in ("flat", "paged"):
+    if args.heap_policy != DEFAULT_HEAP_POLICY and backend not in ("flat", "paged", "jit"):
         raise InvalidArgument(f"--heap-policy {args.heap_policy}: the {backend} backend runs the "
-                              f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat or paged")
+                              f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat, "
+                              "paged or jit")
     if args.check_heap and (several or backend not in ("flat", "jit")):
         raise InvalidArgument(f"--check-heap runs one program on --backend flat or jit, not "
                               f"{'several' if several else backend}")

@@ -86,7 +86,8 @@ class UniversalMachine:
         as large as the heap region) in `swap_path` (default: a temporary file; an existing
         file there that is not a vm32 swap file only if `swap_overwrite`) and TLBs of
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
-        allocator of the segments (vm32.heap.policies; on flat and paged, tlsf elsewhere).
+        allocator of the segments (vm32.heap.policies; on flat, paged and jit - in its
+        interpreter tier, nothing compiled, for a policy other than tlsf - tlsf elsewhere).
         `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
         `check_heap` (flat; jit runs it in its interpreter tier, nothing compiled) puts the
         segments on a debugging heap (vm32.heap.debug):
@@ -98,10 +99,10 @@ class UniversalMachine:
             raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
         if heap_policy != DEFAULT_HEAP_POLICY:
             policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
-            if backend not in ("flat", "paged"):
+            if backend not in ("flat", "paged", "jit"):
                 raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
-                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat "
-                                      "or paged")
+                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat, "
+                                      "paged or jit")
         if check_heap and backend not in ("flat", "jit"):
             raise InvalidArgument(f"checking the heap runs on the flat and jit backends, not {backend}")
         if record_allocs and backend != "classic":
@@ -131,7 +132,9 @@ class UniversalMachine:
                     "no segment has id 0)"
                 )
             self.memory = PhysicalMemory(self.memory_size)
-            if backend == "jit" and not check_heap:  # checking the heap: jit's interpreter tier only
+            if backend == "jit" and not check_heap and heap_policy == DEFAULT_HEAP_POLICY:
+                # compiled regions map and unmap through tlsf's helpers (vm32.um.jit.helpers);
+                # checking the heap or another policy: jit's interpreter tier only
                 from vm32.um.jit.runtime import JitDriver
 
                 self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
