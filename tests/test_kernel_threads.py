@@ -22,7 +22,7 @@ def _run_threads(targets):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(timeout=120)
+        t.join(timeout=300)  # generous: a thread's first call of a kernel may compile it (cold cache, loaded CI)
     assert not any(t.is_alive() for t in ts), "a thread hung"
     assert not errors, errors
 
@@ -134,6 +134,11 @@ def test_heap_operations_from_two_cpus_while_a_third_thrashes():
                 seed += 1
                 hog.fill_pattern(hog.heap_base, PAGES * 1024, seed)
 
+        a = p.malloc(8)  # compile the kernels the threads use here, outside their join timeout
+        p.write(a, b"x" * 8)
+        assert p.read(a, 8) == b"x" * 8
+        p.free(a)
+        hog.fill_pattern(hog.heap_base, 1024, 0)
         t = threading.Thread(target=thrash)
         t.start()
         try:
