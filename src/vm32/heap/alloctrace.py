@@ -12,20 +12,20 @@ A UM program's trace is its map / unmap sequence (`vm32 um run P --record-allocs
 an allocation of n words is n * 4 bytes.  `load` validates the whole file before anyone
 uses it: a missing member, a wrong type or version, or a free of a handle that is not a
 live allocation is `BadTrace` naming the file and, for events, the index of the first bad
-one.  `save` writes a temporary file beside the target and renames it at the end, so a
-failed or interrupted save never leaves a half-written trace.
+one.  `save` writes through vm32.files.atomic_output: a failed or interrupted save (a
+SIGKILL too) leaves neither a half-written trace nor a temporary file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from vm32.errors import BadTrace
+from vm32.files import atomic_output
 from vm32.jit import kernel
 
 VERSION = 1
@@ -71,14 +71,8 @@ def save(path: str | os.PathLike, events: np.ndarray, program: str) -> None:
     if events.ndim != 1 or (events.size and (events.max() > np.iinfo(np.int32).max
                                              or events.min() < np.iinfo(np.int32).min)):
         raise BadTrace(f"{path}: events must be a 1-d array of 32-bit integers")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, version=np.int32(VERSION), program=np.str_(program), events=events.astype(np.int32))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path) as f:
+        np.savez(f, version=np.int32(VERSION), program=np.str_(program), events=events.astype(np.int32))
 
 
 def load(path: str | os.PathLike) -> tuple[np.ndarray, str]:

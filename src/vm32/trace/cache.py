@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from vm32.errors import InvalidArgument
+from vm32.files import atomic_output
 from vm32.trace.fold import FoldReport
 from vm32.trace.readers import Trace
 
@@ -70,18 +71,11 @@ def store(path: str | os.PathLike, fmt: str, trace: Trace) -> None:
     entry = _entry(path, fmt)
     if entry is None:
         return
-    tmp = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".part", dir=entry.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_output(entry) as f:
             np.savez(f, vpns=trace.vpns, writes=trace.writes, format=np.array(trace.format),
                      chunks=trace.folding.chunks, shared=trace.folding.shared,
                      chunk_of_place=trace.folding.chunk_of_place, lines=trace.lines)
-        os.replace(tmp, entry)
-        tmp = None
-    except OSError:
+    except (OSError, InvalidArgument):  # a copy that cannot be kept is only a missed speed-up
         pass
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
