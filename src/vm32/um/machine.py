@@ -93,68 +93,70 @@ class UniversalMachine:
         segments on a debugging heap (vm32.heap.debug):
         `heap_leaks()` then lists the segments never unmapped with the pc that mapped them.
         """
-        if backend not in BACKENDS:
-            raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if backend != "paged" and any(v is not None for v in (frames, policy, swap, swap_path, tlb_entries, machine)):
-            raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
-        if heap_policy != DEFAULT_HEAP_POLICY:
-            policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
-            if backend not in ("flat", "paged", "jit"):
-                raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
-                                      f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat, "
-                                      "paged or jit")
-        if check_heap and backend not in ("flat", "jit"):
-            raise InvalidArgument(f"checking the heap runs on the flat and jit backends, not {backend}")
-        if record_allocs and backend != "classic":
-            raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
+        paged_options = dict(frames=frames, policy=policy, swap=swap, swap_path=swap_path,
+                             swap_overwrite=swap_overwrite, tlb_entries=tlb_entries, machine=machine)
+        _check_options(backend, heap_policy, check_heap, record_allocs, paged_options)
         _check_streams(stdin, stdout)
         words = program_words(program)
         self.backend = backend
         self.name = name
         self.memory_size = check_size(parse_size(memory_size))
+        self.record_allocs = record_allocs
         self.paged = self.jit = None
         self.regs = np.zeros(8, dtype=np.uint32)
         self.st = new_state()
         self.inbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         self.outbuf = np.zeros(IO_BUFFER, dtype=np.uint8)
         if backend == "paged":
-            from vm32.um.paged_process import PagedProcess
-
-            self.memory = self.heap = None
-            self.paged = PagedProcess(words, self.memory_size, name=name, frames=frames, policy=policy, swap=swap,
-                                      swap_path=swap_path, swap_overwrite=swap_overwrite, tlb_entries=tlb_entries,
-                                      machine=machine, heap_policy=heap_policy)
-            self.space = self.paged.space
+            self._init_paged_space(words, heap_policy, paged_options)
         elif backend in ("flat", "jit"):
-            if self.memory_size < 2 * PAGE_SIZE:
-                raise InvalidArgument(
-                    f"the {backend} backend needs at least 8K of memory (page 0 stays unused, so that "
-                    "no segment has id 0)"
-                )
-            self.memory = PhysicalMemory(self.memory_size)
-            if backend == "jit" and not check_heap and heap_policy == DEFAULT_HEAP_POLICY:
-                # compiled regions map and unmap through tlsf's helpers (vm32.um.jit.helpers);
-                # checking the heap or another policy: jit's interpreter tier only
-                from vm32.um.jit.runtime import JitDriver
-
-                self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
-                self.space, self.heap = self.jit.space, self.jit.heap
-            else:
-                self.space, self.heap = new_flat_space(words, self.memory, heap_policy, check_heap=check_heap)
-        elif record_allocs:
-            from vm32.um.recording import new_recording_space
-
-            self.memory = self.heap = None
-            self.space = new_recording_space(words, self.memory_size)
+            self._init_flat_space(words, heap_policy, check_heap)
         else:
-            self.memory = self.heap = None
-            self.space = new_classic_space(words, self.memory_size)
-        self.record_allocs = record_allocs
+            self._init_classic_space(words)
         self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
         self._stdout = stdout if stdout is not None else io.BytesIO()
         self.wall_seconds = 0.0  # running the program, compilation excluded
         self.compile_seconds = 0.0
         self.halted = False
+
+    def _init_paged_space(self, words: np.ndarray, heap_policy: str, options: dict) -> None:
+        """Load `words` as a process of a kernel Machine (`options`: PagedProcess's frames,
+        policy, swap, swap_path, swap_overwrite, tlb_entries and machine)."""
+        from vm32.um.paged_process import PagedProcess
+
+        self.memory = self.heap = None
+        self.paged = PagedProcess(words, self.memory_size, name=self.name, heap_policy=heap_policy, **options)
+        self.space = self.paged.space
+
+    def _init_flat_space(self, words: np.ndarray, heap_policy: str, check_heap: bool) -> None:
+        """flat and jit: load `words` into `memory_size` bytes of PhysicalMemory on
+        `heap_policy`'s allocator (the debugging heap if `check_heap`)."""
+        if self.memory_size < 2 * PAGE_SIZE:
+            raise InvalidArgument(
+                f"the {self.backend} backend needs at least 8K of memory (page 0 stays unused, so that "
+                "no segment has id 0)"
+            )
+        self.memory = PhysicalMemory(self.memory_size)
+        if self.backend == "jit" and not check_heap and heap_policy == DEFAULT_HEAP_POLICY:
+            # compiled regions map and unmap through tlsf's helpers (vm32.um.jit.helpers);
+            # checking the heap or another policy: jit's interpreter tier only
+            from vm32.um.jit.runtime import JitDriver
+
+            self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
+            self.space, self.heap = self.jit.space, self.jit.heap
+        else:
+            self.space, self.heap = new_flat_space(words, self.memory, heap_policy, check_heap=check_heap)
+
+    def _init_classic_space(self, words: np.ndarray) -> None:
+        """classic: load `words` into a table of numpy arrays (logging maps and unmaps if
+        record_allocs), `memory_size` bytes at most."""
+        self.memory = self.heap = None
+        if self.record_allocs:
+            from vm32.um.recording import new_recording_space
+
+            self.space = new_recording_space(words, self.memory_size)
+        else:
+            self.space = new_classic_space(words, self.memory_size)
 
     # -- running ---------------------------------------------------------------
     def run(
@@ -347,6 +349,26 @@ class UniversalMachine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_options(backend: str, heap_policy: str, check_heap: bool, record_allocs: bool,
+                   paged_options: dict) -> None:
+    """InvalidArgument unless `backend` is known and runs every option given (checked before
+    anything is built)."""
+    if backend not in BACKENDS:
+        raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "paged" and any(v is not None for k, v in paged_options.items() if k != "swap_overwrite"):
+        raise InvalidArgument("frames, policy, swap, swap_path, tlb_entries and machine are paged-backend options")
+    if heap_policy != DEFAULT_HEAP_POLICY:
+        policy_module(heap_policy)  # an unknown name: InvalidArgument listing the policies
+        if backend not in ("flat", "paged", "jit"):
+            raise InvalidArgument(f"heap policy {heap_policy}: the {backend} backend runs the "
+                                  f"{DEFAULT_HEAP_POLICY} allocator only; other policies run on --backend flat, "
+                                  "paged or jit")
+    if check_heap and backend not in ("flat", "jit"):
+        raise InvalidArgument(f"checking the heap runs on the flat and jit backends, not {backend}")
+    if record_allocs and backend != "classic":
+        raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
 
 
 def _check_streams(stdin, stdout) -> None:
