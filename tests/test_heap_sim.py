@@ -1,6 +1,9 @@
 """Tests of vm32.heap.sim (`vm32 heap sim`): its output for explicit op lists, its decisions
 against the textbook model of tests/naive_heap.py, and its errors."""
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -138,3 +141,15 @@ def test_policy_names_for_help_are_the_registry():
     from vm32.heap import POLICIES
 
     assert HEAP_POLICIES == tuple(POLICIES) and DEFAULT_HEAP_POLICY == "tlsf"
+
+
+def test_sim_starts_without_the_kernel():
+    """`vm32 heap sim` answers quickly because its parser imports no kernel (and the page
+    policies the help texts name are the live kernel's)."""
+    from vm32.defaults import LIVE_PAGE_POLICIES
+    from vm32.kernel.policies import LIVE_POLICIES
+
+    assert LIVE_PAGE_POLICIES == LIVE_POLICIES
+    code = "import sys, vm32.cli as c; c.build_parser(); print(sorted(m for m in sys.modules if m.startswith('vm32.kernel')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -41,6 +41,11 @@ page tables and room for a few pages of data."""
 DEFAULT_POLICY = "clock"
 """The page-replacement policy of every machine unless one is chosen (second chance)."""
 
+LIVE_PAGE_POLICIES = ("fifo", "clock", "nru", "lru", "random", "clock-clear", "sieve", "arc")
+"""The page-replacement policies a live machine runs, for help texts (vm32.kernel.policies'
+LIVE_POLICIES; a test keeps them equal): the parser then imports no kernel, so a command
+that needs none, such as `vm32 heap sim`, starts without it."""
+
 DEFAULT_TLB_ENTRIES = 1024
 """TLB entries per CPU (direct-mapped, a power of two)."""
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from vm32.defaults import FRAME_SIZE, MIN_FRAMES, parse_size
+from vm32.defaults import FRAME_SIZE, LIVE_PAGE_POLICIES, MIN_FRAMES, parse_size
 from vm32.errors import InvalidArgument
 
 EXIT_ERROR = 1
@@ -29,9 +29,7 @@ JSON_HELP = "print the figures as one JSON document on stdout (raw units: bytes,
 
 def policy_names() -> tuple[str, ...]:
     """The names of the page-replacement policies a live machine runs, for help texts."""
-    from vm32.kernel.policies import LIVE_POLICIES
-
-    return LIVE_POLICIES
+    return LIVE_PAGE_POLICIES
 
 
 def check_frames(frames: int | None) -> None:
