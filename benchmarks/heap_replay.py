@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import add_json, add_repeat
 from vm32.heap import Heap, heap_free, heap_malloc
 from vm32.heap.replay import BASE
 from vm32.jit import leaf_kernel
@@ -213,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--traces", default="sandmark,mix,tiny", help="traces to replay, comma-separated")
     ap.add_argument("--policies", default=",".join(HEAP_POLICIES), help="policies, comma-separated")
-    ap.add_argument("--repeat", type=int, default=5, help="alternated rounds; ns/op is their median")
+    add_repeat(ap, help="alternated rounds; ns/op is their median")
     ap.add_argument("--ops", type=int, default=10_000_000, help="events of the mix")
     ap.add_argument("--tiny-ops", type=int, default=2_000_000, help="events of the tiny trace")
     ap.add_argument("--record", action="store_true", help="record sandmark's trace if it is not cached")
     ap.add_argument("--no-c", action="store_true", help="leave out the C malloc harness")
-    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_json(ap, help="print the rows as JSON")
     args = ap.parse_args(argv)
     policies = args.policies.split(",")
     print(f"# heap_replay: traces={args.traces} policies={args.policies} repeat={args.repeat} ops={args.ops} "

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import add_repeat
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 LCS = {"fifo": "FIFO", "lru": "LRU", "clock-clear": "Clock"}
@@ -154,7 +156,7 @@ def in_process(lackey: Path, repeat: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    add_repeat(ap, help="runs of every figure, alternated; figures are their medians")
     ap.add_argument("--frames", default="64,256,1024")
     ap.add_argument("--numbers", type=int, default=6500, help="integers sort sorts (trace length)")
     ap.add_argument("--skip-processes", action="store_true", help="only the in-process figures")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
+
+from bench_common import add_json, add_repeat, alternated, load_average, load_line, medians
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,11 +34,9 @@ def run(backend: str, program) -> tuple[float, float, dict]:
 def main() -> None:
     """Run the benchmark and print its table and ratio."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="runs per backend, alternated (default 5)")
-    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
+    add_repeat(ap)
+    add_json(ap)
     args = ap.parse_args()
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
     os.environ.setdefault("VM32_JIT_CACHE", "0")  # compile afresh, as a first run would
     from vm32.um.asm import assemble
 
@@ -53,23 +52,23 @@ def main() -> None:
     wall: dict[str, list[float]] = {"flat": [], "jit": []}
     cpu: dict[str, list[float]] = {"flat": [], "jit": []}
     print(f"{'':<10} {'wall':>8} {'cpu':>8}")
-    for i in range(args.repeat):
-        for backend in ("flat", "jit"):
-            w, c, stats = run(backend, program)
-            wall[backend].append(w)
-            cpu[backend].append(c)
-            extra = ""
-            if backend == "jit":
-                extra = (f"   {stats['jit_regions']} regions compiled, {stats['jit_instructions']:,} of "
-                         f"{stats['instructions']:,} instructions compiled, {stats['program_loads']} loads")
-            print(f"{backend} #{i + 1:<5} {w:7.2f}s {c:7.2f}s{extra}", flush=True)
-    ratio = statistics.median(wall["jit"]) / statistics.median(wall["flat"])
-    ratio_cpu = statistics.median(cpu["jit"]) / statistics.median(cpu["flat"])
+    for i, backend in alternated(args.repeat, ("flat", "jit")):
+        w, c, stats = run(backend, program)
+        wall[backend].append(w)
+        cpu[backend].append(c)
+        extra = ""
+        if backend == "jit":
+            extra = (f"   {stats['jit_regions']} regions compiled, {stats['jit_instructions']:,} of "
+                     f"{stats['instructions']:,} instructions compiled, {stats['program_loads']} loads")
+        print(f"{backend} #{i + 1:<5} {w:7.2f}s {c:7.2f}s{extra}", flush=True)
+    wall_m, cpu_m = medians(wall), medians(cpu)
+    ratio = wall_m["jit"] / wall_m["flat"]
+    ratio_cpu = cpu_m["jit"] / cpu_m["flat"]
     print(f"\njit / flat  wall {ratio:6.3f}   cpu {ratio_cpu:6.3f}   (target <= 1.1; medians of {args.repeat})")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times stretch under load)")
+    print(load_line())
     if args.json:
         print(json.dumps({"runs": args.repeat, "wall": wall, "cpu": cpu, "jit/flat": {"wall": ratio, "cpu": ratio_cpu},
-                          "load_average": os.getloadavg()[0]}))
+                          "load_average": load_average()}))
 
 
 if __name__ == "__main__":

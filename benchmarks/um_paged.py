@@ -31,10 +31,8 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared"
+from bench_common import add_corpus, add_repeat, load_average
 
 
 def run(program: bytes, backend: str, limit: int | None, **kw) -> tuple[float, float, bytes, dict]:
@@ -61,24 +59,19 @@ def warm_up(program: bytes, policy: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.environ.get("VM32_UM_CORPUS", str(SHARED / "um")),
-                        help="directory with sandmark.umz and sandmark.expected")
+    add_corpus(parser)
     parser.add_argument("--fraction", type=float, default=0.25, help="share of the working set for run 3")
     parser.add_argument("--policy", default="clock", help="replacement policy of the paged runs")
     parser.add_argument("--instructions", type=float, default=None,
                         help="run only this many instructions of each run (no output check)")
     parser.add_argument("--skip-small", action="store_true", help="leave out run 3 (it is the long one)")
-    parser.add_argument("--repeat", type=int, default=1, help="run 1 and 2 this many times each; report medians")
+    add_repeat(parser, default=1, help="run 1 and 2 this many times each, alternated; report medians")
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    corpus = Path(args.corpus)
-    program = (corpus / "sandmark.umz").read_bytes()
-    expected = (corpus / "sandmark.expected").read_bytes()
+    program = (args.corpus / "sandmark.umz").read_bytes()
+    expected = (args.corpus / "sandmark.expected").read_bytes()
     limit = int(args.instructions) if args.instructions else None
-    load = os.getloadavg()[0]
     print(f"sandmark{'' if limit is None else f' (first {limit:,} instructions)'}, load average "
-          f"{load:.2f} on {os.cpu_count()} CPUs; warming the numba cache ...", flush=True)
+          f"{load_average():.2f} on {os.cpu_count()} CPUs; warming the numba cache ...", flush=True)
     warm_up(program, args.policy)
 
     def check(name: str, output: bytes) -> None:

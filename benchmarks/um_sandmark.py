@@ -32,8 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import add_corpus, add_json, add_repeat, load_average, load_line, medians
+
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared"
 
 
 def build_um_ref(shared: Path, workdir: Path) -> Path | None:
@@ -95,19 +96,16 @@ def warm_up(backends: list[str]) -> None:
 def main() -> None:
     """Run the benchmark and print its table and ratios."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default=os.environ.get("VM32_UM_CORPUS", SHARED / "um"), type=Path)
+    add_corpus(ap)
     ap.add_argument("--backends", default="flat,classic")
     ap.add_argument("--no-ref", action="store_true", help="skip the C reference")
-    ap.add_argument("--repeat", type=int, default=1, help="run every program this many times, alternated; "
-                    "ratios of the medians")
+    add_repeat(ap, default=1, help="run every program this many times, alternated; ratios of the medians")
     ap.add_argument("--jit-cache", action="store_true",
                     help="jit: load regions compiled by earlier runs from the disk cache (default: compile afresh)")
-    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
+    add_json(ap)
     args = ap.parse_args()
     if not args.jit_cache:
         os.environ["VM32_JIT_CACHE"] = "0"
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
     program = args.corpus / "sandmark.umz"
     expected = (args.corpus / "sandmark.expected").read_bytes()
     backends = [b for b in args.backends.split(",") if b]
@@ -137,8 +135,7 @@ def main() -> None:
                     compile_s.setdefault(backend, []).append(stats["jit_compile_seconds"])
                 record(backend, w, c, f"   {stats['instructions'] / w / 1e6:6.0f} M UM instructions/s"
                        + jit_figures(stats))
-    wall_m = {name: statistics.median(times) for name, times in wall.items()}
-    cpu_m = {name: statistics.median(times) for name, times in cpu.items()}
+    wall_m, cpu_m = medians(wall), medians(cpu)
     print()
     if args.repeat > 1:
         print(f"ratios of the medians of {args.repeat} runs:")
@@ -151,14 +148,14 @@ def main() -> None:
     for name, seconds in compile_s.items():
         print(f"{name}: compile {statistics.median(seconds):.2f}s (median; in its wall time, on the worker thread)"
               + ("" if args.jit_cache else ", every run compiling afresh"))
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times stretch under load)")
+    print(load_line())
     print("outputs identical to sandmark.expected: yes")
     if args.json:
         import json
 
         print(json.dumps({"runs": args.repeat, "wall_median": wall_m, "cpu_median": cpu_m, "ratios": ratios,
-                          "jit_compile_median": {n: statistics.median(v) for n, v in compile_s.items()},
-                          "jit_cache": args.jit_cache, "load_average": os.getloadavg()[0]}))
+                          "jit_compile_median": medians(compile_s),
+                          "jit_cache": args.jit_cache, "load_average": load_average()}))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import add_json, add_repeat, alternated, load_average, load_line, medians
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("flat", "jit")
@@ -37,11 +38,9 @@ def run(program: Path, backend: str) -> tuple[float, bytes]:
 def main() -> None:
     """Run the benchmark and print its table and the difference."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="runs per backend, alternated (default 5)")
-    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
+    add_repeat(ap)
+    add_json(ap)
     args = ap.parse_args()
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])
     wall: dict[str, list[float]] = {b: [] for b in BACKENDS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,19 +51,18 @@ def main() -> None:
         if outputs["jit"] != outputs["flat"]:
             raise SystemExit("jit: output differs from flat's")
         print(f"{'':<10} {'wall':>8}")
-        for i in range(args.repeat):
-            for backend in BACKENDS:
-                w, _ = run(program, backend)
-                wall[backend].append(w)
-                print(f"{backend} #{i + 1:<5} {w:7.3f}s", flush=True)
-    median = {b: statistics.median(wall[b]) for b in BACKENDS}
+        for i, backend in alternated(args.repeat, BACKENDS):
+            w, _ = run(program, backend)
+            wall[backend].append(w)
+            print(f"{backend} #{i + 1:<5} {w:7.3f}s", flush=True)
+    median = medians(wall)
     extra = median["jit"] - median["flat"]
     print(f"\nmedians of {args.repeat}: flat {median['flat']:.3f}s, jit {median['jit']:.3f}s")
     print(f"jit - flat  {extra:+.3f}s   (target <= 0.2 s)")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times stretch under load)")
+    print(load_line())
     if args.json:
         print(json.dumps({"runs": args.repeat, "wall": wall, "wall_median": median, "jit-flat": extra,
-                          "load_average": os.getloadavg()[0]}))
+                          "load_average": load_average()}))
 
 
 if __name__ == "__main__":
