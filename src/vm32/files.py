@@ -9,6 +9,9 @@ appear under their name only once complete.
   temporary one) until the ``with`` block ends normally, and then takes the name `path`,
   replacing an existing file in one step; on an exception (Ctrl-C included) it is removed.
   A reader never sees a half-written file, and a failed run never destroys the old one.
+  `atomic_output(path, replace=False)` never replaces a file: the name is linked in only if
+  it is still free at the end (an existing file is refused at once, one that appears meanwhile
+  at the end; the link itself decides, so there is no window between a check and a rename).
 
 This module imports nothing compiled: it is part of the base layer.
 """
@@ -52,14 +55,16 @@ def _open_unnamed(directory: str, access: int) -> int:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_output(path: str | os.PathLike, *, replace: bool = True) -> Iterator[BinaryIO]:
     """Write `path` through the yielded binary file: it gets its name only when the block
     ends without an exception (see the module note).  InvalidArgument naming `path` if its
-    directory cannot hold it."""
+    directory cannot hold it, or (`replace` False) if a file of that name exists."""
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     if os.path.isdir(path):
         raise InvalidArgument(f"cannot write {path}: it is a directory")
+    if not replace and os.path.lexists(path):
+        raise InvalidArgument(f"{path} exists: vm32 does not overwrite files")
     try:
         fd = _open_unnamed(directory, os.O_WRONLY)
         temp = None
@@ -72,7 +77,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         yield f
         f.flush()
         os.fchmod(f.fileno(), 0o666 & ~_umask())
-        _give_name(f.fileno(), temp, path)
+        _give_name(f.fileno(), temp, path, replace)
         temp = None
     except OSError as e:
         raise InvalidArgument(f"cannot write {path}: {e.strerror}") from None
@@ -85,9 +90,21 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.unlink(temp)
 
 
-def _give_name(fd: int, temp: str | None, path: str) -> None:
+def _give_name(fd: int, temp: str | None, path: str, replace: bool) -> None:
     """Name the finished file `path`: rename `temp`, or link the unnamed file (through a
-    temporary name when `path` exists, so the old file is replaced in one step)."""
+    temporary name when `path` exists, so the old file is replaced in one step).  Without
+    `replace` only a link, which refuses a `path` that exists (InvalidArgument)."""
+    if not replace:
+        try:
+            if temp is not None:
+                os.link(temp, path)
+                os.unlink(temp)
+            else:
+                _link(fd, path)
+        except FileExistsError:
+            raise InvalidArgument(f"{path} appeared while it was being written: vm32 does not overwrite "
+                                  "files") from None
+        return
     if temp is not None:
         os.replace(temp, path)
         return

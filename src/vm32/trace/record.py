@@ -4,9 +4,10 @@
 
 valgrind writes lackey's lines (and its own ``==pid==`` messages, which the
 reader skips) to a pipe; this process compresses what comes out of it as it
-comes, into a temporary file next to the output, renamed into place at the end.
-The command's own stdin, stdout and stderr are left alone.  An existing output
-file is never overwritten, and an interrupted or failed recording leaves no file.
+comes, into a file without a name that is linked in as the output at the end
+(vm32.files.atomic_output, replace=False).  The command's own stdin, stdout and
+stderr are left alone.  An existing output file is never overwritten, and an
+interrupted, killed or failed recording leaves no file.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import lzma
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from vm32.errors import InvalidArgument, VM32Error
+from vm32.files import atomic_output
 
 PIPE_CHUNK = 1 << 20
 COMPRESSIONS = {".zst": "zstd", ".gz": "gzip", ".xz": "xz"}
@@ -79,15 +80,10 @@ def record(command: list[str], output: str | os.PathLike) -> RecordResult:
         raise InvalidArgument(f"cannot write {out}: directory {out.parent} does not exist")
     valgrind = valgrind_path()
     kind = compression_of(out)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(fd, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
     read_end, write_end = os.pipe()
     proc = None
     try:
-        with os.fdopen(fd, "wb") as raw:
+        with atomic_output(out, replace=False) as raw:
             sink = _compressor(kind, raw)
             args = [valgrind, "--tool=lackey", "--trace-mem=yes", f"--log-fd={write_end}", *command]
             try:
@@ -100,11 +96,9 @@ def record(command: list[str], output: str | os.PathLike) -> RecordResult:
             read_end = -1
             status = proc.wait()
             sink.close()
-        if text_bytes == 0:
-            raise VM32Error(f"valgrind could not run {command[0]!r} (exit status {status}): nothing was recorded")
-        if out.exists():
-            raise InvalidArgument(f"{out} appeared while recording: vm32 does not overwrite files")
-        os.replace(tmp, out)
+            if text_bytes == 0:
+                raise VM32Error(f"valgrind could not run {command[0]!r} (exit status {status}): nothing was "
+                                "recorded")
         return RecordResult(out, text_bytes, out.stat().st_size, status)
     finally:
         if proc is not None and proc.poll() is None:  # interrupted: stop valgrind and its command
@@ -113,7 +107,6 @@ def record(command: list[str], output: str | os.PathLike) -> RecordResult:
         for end in (read_end, write_end):
             if end >= 0:
                 os.close(end)
-        tmp.unlink(missing_ok=True)
 
 
 def _drain(fd: int, sink) -> int:
