@@ -42,8 +42,12 @@ def test_a_swap_path_that_is_not_a_swap_file_is_refused(capsys, hello, tmp_path)
     precious = tmp_path / "precious.txt"
     precious.write_text("my notes\n")
     code, out, err = call_main(capsys, "um", "run", hello, "--backend", "paged", "--swap-file", precious)
-    assert_one_error(code, err, "precious.txt exists and is not a vm32 swap file", "--force")
+    line = assert_one_error(code, err, "--swap-file", "precious.txt exists and is not a vm32 swap file", "--force")
+    assert "swap_overwrite" not in line  # the API's keyword is the API's message
     assert out == "" and precious.read_text() == "my notes\n"
+    code, out, err = call_main(capsys, "paging", "demo", "--swap-file", precious)
+    assert_one_error(code, err, "--swap-file", "precious.txt exists and is not a vm32 swap file", "--force")
+    assert precious.read_text() == "my notes\n"
     code, out, err = call_main(capsys, "um", "run", hello, "--backend", "paged", "--swap-file", precious,
                                "--swap-size", "64K", "--force")
     assert (code, out, err) == (0, "Hello, world!\n", "") and is_swap_file(precious)

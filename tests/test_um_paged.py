@@ -292,8 +292,9 @@ def test_swap_file_of_ones_own(sweep, tmp_path):
 def test_a_file_that_is_not_a_swap_file_is_never_overwritten(sweep, tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_bytes(b"my notes\n" * 1000)
-    with pytest.raises(InvalidArgument, match="precious.txt exists and is not a vm32 swap file"):
+    with pytest.raises(InvalidArgument, match="precious.txt exists and is not a vm32 swap file") as refused:
         paged(sweep, frames=16, swap_path=precious)
+    assert "swap_overwrite=True" in str(refused.value) and "--force" not in str(refused.value)
     with pytest.raises(InvalidArgument, match="not a regular file"):
         paged(sweep, frames=16, swap_path=tmp_path)
     with pytest.raises(InvalidArgument, match="holds no 4 KiB page"):

@@ -56,6 +56,18 @@ def check_policy(name: str | None) -> None:
         raise InvalidArgument(f"--policy {name}: {e}") from None
 
 
+def check_swap_file(path: str | None, force: bool | None) -> None:
+    """--swap-file: not an existing file of the user's unless --force (the swap device checks
+    again when it opens the file; its error names the API's keyword, swap_overwrite)."""
+    if path is None or force:
+        return
+    from vm32.kernel.swap import is_foreign_file
+
+    if is_foreign_file(path):
+        raise InvalidArgument(f"--swap-file {path} exists and is not a vm32 swap file: it is left alone "
+                              "(--force lets vm32 overwrite it)")
+
+
 def swap_size(text: str | None) -> int | None:
     """--swap-size in bytes: 0 (no swap) or at least one 4 KiB page."""
     if text is None:

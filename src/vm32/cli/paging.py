@@ -9,6 +9,7 @@ from vm32.cli.common import (
     SWAP_FILE_HELP,
     check_frames,
     check_policy,
+    check_swap_file,
     check_tlb,
     policy_names,
     swap_size,
@@ -75,6 +76,7 @@ def _check_args(args) -> None:
     check_frames(args.frames)
     check_tlb(args.tlb)
     check_policy(args.policy)
+    check_swap_file(args.swap_file, args.force)
     swap_size(args.swap_size)
     for name in ("processes", "pages"):
         if getattr(args, name) < 1:

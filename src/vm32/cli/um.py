@@ -23,6 +23,7 @@ from vm32.cli.common import (
     SWAP_FILE_HELP,
     check_frames,
     check_policy,
+    check_swap_file,
     check_tlb,
     flush_stdout,
     open_input,
@@ -198,6 +199,7 @@ def _check_run(args) -> str:
     check_frames(args.frames)
     check_tlb(args.tlb)
     check_policy(args.policy)
+    check_swap_file(args.swap_file, args.force)
     args.swap_bytes = swap_size(args.swap_size)
     if args.memory is not None:
         from vm32.memory import check_size

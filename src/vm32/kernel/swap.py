@@ -85,6 +85,16 @@ def is_swap_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_foreign_file(path: str | os.PathLike) -> bool:
+    """True if `path` is a non-empty regular file that is not a vm32 swap file: a SwapDevice
+    leaves it alone unless told to overwrite it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0 and not is_swap_file(path)
+
+
 class SwapDevice:
     """A swap device of `size` bytes (rounded down to whole 4 KiB slots; 0: no swap at all).
 
@@ -145,9 +155,9 @@ class SwapDevice:
             raise InvalidArgument(f"cannot use swap file {path}: {e.strerror}") from None
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise InvalidArgument(f"swap file {path} is not a regular file")
-        if st is not None and st.st_size and not overwrite and not is_swap_file(path):
-            raise InvalidArgument(f"{path} exists and is not a vm32 swap file: it is left alone (--force, or "
-                                  f"swap_overwrite=True, lets vm32 overwrite it)")
+        if st is not None and not overwrite and is_foreign_file(path):
+            raise InvalidArgument(f"{path} exists and is not a vm32 swap file: it is left alone "
+                                  "(swap_overwrite=True lets vm32 overwrite it)")
         try:
             return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), st is None
         except OSError as e:
