@@ -131,6 +131,26 @@ def test_ctrl_c_with_several_programs_says_interrupted(tmp_path):
     assert os.listdir(tmpdir) == []
 
 
+@pytest.mark.parametrize("sig, said", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "interrupted (SIGTERM)")])
+def test_an_interrupt_during_a_compile_says_why_it_waits(sig, said):
+    code = ("import os, signal, time\n"
+            "from vm32.cli import common\n"
+            "compiling = True\n"
+            "common._compiling = lambda: compiling  # as if numba held its compiler lock\n"
+            "try:\n"
+            "    with common.signals_as_interrupts():\n"
+            f"        os.kill(os.getpid(), {int(sig)})\n"
+            "        time.sleep(0.5)\n"
+            "        print('still compiling', flush=True)\n"
+            "        compiling = False\n"
+            "        time.sleep(30)\n"
+            "except common.Interrupted as e:\n"
+            "    print('stopped by', e.signum)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=SUBPROCESS_TIMEOUT)
+    assert r.stdout.decode() == f"still compiling\nstopped by {int(sig)}\n"
+    assert r.stderr.decode() == f"vm32: {said}; finishing a compile first\n"
+
+
 def test_python_exiting_without_close_leaves_nothing(tmp_path):
     code = ("from vm32.kernel.machine import Machine\n"
             "m = Machine(frames=16, swap='1M')\n"

@@ -36,6 +36,7 @@ from vm32.cli.common import (
     Interrupted,
     announce_first_compile,
     flush_stdout,
+    interrupted_text,
     signals_as_interrupts,
     silence_stdout,
 )
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt as e:  # Interrupted, or Ctrl-C where no handler could be installed
             signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
             flush_stdout()
-            _error("interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})")
+            _error(interrupted_text(signum))
             return 128 + signum
         except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as a shell's SIGPIPE does
             silence_stdout()

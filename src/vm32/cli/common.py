@@ -104,7 +104,8 @@ def signals_as_interrupts():
     so ``finally`` blocks and context managers clean up; further ones are ignored meanwhile.
 
     One that arrives while this thread compiles kernels waits until the compilation is
-    over (numba's compiler breaks if interrupted): a timer polls every RETRY_SECONDS.
+    over (numba's compiler breaks if interrupted): a timer polls every RETRY_SECONDS, and
+    one line on stderr says why nothing happens yet.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -112,11 +113,14 @@ def signals_as_interrupts():
     pending: list[int] = []
 
     def interrupt(signum, frame) -> None:
-        if not pending:
+        first = not pending
+        if first:
             pending.append(signum)
             for s in INTERRUPTS:
                 signal.signal(s, signal.SIG_IGN)  # the cleanup must not be cut short
         if _compiling():
+            if first:
+                _note(f"vm32: {interrupted_text(signum)}; finishing a compile first")
             signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
             return
         raise Interrupted(pending[0])
@@ -132,6 +136,22 @@ def signals_as_interrupts():
 
 
 RETRY_SECONDS = 0.05
+
+
+def interrupted_text(signum: int) -> str:
+    """What vm32 says of an interrupt: "interrupted" for Ctrl-C, "interrupted (SIGTERM)" otherwise."""
+    return "interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})"
+
+
+def _note(line: str) -> None:
+    """Write `line` on stderr from a signal handler: one os.write, so that it never re-enters
+    a stream the interrupted code was writing; nothing if stderr is closed."""
+    if sys.stderr is None:
+        return
+    try:
+        os.write(sys.stderr.fileno(), (line + "\n").encode())
+    except (OSError, ValueError):  # closed or not a file
+        pass
 
 
 def _compiling() -> bool:
