@@ -307,7 +307,7 @@ def test_recycler_never_splits_or_merges():
 
 
 def test_registry_and_parameters():
-    assert list(POLICIES) == ["tlsf", "first", "best", "worst", "next", "recycler", "buddy"]
+    assert list(POLICIES) == ["tlsf", "first", "best", "worst", "next", "recycler", "buddy", "sharded"]
     assert len({m.ID for m in POLICIES.values()}) == len(POLICIES)
     with pytest.raises(InvalidArgument, match="unknown heap policy 'bset'.*tlsf, first"):
         new_heap("bset")

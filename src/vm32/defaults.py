@@ -91,7 +91,7 @@ PAGING_DEMO_PAGES = 64
 
 # ---- the heap ----------------------------------------------------------------------------------
 
-HEAP_POLICIES = ("tlsf", "first", "best", "worst", "next", "recycler", "buddy")
+HEAP_POLICIES = ("tlsf", "first", "best", "worst", "next", "recycler", "buddy", "sharded")
 """The allocator policies, in table order (vm32.heap.policies.POLICIES; a test keeps them equal)."""
 
 DEFAULT_HEAP_POLICY = "tlsf"

@@ -355,8 +355,8 @@ class Heap:
 
 
 def _policy_stats(heap: Heap) -> dict[str, int]:
-    """The stats keys only some policies have: tlsf's top, free lists and caches, the free
-    lists' blocks and bytes of the others."""
+    """The stats keys only some policies have: tlsf's top, free lists and caches, sharded's
+    pages, the free lists' blocks and bytes of the others."""
     m = heap.state
     if heap.policy == "tlsf":
         return {
@@ -367,6 +367,8 @@ def _policy_stats(heap: Heap) -> dict[str, int]:
             "cached_blocks": int(core.heap_cached_blocks(heap.mem, m)),
         }
     module = heap.kernels
+    if heap.policy == "sharded":
+        return {"pages": int(m[module.M_PAGES]), "arena_bytes": int(m[module.M_ARENA_TOP] - m[module.M_ARENA_LOW])}
     if hasattr(module, "SEARCH"):
         from vm32.heap import freelist
 

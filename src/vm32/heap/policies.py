@@ -29,9 +29,9 @@ from types import ModuleType
 
 from vm32.defaults import DEFAULT_HEAP_POLICY
 from vm32.errors import InvalidArgument
-from vm32.heap import best, buddy, core, first, next_, recycler, worst
+from vm32.heap import best, buddy, core, first, next_, recycler, sharded, worst
 
-POLICIES: dict[str, ModuleType] = {m.NAME: m for m in (core, first, best, worst, next_, recycler, buddy)}
+POLICIES: dict[str, ModuleType] = {m.NAME: m for m in (core, first, best, worst, next_, recycler, buddy, sharded)}
 """Every policy by name, in table order."""
 
 DEFAULT = DEFAULT_HEAP_POLICY
