@@ -153,3 +153,19 @@ def test_sim_starts_without_the_kernel():
     code = "import sys, vm32.cli as c; c.build_parser(); print(sorted(m for m in sys.modules if m.startswith('vm32.kernel')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv", [
+    ["-A", "+10,+20,-0,+5,-1,+30,+3,-2,+8", "-p", "FIRST", "-l", "SIZESORT+", "-C", "-H", "4", "-a", "4", "-c"],
+    ["-s", "7", "-n", "40", "-p", "NEXT", "-l", "INSERT-BACK", "-C", "-c", "--explain"],
+])
+def test_interpreted_sim_answers_as_the_compiled_one(argv, capsys):
+    """The `vm32 heap sim` command runs the kernels interpreted (NUMBA_DISABLE_JIT, for its
+    start-up): the same output as the compiled kernels in this process."""
+    from vm32.cli import main
+
+    assert main(["heap", "sim", *argv]) == 0
+    compiled = capsys.readouterr().out
+    out = subprocess.run([sys.executable, "-m", "vm32.cli", "heap", "sim", *argv], capture_output=True,
+                         text=True, check=True).stdout
+    assert out == compiled and "FINALSTATS" in out

@@ -63,8 +63,18 @@ def add_sim(sub) -> None:
     sim.set_defaults(handler=cmd_heap_sim)
 
 
+SIM_INTERPRETED_OPS = 10_000
+"""`heap sim` runs the policy's kernels interpreted (NUMBA_DISABLE_JIT: vm32's kernels are
+plain Python without the JIT, the same source) for up to this many operations: on a
+teaching heap that answers in about half the time that loading their compiled code takes
+(numba's target set-up, ~0.5 s of a ~1 s start)."""
+
+
 def cmd_heap_sim(args) -> int:
     """`vm32 heap sim`: print the questions, or with -c the answers, and a FINALSTATS line."""
+    ops = len(args.alloc_list.split(",")) if args.alloc_list else args.ops
+    if "numba" not in sys.modules and ops <= SIM_INTERPRETED_OPS:
+        os.environ["NUMBA_DISABLE_JIT"] = "1"
     from vm32.heap.sim import SimOptions, run
 
     options = SimOptions(seed=args.seed, size=args.size, base=args.base, header=args.header, align=args.align,
