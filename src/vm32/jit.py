@@ -17,14 +17,47 @@ numba's own IR-level inlining (``inline="always"``) miscompiled the UM kernel on
 numba 0.68 (wrong results, with an "is not in scope" NumbaIRAssumptionWarning);
 only `ir_inline_leaf_kernel` uses it, for a few allocator helpers whose calls
 cost more than their work, and the allocator's tests check them.
+
+Processes share the on-disk cache (`pytest -n 2`, two `vm32` commands started
+at once on a cold cache), and numba saves a function's machine code without a
+lock: two processes saving two signatures of one function can both take data
+file 1, and the index then names for one signature the other's code (numba
+issues #4807, #9348).  `_save_locked` replaces numba's save: one save at a time
+per cache directory, and the data file is written before the index names it.
 """
 
+import fcntl
+import itertools
+import os
 import threading
 import time
 from contextlib import contextmanager
 
 from numba import njit
-from numba.core import event
+from numba.core import caching, event
+
+
+def _save_locked(self, key, data) -> None:
+    """numba's IndexDataCacheFile.save, under an exclusive lock on the cache directory:
+    the index is read, a data file chosen and written, then the index, by one process at
+    a time (readers need no lock: an index entry names only data written before it)."""
+    fd = os.open(self._cache_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        overloads = self._load_index()
+        name = overloads.get(key)
+        if name is None:
+            taken = set(overloads.values())
+            name = next(n for n in map(self._data_name, itertools.count(1)) if n not in taken)
+        self._save_data(name, data)
+        if overloads.get(key) != name:
+            overloads[key] = name
+            self._save_index(overloads)
+    finally:
+        os.close(fd)  # (releases the lock)
+
+
+caching.IndexDataCacheFile.save = _save_locked
 
 _COMMON = dict(cache=True, nogil=True)
 
