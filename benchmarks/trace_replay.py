@@ -1,6 +1,6 @@
 """Trace replay: `vm32 trace sim` against libCacheSim's simulator on the same page sequence.
 
-    .venv/bin/python benchmarks/trace_replay.py [--repeat 5] [--frames 64,256,1024]
+    .venv/bin/python benchmarks/trace_replay.py [--repeat 5] [--frames 64,256,1024] [--json]
 
 The trace: valgrind lackey on `sort -n` of NUMBERS shuffled integers (a real
 program; 6,500 give about 24 M references), recorded once with `vm32 trace
@@ -16,7 +16,7 @@ Printed, for FIFO, LRU and Clock (vm32's clock-clear, libCacheSim's Clock):
 refs/s of both, vm32/libcachesim, whether the miss counts are equal; vm32
 without its TLB (--tlb 0); OPT against vm32's own LRU; in one process, the
 lackey parse rate against the simulation's, and LRU's whole curve (stack
-distances) against one LRU run.
+distances) against one LRU run.  `--json`: the same figures as one JSON object at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import add_repeat
+from bench_common import add_json, add_repeat, load_average
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -94,7 +94,9 @@ def lcs_run(pages: Path, policy: str, frames: int) -> tuple[float, int]:
     return t, int(out)
 
 
-def whole_processes(pages: Path, refs: int, frames: list[int], repeat: int) -> None:
+def whole_processes(pages: Path, refs: int, frames: list[int], repeat: int) -> dict:
+    """vm32 trace sim against libcachesim, each a whole process; prints the table, returns its figures."""
+    rows = []
     print(f"\nwhole processes, {refs:,} references, medians of {repeat} alternated runs (M refs/s)")
     print(f"{'policy':<12} {'frames':>6} {'vm32':>7} {'libcachesim':>11} {'ratio':>6} {'no TLB':>7} "
           f"{'ratio':>6}  misses")
@@ -112,6 +114,9 @@ def whole_processes(pages: Path, refs: int, frames: list[int], repeat: int) -> N
             same = "equal" if len(mv | ml | m0) == 1 else f"DIFFER {sorted(mv)} {sorted(ml)} {sorted(m0)}"
             print(f"{policy:<12} {n:>6} {v:>7.1f} {c:>11.1f} {v / c:>6.2f} {z:>7.1f} {z / c:>6.2f}  {same} "
                   f"({min(mv):,})")
+            rows.append({"policy": policy, "frames": n, "vm32_mrefs_per_s": v, "libcachesim_mrefs_per_s": c,
+                         "vm32_no_tlb_mrefs_per_s": z, "misses_equal": len(mv | ml | m0) == 1,
+                         "misses": min(mv)})
     n = frames[len(frames) // 2]
     to, tr = [], []
     for _ in range(repeat):
@@ -119,9 +124,11 @@ def whole_processes(pages: Path, refs: int, frames: list[int], repeat: int) -> N
         tr.append(vm32_run(pages, "lru", n)[0])
     o, r = (refs / statistics.median(x) / 1e6 for x in (to, tr))
     print(f"opt {n} frames: {o:.1f} M refs/s, vm32 lru {r:.1f}: opt/lru = {o / r:.2f}")
+    return {"refs": refs, "rows": rows, "opt": {"frames": n, "opt_mrefs_per_s": o, "lru_mrefs_per_s": r}}
 
 
-def in_process(lackey: Path, repeat: int) -> None:
+def in_process(lackey: Path, repeat: int) -> dict:
+    """Parse, replay and LRU-curve rates in this process; prints them, returns them."""
     from vm32.trace.future import stack_distances
     from vm32.trace.readers import read_trace
     from vm32.trace.sim import simulate
@@ -152,6 +159,8 @@ def in_process(lackey: Path, repeat: int) -> None:
           f"binary copy {k:.1f} M refs/s: copy/replay = {k / s:.2f}")
     print(f"LRU curve over every frame count (stack distances) {statistics.median(curve):.3f} s; one LRU replay "
           f"{statistics.median(lru):.3f} s: curve/replay = {statistics.median(curve) / statistics.median(lru):.2f}")
+    return {"refs": refs, "parse_mrefs_per_s": p, "replay_mrefs_per_s": s, "binary_copy_mrefs_per_s": k,
+            "lru_curve_seconds": statistics.median(curve), "lru_replay_seconds": statistics.median(lru)}
 
 
 def main() -> None:
@@ -160,13 +169,18 @@ def main() -> None:
     ap.add_argument("--frames", default="64,256,1024")
     ap.add_argument("--numbers", type=int, default=6500, help="integers sort sorts (trace length)")
     ap.add_argument("--skip-processes", action="store_true", help="only the in-process figures")
+    add_json(ap)
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}, python {sys.version.split()[0]}")
     lackey, pages = get_trace(args.numbers)
     refs = sum(1 for _ in open(pages))
+    figures = {"runs": args.repeat}
     if not args.skip_processes:
-        whole_processes(pages, refs, [int(f) for f in args.frames.split(",")], args.repeat)
-    in_process(lackey, args.repeat)
+        figures["whole_processes"] = whole_processes(pages, refs, [int(f) for f in args.frames.split(",")],
+                                                     args.repeat)
+    figures["in_process"] = in_process(lackey, args.repeat)
+    if args.json:
+        print(json.dumps(dict(figures, load_average=load_average())))
 
 
 if __name__ == "__main__":

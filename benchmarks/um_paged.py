@@ -1,7 +1,7 @@
 """Sandmark on the paged UM backend against the flat one, in one run.
 
     .venv/bin/python benchmarks/um_paged.py [--corpus ../shared/um] [--fraction 0.25]
-                                            [--instructions N] [--policy clock] [--repeat N]
+                                            [--instructions N] [--policy clock] [--repeat N] [--json]
 
 Three runs, each output checked against sandmark.expected (numba cache warmed
 first, so compile time is not counted):
@@ -13,8 +13,9 @@ first, so compile time is not counted):
    allocator footprint measured by run 2, in pages, times the fraction.
 
 Prints wall and CPU time, the paged/flat ratios, page faults, page-ins and -outs,
-swap traffic, TLB hit rate and fetch-buffer refills.  `--instructions N` runs
-only the first N instructions of each (for quick comparisons; no output check).
+swap traffic, TLB hit rate and fetch-buffer refills (`--json`: the same figures as
+one JSON object at the end).  `--instructions N` runs only the first N instructions
+of each (for quick comparisons; no output check).
 
 `--repeat N` runs 1 and 2 N times each, alternated (flat, paged, flat, ...), and
 reports the median of each and the ratio of the medians.  Two runs of the same
@@ -26,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import os
-import statistics
 import sys
 import time
 
-from bench_common import add_corpus, add_repeat, load_average
+from bench_common import add_corpus, add_json, add_repeat, load_average, medians
 
 
 def run(program: bytes, backend: str, limit: int | None, **kw) -> tuple[float, float, bytes, dict]:
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run only this many instructions of each run (no output check)")
     parser.add_argument("--skip-small", action="store_true", help="leave out run 3 (it is the long one)")
     add_repeat(parser, default=1, help="run 1 and 2 this many times each, alternated; report medians")
+    add_json(parser)
     args = parser.parse_args(argv)
     program = (args.corpus / "sandmark.umz").read_bytes()
     expected = (args.corpus / "sandmark.expected").read_bytes()
@@ -78,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         if limit is None and output != expected:
             raise SystemExit(f"{name}: output differs from sandmark.expected")
 
-    flat_times, paged_times = [], []
+    wall: dict[str, list[float]] = {"flat": [], "paged": []}
+    cpu: dict[str, list[float]] = {"flat": [], "paged": []}
     for _ in range(args.repeat):
         f_wall, f_cpu, out, _ = run(program, "flat", limit)
         check("flat", out)
@@ -87,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         check("paged", out)
         print(f"paged, all in memory      wall {p_wall:7.2f} s  cpu {p_cpu:7.2f} s   "
               f"paged/flat: wall {p_wall / f_wall:.2f}x  cpu {p_cpu / f_cpu:.2f}x   {describe(p_stats)}", flush=True)
-        flat_times.append((f_wall, f_cpu))
-        paged_times.append((p_wall, p_cpu))
-    fw, fc = (statistics.median(t[i] for t in flat_times) for i in (0, 1))
-    pw, pc = (statistics.median(t[i] for t in paged_times) for i in (0, 1))
+        for name, w, c in (("flat", f_wall, f_cpu), ("paged", p_wall, p_cpu)):
+            wall[name].append(w)
+            cpu[name].append(c)
+    wall_m, cpu_m = medians(wall), medians(cpu)
+    fw, fc, pw, pc = wall_m["flat"], cpu_m["flat"], wall_m["paged"], cpu_m["paged"]
     if args.repeat > 1:
         print(f"medians of {args.repeat}: flat wall {fw:.2f} s cpu {fc:.2f} s, paged wall {pw:.2f} s cpu {pc:.2f} s; "
               f"paged/flat: wall {pw / fw:.2f}x  cpu {pc / fc:.2f}x", flush=True)
+    figures = {"runs": args.repeat, "instructions_limit": limit, "policy": args.policy, "wall": wall, "cpu": cpu,
+               "wall_median": wall_m, "cpu_median": cpu_m, "paged/flat": {"wall": pw / fw, "cpu": pc / fc},
+               "paged_stats": p_stats}
     if not args.skip_small:
         ws_pages = math.ceil(p_stats["allocator_footprint_bytes"] / 4096) + 1  # + segment 0's page
         frames = max(16, int(ws_pages * args.fraction) + 3)  # + page directory, table, kernel
@@ -101,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         check(f"paged at {frames} frames", out)
         print(f"paged, {frames} frames ({args.fraction:.0%} of {ws_pages} pages)  wall {s_wall:7.2f} s  "
               f"cpu {s_cpu:7.2f} s   paged/flat: wall {s_wall / fw:.2f}x   {describe(s_stats)}", flush=True)
+        figures["small"] = {"frames": frames, "fraction": args.fraction, "working_set_pages": ws_pages,
+                            "wall": s_wall, "cpu": s_cpu, "paged/flat_wall": s_wall / fw, "stats": s_stats}
     print("outputs " + ("not checked (--instructions)" if limit else "identical to sandmark.expected"))
+    if args.json:
+        print(json.dumps(dict(figures, load_average=load_average())))
     return 0
 
 
