@@ -61,9 +61,11 @@ def paint(raster, t0, t1, addr, nbytes, low, span, ops, value):
 
 
 @leaf_kernel
-def picture_pass(c, ev, addrs, born, sizes, raster, low, span, edges, every, sample_ops, footprint, live, stats):
+def picture_pass(c, ev, addrs, born, sizes, raster, low, span, fold, edges, every, sample_ops, footprint, live,
+                 stats):
     """Replay slot-based events on carrier `c`, painting each block when it is freed (and the
     live ones at the end), sampling footprint and live bytes every `every` operations.
+    A block at or above low + span is painted `fold` bytes lower (see heap_picture).
     Returns the number of samples taken."""
     ops = ev.shape[0]
     k = 0
@@ -79,6 +81,7 @@ def picture_pass(c, ev, addrs, born, sizes, raster, low, span, edges, every, sam
             s = -e - 1
             a = addrs[s]
             if a != 0 and pol_free(c, a) == 0:
+                a = a - fold if a >= low + span else a
                 paint(raster, born[s], i, a, sizes[s], low, span, ops, size_class(sizes[s], edges))
             addrs[s] = 0
         if (i + 1) % every == 0 and k < sample_ops.shape[0]:
@@ -89,14 +92,18 @@ def picture_pass(c, ev, addrs, born, sizes, raster, low, span, edges, every, sam
             k += 1
     for s in range(addrs.shape[0]):
         if addrs[s] != 0:
-            paint(raster, born[s], ops, addrs[s], sizes[s], low, span, ops, size_class(sizes[s], edges))
+            a = addrs[s] - fold if addrs[s] >= low + span else addrs[s]
+            paint(raster, born[s], ops, a, sizes[s], low, span, ops, size_class(sizes[s], edges))
     return k
 
 
 def heap_picture(slots: tuple[np.ndarray, int], policy: str, trace: str, memory, high: int,
                  width: int = 800, height: int = 500, samples: int = 1000) -> HeapPicture:
     """The picture of slot-based events (vm32.heap.replay.slot_events) through `policy` on a
-    fresh heap over `memory`; `high`: the footprint the timed replay reached (the top row)."""
+    fresh heap over `memory`; `high`: the footprint the timed replay reached (the top row).
+    A policy whose blocks are not all below base + footprint (sharded: its pages come from
+    the range's top down) names the address its top row stands for (`picture_top(state)`):
+    blocks above base + footprint are painted that far down, onto the rows below the top."""
     ev, nslots = slots
     heap = Heap(memory, BASE, memory.size, policy=policy)
     carrier = heap_ref(heap.policy, heap.mem, heap.state)
@@ -107,7 +114,9 @@ def heap_picture(slots: tuple[np.ndarray, int], policy: str, trace: str, memory,
     every = max(ops // samples, 1)
     sample_ops, footprint, live = (np.zeros(samples + 1, np.int64) for _ in range(3))
     span = max(int(high), 1)
-    k = picture_pass(carrier, ev, addrs, born, sizes, raster, np.int64(BASE), np.int64(span), CLASS_EDGES,
+    top = heap.kernels.picture_top(heap.state) if hasattr(heap.kernels, "picture_top") else BASE + span
+    fold = np.int64(max(top - (BASE + span), 0))
+    k = picture_pass(carrier, ev, addrs, born, sizes, raster, np.int64(BASE), np.int64(span), fold, CLASS_EDGES,
                      np.int64(every), sample_ops, footprint, live, np.zeros(STAT_COUNT, np.int64))
     return HeapPicture(heap.policy, trace, ops, BASE, BASE + span, raster, CLASS_EDGES, sample_ops[:k],
                        footprint[:k], live[:k])

@@ -681,6 +681,12 @@ def check_stack(heap, out, n, empty):
     return n
 
 
+def picture_top(state: np.ndarray) -> int:
+    """The address a heap map's top row stands for (vm32.heap.picture): the arena's top, so
+    that the pages are drawn right above tlsf's part, as the footprint counts them."""
+    return int(state[M_ARENA_TOP])
+
+
 def new_state(base: int, limit: int, *, debug: bool = False, **params) -> np.ndarray:
     """A sharded state over [base, limit) ready for `heap_init` (the policy has no parameters)."""
     if params:
