@@ -60,6 +60,10 @@ MACHINE_SWAP = 16 << 20
 FLAT_MEMORY = 1 << 32
 """Emulated memory of the flat and classic UM backends (4 GiB, committed only where touched)."""
 
+UM_DEBUG_BACKENDS = ("flat", "classic", "jit")
+"""The UM backends the debugger (--trace-instructions, --break) runs on; jit steps in its
+interpreter tier."""
+
 UM_FRAMES = 4096
 """Frames of the machine a paged UM program makes for itself (16 MiB)."""
 

@@ -44,6 +44,7 @@ from vm32.defaults import (
     MULTI_MEMORY,
     MULTI_SWAP_LIMIT,
     PAGED_MAX_HEAP,
+    UM_DEBUG_BACKENDS,
     UM_FRAMES,
     UM_SWAP_LIMIT,
     format_size,
@@ -120,7 +121,8 @@ def add_run(um_commands) -> None:
     run.add_argument("--json", action="store_true",
                      help="the statistics as one JSON object, the last line on stderr (stdout is the "
                           "program's; raw units: bytes, seconds, counts)")
-    debug = run.add_argument_group("debugging (one program; flat or classic backend)")
+    debug = run.add_argument_group("debugging (one program; flat, classic or jit backend: jit runs "
+                                    "its interpreter tier while it steps)")
     debug.add_argument("--trace-instructions", type=int, default=None, metavar="N",
                        help="print the first N instructions executed on stderr: pc, word, disassembly, "
                             "registers changed")
@@ -189,8 +191,8 @@ def _check_run(args) -> str:
         _only(args, PAGED_ONLY, "for --backend paged")
     elif not several and args.output_dir is not None:
         raise InvalidArgument("--output-dir is for several programs; one program writes to stdout")
-    if several or backend not in ("flat", "classic"):
-        _only(args, DEBUG_ONLY, "for one program on the flat or classic backend")
+    if several or backend not in UM_DEBUG_BACKENDS:
+        _only(args, DEBUG_ONLY, "for one program on the flat, classic or jit backend")
     if STDIO in args.program and several:
         raise InvalidArgument("- (a program from stdin) is for one program only")
     if args.input and len(args.input) > len(args.program):

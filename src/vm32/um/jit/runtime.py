@@ -154,14 +154,21 @@ class JitDriver:
                 self._relax(int(st[ST_ICOUNT]))
             if status == S.JIT_HOT:
                 self._hot(int(self.jx[JX_HOT]), regs)
-            elif status == S.JIT_STALE:
-                word = int(self.jx[JX_STALE]) - 1
-                self.jx[JX_STALE] = 0
-                self._stale(word)
-            elif status == S.JIT_NEW_CODE:
-                self._new_code(int(st[ST_ICOUNT]))
+            elif status in (S.JIT_STALE, S.JIT_NEW_CODE):
+                self.settle(status, int(st[ST_ICOUNT]))
             elif status != S.BUDGET or int(st[ST_ICOUNT]) - start >= budget:
                 return status
+
+    def settle(self, status: int, icount: int) -> None:
+        """Act on JIT_STALE (a store changed compiled code) or JIT_NEW_CODE (segment 0 was
+        replaced; `icount` instructions have run), as returned by tier 0 or by the debugger's
+        kernel (vm32.um.debug), which stops at both on this backend for this reason."""
+        if status == S.JIT_STALE:
+            word = int(self.jx[JX_STALE]) - 1
+            self.jx[JX_STALE] = 0
+            self._stale(word)
+        else:
+            self._new_code(icount)
 
     def stats(self) -> dict:
         """The JIT's counters, by their --stats names (STATS)."""
