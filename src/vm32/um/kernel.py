@@ -211,40 +211,6 @@ def um_step(space, r, st, inbuf, outbuf, code, ncode, pc):
     return nxt, NEXT  # (LOADIMM never gets here)
 
 
-@step_kernel
-def straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc):
-    """Run from `pc` up to the first instruction that does not go on to the next one.
-
-    Returns (code', pc', ev, n): the code handle for going on, where to go on,
-    the event of the instruction that ended the run (JUMP, MOVED, LOADED, a status of
-    vm32.um.status, or NEXT at the end of a fetch window) and the number of
-    instructions completed.  Tier 0's loop; `um_run` writes the same loop out (see there).
-    """
-    code, end = code_at(space, code, pc, ncode)
-    run_start = pc
-    at = pc
-    ev = NEXT
-    while True:  # one or two steps per iteration: see "Speed notes"
-        at = pc
-        if at >= end:  # the end of segment 0, or of the fetch window
-            ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
-            break
-        pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
-        if ev != NEXT:
-            break
-        if two_steps(space):
-            at = pc
-            if at >= end:
-                ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
-                break
-            pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
-            if ev != NEXT:
-                break
-    # The instruction at `at` ended the run; count it only if it completed.
-    done = ev == JUMP or ev == MOVED or ev == LOADED or ev == S.HALTED
-    return code, pc, ev, np.int64(at - run_start) + np.int64(done)
-
-
 @kernel
 def um_run(space, regs, st, inbuf, outbuf, budget):
     """Run the UM in `space` for about `budget` instructions; return a status code.
@@ -253,9 +219,11 @@ def um_run(space, regs, st, inbuf, outbuf, budget):
     uint8 holding st[ST_IN_LEN] valid bytes; outbuf uint8 with room after
     st[ST_OUT_LEN].  Changes regs, st, outbuf and the space.
 
-    The straight run is `straight_run`'s loop written out, not a call of it: inlined,
-    the call left LLVM one more value to keep on the stack across the dispatch, and flat
-    sandmark took 1.15x the time of this loop (medians of 5 alternated runs).
+    The straight run's loop is written out here and in `um_run_tiered`, not shared as an
+    inlined step kernel: through that call LLVM kept one more value on the stack across
+    the dispatch, and flat sandmark took 1.15x the time of this loop (medians of 5
+    alternated runs).  The loop runs from pc to the first instruction that does not go
+    on to the next one: a jump, an event, a status, or the end of the fetch window.
     """
     pc = np.uint64(st[ST_PC])
     icount = st[ST_ICOUNT]
@@ -315,9 +283,29 @@ def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
     ncode = np.uint64(code_len(space, code))
     jx[JX_CODE] = np.int64(code)
     jx[JX_LIMIT] = limit
-    while True:  # one pass per straight run, as um_run's
-        code, pc, ev, n = straight_run(space, regs, st, inbuf, outbuf, code, ncode, pc)
-        icount += n
+    while True:  # one pass per straight run: um_run's loop (see there)
+        code, end = code_at(space, code, pc, ncode)
+        run_start = pc
+        at = pc
+        ev = NEXT
+        while True:
+            at = pc
+            if at >= end:
+                ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
+                break
+            pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
+            if ev != NEXT:
+                break
+            if two_steps(space):
+                at = pc
+                if at >= end:
+                    ev = S.PC_OUT_OF_RANGE if at >= ncode else NEXT
+                    break
+                pc, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, at)
+                if ev != NEXT:
+                    break
+        done = ev == JUMP or ev == MOVED or ev == LOADED or ev == S.HALTED
+        icount += np.int64(at - run_start) + np.int64(done)
         if ev == JUMP and icount < limit:
             continue
         if ev == NEXT and icount < limit:  # code_at stopped at a target: compiled, or hot
@@ -334,7 +322,7 @@ def um_run_tiered(space, regs, st, inbuf, outbuf, budget):
             if how != EXIT_STEP:
                 continue
             # The region leaves this instruction to the interpreter: run it here, as
-            # straight_run would stop at the compiled entry again.
+            # the straight run would stop at the compiled entry again.
             nxt, ev = um_step(space, regs, st, inbuf, outbuf, code, ncode, pc)
             if ev == NEXT or ev == JUMP or ev == MOVED or ev == LOADED or ev == S.HALTED:
                 icount += 1
