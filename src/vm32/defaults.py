@@ -64,6 +64,10 @@ UM_DEBUG_BACKENDS = ("flat", "classic", "jit")
 """The UM backends the debugger (--trace-instructions, --break) runs on; jit steps in its
 interpreter tier."""
 
+UM_RECORD_BACKENDS = ("flat", "classic", "jit")
+"""The UM backends that record allocations (--record-allocs); jit records in its interpreter
+tier."""
+
 UM_FRAMES = 4096
 """Frames of the machine a paged UM program makes for itself (16 MiB)."""
 

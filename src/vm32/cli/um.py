@@ -45,6 +45,7 @@ from vm32.defaults import (
     MULTI_SWAP_LIMIT,
     PAGED_MAX_HEAP,
     UM_DEBUG_BACKENDS,
+    UM_RECORD_BACKENDS,
     UM_FRAMES,
     UM_SWAP_LIMIT,
     format_size,
@@ -97,8 +98,8 @@ def add_run(um_commands) -> None:
                           "report at the end the segments never unmapped, grouped by the pc that mapped them")
     run.add_argument("--record-allocs", default=None, metavar="FILE",
                      help="record the program's map/unmap sequence into FILE, an allocation trace "
-                          "(.npz, see vm32.heap.alloctrace) for `vm32 heap replay`; runs on the classic "
-                          "backend; FILE must not exist")
+                          "(.npz, see vm32.heap.alloctrace) for `vm32 heap replay`; the same trace on the flat and "
+                          "classic backends and on jit (its interpreter tier only); FILE must not exist")
     paged = run.add_argument_group("paged backend")
     paged.add_argument("--frames", type=int, default=None, metavar="N",
                        help=f"physical frames of 4 KiB (default {UM_FRAMES}: {format_size(UM_FRAMES * FRAME_SIZE)})")
@@ -173,7 +174,7 @@ def cmd_um_run(args) -> int:
 def _check_run(args) -> str:
     """Every flag of `um run` checked before anything runs; the backend to use."""
     several = len(args.program) > 1
-    backend = args.backend or ("paged" if several else "classic" if args.record_allocs else "flat")
+    backend = args.backend or ("paged" if several else "flat")
     if args.heap_policy not in HEAP_POLICIES:
         raise InvalidArgument(f"--heap-policy {args.heap_policy!r}: choose one of {', '.join(HEAP_POLICIES)}")
     if args.heap_policy != DEFAULT_HEAP_POLICY and backend not in ("flat", "paged", "jit"):
@@ -218,11 +219,11 @@ def _check_run(args) -> str:
 
 
 def _check_record_target(path: str, several: bool, backend: str) -> None:
-    """--record-allocs FILE: one program, the classic backend, a FILE that does not exist yet."""
+    """--record-allocs FILE: one program, a backend that records, a FILE that does not exist yet."""
     if several:
         raise InvalidArgument("--record-allocs records one program")
-    if backend != "classic":
-        raise InvalidArgument(f"--record-allocs runs on the classic backend (the default with it), not {backend}")
+    if backend not in UM_RECORD_BACKENDS:
+        raise InvalidArgument(f"--record-allocs runs on --backend {', '.join(UM_RECORD_BACKENDS)}, not {backend}")
     target = Path(path)
     if target.exists():
         raise InvalidArgument(f"{path} exists: vm32 does not overwrite files; choose another --record-allocs FILE")

@@ -28,7 +28,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from vm32.defaults import DEFAULT_HEAP_POLICY
+from vm32.defaults import DEFAULT_HEAP_POLICY, UM_RECORD_BACKENDS
 from vm32.errors import InvalidArgument, UMFault
 from vm32.heap.policies import policy_module
 from vm32.jit import compile_timer
@@ -88,7 +88,8 @@ class UniversalMachine:
         `tlb_entries`.  `name` names the program in error messages.  `heap_policy` is the
         allocator of the segments (vm32.heap.policies; on flat, paged and jit - in its
         interpreter tier, nothing compiled, for a policy other than tlsf - tlsf elsewhere).
-        `record_allocs` (classic only) logs every map and unmap: `recorded_events()`.
+        `record_allocs` (classic, flat; jit runs it in its interpreter tier, nothing compiled)
+        logs every map and unmap: `recorded_events()`, the same trace on every backend.
         `check_heap` (flat; jit runs it in its interpreter tier, nothing compiled) puts the
         segments on a debugging heap (vm32.heap.debug):
         `heap_leaks()` then lists the segments never unmapped with the pc that mapped them.
@@ -110,7 +111,7 @@ class UniversalMachine:
         if backend == "paged":
             self._init_paged_space(words, heap_policy, paged_options)
         elif backend in ("flat", "jit"):
-            self._init_flat_space(words, heap_policy, check_heap)
+            self._init_flat_space(words, heap_policy, check_heap, record_allocs)
         else:
             self._init_classic_space(words)
         self._stdin = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
@@ -128,24 +129,30 @@ class UniversalMachine:
         self.paged = PagedProcess(words, self.memory_size, name=self.name, heap_policy=heap_policy, **options)
         self.space = self.paged.space
 
-    def _init_flat_space(self, words: np.ndarray, heap_policy: str, check_heap: bool) -> None:
+    def _init_flat_space(self, words: np.ndarray, heap_policy: str, check_heap: bool,
+                         record_allocs: bool) -> None:
         """flat and jit: load `words` into `memory_size` bytes of PhysicalMemory on
-        `heap_policy`'s allocator (the debugging heap if `check_heap`)."""
+        `heap_policy`'s allocator (the debugging heap if `check_heap`), logging maps and
+        unmaps if `record_allocs`."""
         if self.memory_size < 2 * PAGE_SIZE:
             raise InvalidArgument(
                 f"the {self.backend} backend needs at least 8K of memory (page 0 stays unused, so that "
                 "no segment has id 0)"
             )
         self.memory = PhysicalMemory(self.memory_size)
-        if self.backend == "jit" and not check_heap and heap_policy == DEFAULT_HEAP_POLICY:
+        if self.backend == "jit" and not (check_heap or record_allocs) and heap_policy == DEFAULT_HEAP_POLICY:
             # compiled regions map and unmap through tlsf's helpers (vm32.um.jit.helpers);
-            # checking the heap or another policy: jit's interpreter tier only
+            # checking the heap, recording allocations or another policy: jit's interpreter tier only
             from vm32.um.jit.runtime import JitDriver
 
             self.jit = JitDriver(words, self.memory, self.st, self.outbuf)
             self.space, self.heap = self.jit.space, self.jit.heap
         else:
             self.space, self.heap = new_flat_space(words, self.memory, heap_policy, check_heap=check_heap)
+            if record_allocs:
+                from vm32.um.recording import recording_space
+
+                self.space = recording_space(self.space, slot_shift=2)  # flat ids are word addresses
 
     def _init_classic_space(self, words: np.ndarray) -> None:
         """classic: load `words` into a table of numpy arrays (logging maps and unmaps if
@@ -239,8 +246,12 @@ class UniversalMachine:
         rows, site the pc of the map instruction that made each."""
         if self.heap is None or self.heap.dbg is None:
             raise InvalidArgument("this machine does not check its heap (check_heap=False)")
-        code = int(self.space.meta[CODE])
+        code = int(self._unrecorded_space().meta[CODE])
         return [r for r in self.heap.leaks() if r["addr"] != code]
+
+    def _unrecorded_space(self):
+        """The backend's own space (the one inside the recording space if record_allocs)."""
+        return self.space.inner if self.record_allocs else self.space
 
     def recorded_events(self) -> np.ndarray:
         """The map/unmap events logged so far (record_allocs=True): vm32.heap.alloctrace's format."""
@@ -294,11 +305,10 @@ class UniversalMachine:
             return self.paged.code_words()
         if self.jit is not None:
             return self.jit.code_words()
-        if isinstance(self.space, ClassicSpace):
-            return self.space.table[0]
-        if self.record_allocs:
-            return self.space.inner.table[0]
-        base = int(self.space.meta[CODE])
+        space = self._unrecorded_space()
+        if isinstance(space, ClassicSpace):
+            return space.table[0]
+        base = int(space.meta[CODE])
         return self.memory.words[base >> 2 : (base >> 2) + (self.heap.size_of(base) >> 2)]
 
     def stats(self) -> dict:
@@ -367,8 +377,9 @@ def _check_options(backend: str, heap_policy: str, check_heap: bool, record_allo
                                   "paged or jit")
     if check_heap and backend not in ("flat", "jit"):
         raise InvalidArgument(f"checking the heap runs on the flat and jit backends, not {backend}")
-    if record_allocs and backend != "classic":
-        raise InvalidArgument(f"recording allocations runs on the classic backend, not {backend}")
+    if record_allocs and backend not in UM_RECORD_BACKENDS:
+        raise InvalidArgument(f"recording allocations runs on the {', '.join(UM_RECORD_BACKENDS)} backends, "
+                              f"not {backend}")
 
 
 def _check_streams(stdin, stdout) -> None:

@@ -1,4 +1,4 @@
-"""A recording space: the classic backend, logging every map and unmap.
+"""A recording space: any backend's space, logging every map and unmap.
 
 The log is an allocation trace in vm32.heap.alloctrace's format (int32 events):
 
@@ -6,7 +6,9 @@ The log is an allocation trace in vm32.heap.alloctrace's format (int32 events):
     ev[i] <  0   unmap the segment of handle -ev[i] - 1
 
 It reuses the interpreter unchanged: `RecordingSpace` is one more segment-space
-type whose operations delegate to the classic space inside it.  When the log is
+type whose operations delegate to the space inside it (classic or flat, any heap
+policy, the debugging heap included), so the trace of a program is the same on every
+backend: handles number the maps, whatever ids the backend gives.  When the log is
 full the next map or unmap refuses (a fault status, nothing done); the driver
 (`UniversalMachine(record_allocs=True)`) then gives it a log twice as long
 (`grow`) and runs the instruction again.
@@ -22,13 +24,43 @@ from vm32.um import status as S
 from vm32.um.classic import new_classic_space
 
 RecordingSpace = namedtuple("RecordingSpace", ["inner", "log", "handles", "meta"])
-"""inner: a ClassicSpace; log: int32 events; handles: typed List, sid -> handle; meta: [events]."""
+"""inner: the recorded space; log: int32 events; handles: typed List, slot -> handle (-1:
+none), a segment id's slot being sid >> meta[SLOT_SHIFT]; meta: [events, slot shift]."""
 
 EVENTS = 0
+SLOT_SHIFT = 1  # classic ids are small table indexes (shift 0); flat ids are word addresses (2)
 
 
 def _code_of(space):
     return sp.code_of(space.inner)
+
+
+def _code_len(space, code):
+    return sp.code_len(space.inner, code)
+
+
+def _code_at(space, code, pc, ncode):
+    return sp.code_at(space.inner, code, pc, ncode)
+
+
+def _code_fetch(space, code, i):
+    return sp.code_fetch(space.inner, code, i)
+
+
+def _code_valid(space, code):
+    return sp.code_valid(space.inner, code)
+
+
+def _code_get(space, code, i):
+    return sp.code_get(space.inner, code, i)
+
+
+def _code_set(space, code, i, value):
+    sp.code_set(space.inner, code, i, value)
+
+
+def _two_steps(space):
+    return sp.two_steps(space.inner)
 
 
 def _seg_check(space, sid, off):
@@ -43,18 +75,23 @@ def _seg_set(space, where, value):
     sp.seg_set(space.inner, where, value)
 
 
-def _seg_map(space, n):
+def _seg_map_at(space, n, pc):
     k = space.meta[EVENTS]
     if k >= space.log.shape[0]:
         return np.uint32(0)  # log full: the driver grows it and runs the map again
-    sid = sp.seg_map(space.inner, n)
+    sid = sp.seg_map_at(space.inner, n, pc)
     if sid != 0:
-        while len(space.handles) <= sid:
+        slot = np.int64(sid) >> space.meta[SLOT_SHIFT]
+        while len(space.handles) <= slot:
             space.handles.append(np.int64(-1))
-        space.handles[sid] = k
+        space.handles[slot] = k
         space.log[k] = np.int32(n)
         space.meta[EVENTS] = k + 1
     return sid
+
+
+def _seg_map(space, n):
+    return _seg_map_at(space, n, np.uint64(0))
 
 
 def _seg_unmap(space, sid):
@@ -63,7 +100,7 @@ def _seg_unmap(space, sid):
         return S.UNMAP_INACTIVE  # log full: the driver grows it and runs the unmap again
     status = sp.seg_unmap(space.inner, sid)
     if status == 0:
-        space.log[k] = np.int32(-(space.handles[sid] + 1))
+        space.log[k] = np.int32(-(space.handles[np.int64(sid) >> space.meta[SLOT_SHIFT]] + 1))
         space.meta[EVENTS] = k + 1
     return status
 
@@ -74,20 +111,24 @@ def _seg_load_program(space, sid):
 
 sp.register(
     RecordingSpace,
-    code_of=_code_of, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
-    seg_map=_seg_map, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
+    code_of=_code_of, code_at=_code_at, seg_check=_seg_check, seg_get=_seg_get, seg_set=_seg_set,
+    seg_map=_seg_map, seg_map_at=_seg_map_at, seg_unmap=_seg_unmap, seg_load_program=_seg_load_program,
 )
-sp.register(RecordingSpace, refcounted=False, **sp.TWO_STEPS)
-sp.register_array_code(RecordingSpace)
-
+sp.register(RecordingSpace, refcounted=False, two_steps=_two_steps, code_len=_code_len,
+            code_fetch=_code_fetch, code_valid=_code_valid, code_get=_code_get, code_set=_code_set)
 
 
 def new_recording_space(words: np.ndarray, memory_size: int, events: int = 1 << 16) -> RecordingSpace:
     """A recording space around a classic space for `words`, with room for `events` events."""
+    return recording_space(new_classic_space(words, memory_size), 0, events)
+
+
+def recording_space(inner, slot_shift: int, events: int = 1 << 16) -> RecordingSpace:
+    """A recording space around `inner` (no segment mapped yet but segment 0), whose segment
+    ids are multiples of 2**`slot_shift`, with room for `events` events."""
     handles = typed.List.empty_list(types.int64)
-    handles.append(np.int64(-1))  # segment 0 is not an allocation
-    return RecordingSpace(new_classic_space(words, memory_size), np.zeros(events, np.int32), handles,
-                          np.zeros(1, np.int64))
+    handles.append(np.int64(-1))  # slot 0: no segment has id 0
+    return RecordingSpace(inner, np.zeros(events, np.int32), handles, np.array([0, slot_shift], np.int64))
 
 
 def log_full(space: RecordingSpace) -> bool:
