@@ -151,6 +151,28 @@ def test_an_interrupt_during_a_compile_says_why_it_waits(sig, said):
     assert r.stderr.decode() == f"vm32: {said}; finishing a compile first\n"
 
 
+def test_an_interrupt_during_a_compile_the_command_ends_after_still_stops_it():
+    # The command returns before the 50 ms retry timer fires: its exit status must still
+    # say it was interrupted, not 0.
+    code = ("import argparse, os, signal, sys\n"
+            "import vm32.cli\n"
+            "from vm32.cli import common\n"
+            "compiling = True\n"
+            "common._compiling = lambda: compiling  # as if numba held its compiler lock\n"
+            "def handler(args):\n"
+            "    global compiling\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    compiling = False\n"
+            "    print('done', flush=True)\n"
+            "    return 0\n"
+            "vm32.cli.parse_args = lambda parser, argv: argparse.Namespace(handler=handler)\n"
+            "sys.exit(vm32.cli.main([]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=SUBPROCESS_TIMEOUT)
+    assert r.stdout.decode() == "done\n"
+    assert r.stderr.decode() == "vm32: interrupted; finishing a compile first\nvm32: error: interrupted\n"
+    assert r.returncode == 130
+
+
 def test_python_exiting_without_close_leaves_nothing(tmp_path):
     code = ("from vm32.kernel.machine import Machine\n"
             "m = Machine(frames=16, swap='1M')\n"

@@ -100,13 +100,15 @@ def _commands(parser: argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vm32` command; returns the exit status."""
     args = None
-    with signals_as_interrupts():
+    with signals_as_interrupts() as raise_pending:
         try:
             args = parse_args(build_parser(), argv)  # (the parser imports the policy registry: numba)
             if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to write
                 return _error("standard output is closed; redirect it to a file or /dev/null")
             announce_first_compile(args)
-            return args.handler(args)
+            status = args.handler(args)
+            raise_pending()  # one that came during a compile the command ended right after
+            return status
         except VM32Error as e:
             if getattr(args, "debug", False):
                 raise

@@ -105,12 +105,18 @@ def signals_as_interrupts():
 
     One that arrives while this thread compiles kernels waits until the compilation is
     over (numba's compiler breaks if interrupted): a timer polls every RETRY_SECONDS, and
-    one line on stderr says why nothing happens yet.
+    one line on stderr says why nothing happens yet.  The block may end before the timer
+    polls again: it calls the function this yields before it returns, which raises the
+    interrupt still pending, if any.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: None
         return
     pending: list[int] = []
+
+    def raise_pending() -> None:
+        if pending:
+            raise Interrupted(pending[0])
 
     def interrupt(signum, frame) -> None:
         first = not pending
@@ -128,7 +134,7 @@ def signals_as_interrupts():
     saved = {s: signal.signal(s, interrupt) for s in INTERRUPTS}
     saved[signal.SIGALRM] = signal.signal(signal.SIGALRM, lambda signum, frame: interrupt(pending[0], frame))
     try:
-        yield
+        yield raise_pending
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in saved.items():
