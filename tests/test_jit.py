@@ -1,5 +1,8 @@
 """vm32.jit: numba's on-disk cache saved by several processes at once."""
 
+import os
+import subprocess
+import sys
 import threading
 
 from numba.core.caching import IndexDataCacheFile
@@ -51,3 +54,51 @@ def test_a_saved_signature_is_found_again_and_overwritten_in_place(tmp_path):
     assert reader.load("signature b") == "code of b"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "kernel-1.py311.1.nbc", "kernel-1.py311.2.nbc", "kernel-1.py311.nbi"]
+
+
+FACTORY = '''
+from vm32.jit import kernel, outline_kernel
+
+
+def make(k):
+    @outline_kernel
+    def step(a):
+        s = 0
+        for i in range(a.shape[0]):  # a loop: too big for LLVM to inline into its caller
+            s += a[i] * (i ^ k) + k
+            a[i] = s & 0xff
+        return s
+    return step
+
+
+step_1, step_2 = make(1), make(2)
+
+
+@kernel
+def call_1(a):
+    return step_1(a)
+
+
+@kernel
+def call_2(a):
+    return step_2(a)
+'''
+
+
+def test_closures_of_one_factory_cached_by_two_processes_keep_their_own_code(tmp_path):
+    """Two processes each cache a caller of one closure of a factory (the same qualified name,
+    so numba's symbols differed only by a per-process count); a third loads both callers
+    and each must still run its own closure (it ran the first one for both)."""
+    (tmp_path / "factory.py").write_text(FACTORY)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+
+    def run(*names):
+        script = ("import sys, numpy as np, factory\n"
+                  "print(*(getattr(factory, n)(np.arange(8)) for n in sys.argv[1:]))")
+        r = subprocess.run([sys.executable, "-c", script, *names], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    alone = run("call_1") + run("call_2")  # each compiled and cached by a process of its own
+    assert run("call_1", "call_2") == alone  # both loaded from the cache

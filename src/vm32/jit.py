@@ -24,17 +24,28 @@ lock: two processes saving two signatures of one function can both take data
 file 1, and the index then names for one signature the other's code (numba
 issues #4807, #9348).  `_save_locked` replaces numba's save: one save at a time
 per cache directory, and the data file is written before the index names it.
+
+A cached function also carries the code of every function it calls, each under
+its symbol name: qualified name, argument types and an id that numba counts up
+from 1 in every process.  The closures of one factory share a qualified name (the
+page-policy dispatchers: one per policy and hook), so two processes can give two
+different closures one symbol; a third process that loads both cached callers
+keeps one body for the name, and one caller runs the other's closure (a policy
+dispatcher that chooses no victim: "every physical frame is pinned"; numba issue
+#10486).  `_ProcessUniqueIds` makes the ids count from a random base in each
+process, so symbols compiled by different processes never share a name.
 """
 
 import fcntl
 import itertools
 import os
+import secrets
 import threading
 import time
 from contextlib import contextmanager
 
 from numba import njit
-from numba.core import caching, event
+from numba.core import bytecode, caching, event
 
 
 def _save_locked(self, key, data) -> None:
@@ -58,6 +69,28 @@ def _save_locked(self, key, data) -> None:
 
 
 caching.IndexDataCacheFile.save = _save_locked
+
+
+class _ProcessUniqueIds:
+    """numba's source of function ids (the ``v<id>`` of every symbol it compiles): a count
+    from a random 62-bit base, drawn again in a forked child, so that no two processes
+    (writers of one on-disk cache) give one symbol name to two different functions."""
+
+    def __init__(self):
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._ids = itertools.count(secrets.randbits(62) + 1)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        return next(self._ids)
+
+
+bytecode.FunctionIdentity._unique_ids = _ProcessUniqueIds()
 
 _COMMON = dict(cache=True, nogil=True)
 
