@@ -1,6 +1,6 @@
 """What the benchmark scripts share: their common flags, alternated rounds, medians, load average.
 
-    from bench_common import add_corpus, add_json, add_repeat, alternated, load_line, medians
+    from bench_common import add_corpus, add_json, add_repeat, alternated, compile_c, load_line, medians
 
 A script is run as `.venv/bin/python benchmarks/NAME.py`, so this directory is first on
 sys.path and `import bench_common` finds this file.  The figures follow style.md: medians
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -69,3 +71,13 @@ def load_average() -> float:
 def load_line() -> str:
     """The line every script prints beside its figures."""
     return f"load average {load_average():.1f} on {os.cpu_count()} CPUs (wall times stretch under load)"
+
+
+def compile_c(source: Path, exe: Path) -> Path | None:
+    """Compile the C file `source` into `exe` with cc -O2 (the reference programs); None when
+    the host has no C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    subprocess.run([cc, "-O2", "-o", str(exe), str(source)], check=True)
+    return exe

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import add_json, add_repeat
+from bench_common import add_json, add_repeat, compile_c
 from vm32.heap import Heap, heap_free, heap_malloc
 from vm32.heap.replay import BASE
 from vm32.jit import leaf_kernel
@@ -48,16 +47,6 @@ from vm32.jit import leaf_kernel
 HERE = Path(__file__).resolve().parent
 C_SOURCE = HERE / "heap_replay_malloc.c"
 SANDMARK = Path(os.environ.get("VM32_UM_CORPUS", HERE.parents[1] / "shared" / "um")) / "sandmark.umz"
-
-
-def build_harness(workdir: Path) -> Path | None:
-    """Compile the C malloc harness with cc -O2; None when no compiler is present."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    exe = workdir / "heap_replay_malloc"
-    subprocess.run([cc, "-O2", "-o", str(exe), str(C_SOURCE)], check=True)
-    return exe
 
 
 def run_harness(exe: Path, events_bin: Path, nslots: int) -> dict:
@@ -227,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="vm32-heap-replay-") as tmp, PhysicalMemory() as memory:
         workdir = Path(tmp)
-        harness = None if args.no_c else build_harness(workdir)
+        harness = None if args.no_c else compile_c(C_SOURCE, workdir / "heap_replay_malloc")
         if harness is None and not args.no_c:
             print("# no C compiler: the C malloc rows are left out")
         for name in args.traces.split(","):

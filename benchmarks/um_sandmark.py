@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,19 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import add_corpus, add_json, add_repeat, load_average, load_line, medians
+from bench_common import add_corpus, add_json, add_repeat, compile_c, load_average, load_line, medians
 
 HERE = Path(__file__).resolve().parent
 
 
 def build_um_ref(shared: Path, workdir: Path) -> Path | None:
     """Compile the C reference UM with cc -O2; None when no compiler is present."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    exe = workdir / "um_ref"
-    subprocess.run([cc, "-O2", "-o", str(exe), str(shared / "anchors" / "um_ref.c")], check=True)
-    return exe
+    return compile_c(shared / "anchors" / "um_ref.c", workdir / "um_ref")
 
 
 def children_cpu() -> float:
