@@ -12,6 +12,7 @@ so that compiled code runs from the second pass of every loop, the same on every
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vm32.errors import UMFault
+from vm32.heap.core import M_HIGH
 from vm32.um import isa
 from vm32.um.asm import assemble
 from vm32.um.jit import frontend, runtime
@@ -401,6 +403,44 @@ def test_interpreter_tier_only(monkeypatch):
         stats = um.run()
     assert stats["jit_instructions"] == 0 and stats["jit_regions"] == 0
     assert stats["interp_instructions"] == stats["instructions"]
+
+
+def test_code_replaced_again_and_again_runs_cold_then_compiled_again(monkeypatch):
+    # morph.uma in 6 rounds of 15,000-40,000 instructions, each a new segment 0 that maps
+    # the next (longer each time) and a segment that stays, and unmaps the last.  The first
+    # two are short-lived (< 20,000), so from the third on flat's interpreter runs, keeping
+    # no segment table; round 4 goes 25,000 instructions without a load program, so tier 0
+    # takes over (the table rebuilt from the heap) and compiles the loop; round 5 unmaps
+    # round 4's segment, mapped while cold, through the table.  Output, registers and counts
+    # as on flat; the table exact at the end (without the rebuild it misses the segments
+    # mapped while cold).
+    src = (Path(__file__).parents[1] / "src/vm32/um/programs/morph.uma").read_text()
+    src = src.replace(".equ ROUNDS, 200", ".equ ROUNDS, 6").replace(".equ BASE, 150000", ".equ BASE, 50")
+    src = src.replace("li      r1, 7\n", "li      r1, 700\n")
+    src = src.replace("li      r1, end                 ; the next version: a copy of array 0 ...\n",
+                      "li r1, end\nli r4, 64\nmul r4, r4, r0\nadd r1, r1, r4\n")  # copies 64 words longer each round
+    src = src.replace("counted:\n", "counted:\nli r1, 3\nmap r5, r1\n")  # and a segment that stays, each round
+    monkeypatch.setattr(runtime, "THRESHOLD", 50)
+    monkeypatch.setattr(runtime, "BACKGROUND", False)
+    monkeypatch.setattr(runtime, "REGION_SECONDS", 20_000 / runtime.PAYOFF)
+    monkeypatch.setattr(runtime, "LONG_LIVED", 25_000)
+    rebuilt = []
+    real = runtime.rebuild_segment_table
+    monkeypatch.setattr(runtime, "rebuild_segment_table", lambda space: rebuilt.append(real(space)))
+    outcomes = {}
+    for backend in ("flat", "jit"):
+        out = io.BytesIO()
+        with UniversalMachine(assemble(src), backend=backend, stdout=out, memory_size=MEMORY) as um:
+            stats = um.run(slice_instructions=5_000)
+            outcomes[backend] = (out.getvalue(), um.regs.tolist(), stats["instructions"], stats["program_loads"])
+            if backend == "jit":
+                space, heap = um.jit.space, um.jit.heap
+                code = int(space.meta[0])
+                live = [a for a in range(4096, heap.state[M_HIGH], 8) if a != code and heap.is_live(a)]
+                assert np.flatnonzero(space.segwords).tolist() == [a >> 3 for a in live]
+                assert [int(space.segwords[a >> 3]) - 1 for a in live] == [heap.size_of(a) >> 2 for a in live]
+    assert outcomes["jit"] == outcomes["flat"] and outcomes["flat"][3] == 6
+    assert len(rebuilt) == 1 and stats["jit_instructions"] > 0
 
 
 def test_stats_name_the_jit_figures(jit):

@@ -102,6 +102,8 @@ def debug_run(um, *, trace: int = 0, break_pc: int | None = None,
         raise InvalidArgument(f"trace must be 0 or more instructions, not {trace}")
     watch = NO_BREAK if break_pc is None else int(break_pc)
     log = np.zeros((min(trace, STEP_SLICE), LOG_COLS), dtype=np.int64)
+    if um.jit is not None:
+        um.jit.warm()  # the debugger's kernel steps on the jit space: its segment table exact
     start = time.perf_counter()
     with compile_timer() as timer:
         try:

@@ -21,6 +21,14 @@ Invariants (between calls of tier 0):
     a live region stores without a check only into words no live region holds
 A region whose words keep changing is recompiled after exponentially more entries
 each time, and not at all after MAX_INVALIDATIONS: such code runs in the interpreter.
+
+Code that keeps being replaced (COLD_AFTER short-lived segment 0s in a row: see
+REGION_SECONDS) runs *cold*:
+flat's own interpreter (vm32.um.kernel.um_run) on the same memory and heap, which counts
+nothing, goes on through load programs without returning, and compiles nothing, so such
+a program runs at flat's speed.  Flat's map and unmap do not keep the segment table; it
+is rebuilt from the heap when a segment 0 has lived LONG_LIVED instructions and tier 0
+takes over again (or the debugger steps on the space).
 """
 
 from __future__ import annotations
@@ -33,12 +41,12 @@ import numpy as np
 
 from vm32.memory import PhysicalMemory
 from vm32.um import status as S
-from vm32.um.flat import CODE
+from vm32.um.flat import CODE, FlatSpace
 from vm32.um.jit import abi
 from vm32.um.jit.abi import JX_HOT, JX_STALE
 from vm32.um.jit.frontend import MAX_REGION_WORDS, Region, form_region, segment_registers
-from vm32.um.jit.space import JitSpace, new_jit_space, new_tables, set_tables
-from vm32.um.kernel import ST_ICOUNT, ST_PC, um_run_tiered
+from vm32.um.jit.space import JitSpace, new_jit_space, new_tables, rebuild_segment_table, set_tables
+from vm32.um.kernel import ST_ICOUNT, ST_LOADPROGS, ST_PC, um_run, um_run_tiered
 
 THRESHOLD = 20_000
 """Entries of a jump target in tier 0 that make it hot.  Compiling a word costs about as
@@ -55,6 +63,12 @@ time they did."""
 LONG_LIVED = 1 << 24
 """Instructions after which a segment 0 counts as long-lived: the threshold halves back
 (one step of the backoff) for every LONG_LIVED instructions it runs."""
+REGION_SECONDS = 0.005
+"""About the least compile time of a region: a segment 0 replaced before it ran PAYOFF times
+as many instructions (a short-lived one) could not have paid for one."""
+COLD_AFTER = 2
+"""Short-lived segment 0s replaced in a row after which the driver runs cold (flat's
+interpreter, nothing counted or compiled) until a segment 0 lives LONG_LIVED instructions."""
 MAX_INVALIDATIONS = 12
 """Invalidations of regions entered at one pc after which that pc is never compiled again."""
 CACHE_REGIONS = 512
@@ -110,7 +124,9 @@ class JitDriver:
         call: tests change them)."""
         self.jx = abi.new_context()
         self.space, self.heap = new_jit_space(words, memory, self.jx)
+        self.flat_space = FlatSpace(self.space.mem, self.space.heap, self.space.meta)  # running cold
         self.memory = memory
+        self.st = st
         self.compile_enabled = compile
         self.background = BACKGROUND if background is None else background
         self.max_words = max_words
@@ -122,6 +138,10 @@ class JitDriver:
         self.spent = 0.0  # compile seconds for this segment 0 (and what finished after its end)
         self.earned = 0  # instructions run by this segment 0's regions that were dropped
         self.lived = 0  # instruction count when this segment 0 (or its last backoff step) began
+        self.loaded = 0  # instruction count when this segment 0 began
+        self.short_lived = 0  # short-lived segment 0s replaced in a row (see REGION_SECONDS)
+        self.cold = False  # running flat's interpreter: the segment table is not kept
+        self.quiet = 0  # instructions run cold since a load program was last seen
         self._set_tables(self.space.bitmap.shape[0])
         self.live: dict[int, Compiled] = {}  # region id -> region
         self.cache: OrderedDict[tuple, Compiled] = OrderedDict()
@@ -145,6 +165,8 @@ class JitDriver:
             left = budget - (int(st[ST_ICOUNT]) - start)
             if left <= 0:
                 return S.BUDGET
+            if self.cold:
+                return self._run_cold(regs, st, inbuf, outbuf, left)
             if self.pending:
                 left = min(left, PENDING_SLICE)
             status = um_run_tiered(self.space, regs, st, inbuf, outbuf, left)
@@ -156,6 +178,8 @@ class JitDriver:
                 self._hot(int(self.jx[JX_HOT]), regs)
             elif status in (S.JIT_STALE, S.JIT_NEW_CODE):
                 self.settle(status, int(st[ST_ICOUNT]))
+                self.cold = self.short_lived >= COLD_AFTER and self.compile_enabled
+                self.quiet = 0
             elif status != S.BUDGET or int(st[ST_ICOUNT]) - start >= budget:
                 return status
 
@@ -170,6 +194,32 @@ class JitDriver:
         else:
             self._new_code(icount)
 
+    def _run_cold(self, regs: np.ndarray, st: np.ndarray, inbuf: np.ndarray, outbuf: np.ndarray,
+                  budget: int) -> int:
+        """Run about `budget` instructions with flat's interpreter (see the module docstring);
+        go back to tier 0 once segment 0 has not been replaced for LONG_LIVED instructions."""
+        loads, start = int(st[ST_LOADPROGS]), int(st[ST_ICOUNT])
+        status = um_run(self.flat_space, regs, st, inbuf, outbuf, budget)
+        if self.pending:
+            self._install_finished()  # regions of earlier segment 0s: cached, not installed
+        if int(st[ST_LOADPROGS]) != loads:
+            self.quiet = 0
+        else:
+            self.quiet += int(st[ST_ICOUNT]) - start
+            if self.quiet >= LONG_LIVED:
+                self.warm()
+        return status
+
+    def warm(self) -> None:
+        """Leave cold running, if the driver runs cold: rebuild the segment table, and give
+        tier 0 fresh tables for the segment 0 in place (it may have been replaced meanwhile)."""
+        if not self.cold:
+            return
+        rebuild_segment_table(self.space)
+        self.cold = False
+        self._new_code(int(self.st[ST_ICOUNT]))
+        self.short_lived = 0
+
     def stats(self) -> dict:
         """The JIT's counters, by their --stats names (STATS)."""
         return dict(zip(STATS, (self.compiled_regions, self.compiled_words, self.compile_seconds, self.invalidations,
@@ -177,9 +227,11 @@ class JitDriver:
 
     def close(self) -> None:
         """Release every region's machine code (the driver must not run again)."""
+        regions = {id(r): r for r in [*self.live.values(), *self.cache.values(), *self.pending]}
+        if not regions:
+            return  # nothing compiled: the engine (LLVM, the helpers) is never loaded
         from vm32.um.jit.engine import worker
 
-        regions = {id(r): r for r in [*self.live.values(), *self.cache.values(), *self.pending]}
         for r in regions.values():
             if r.code is not None:
                 worker().release(r.code)
@@ -211,6 +263,8 @@ class JitDriver:
 
     def _new_code(self, icount: int) -> None:
         """Segment 0 was replaced: no region is live any more, none compiling will be."""
+        lived, self.loaded = icount - self.loaded, icount
+        self.short_lived = self.short_lived + 1 if lived < PAYOFF * REGION_SECONDS else 0
         for rid in list(self.live):
             self._drop(rid)
         self._judge()

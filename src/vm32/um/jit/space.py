@@ -32,7 +32,8 @@ import numpy as np
 from numba import carray
 
 from vm32.heap import POLICIES
-from vm32.heap.dispatch import register_carrier
+from vm32.heap.core import M_HIGH
+from vm32.heap.dispatch import pol_is_live, pol_size_of, register_carrier
 from vm32.jit import kernel, leaf_kernel, step_kernel
 from vm32.memory import PhysicalMemory
 from vm32.um import flat
@@ -116,6 +117,22 @@ def segment_entry(space, sid):
     if slot >= np.uint64(space.segwords.shape[0]):
         return np.uint64(0)
     return np.uint64(space.segwords[slot])
+
+
+@kernel
+def rebuild_segment_table(space):
+    """Make the segment table index exactly the heap's live segments (segment 0 aside), after
+    flat's own operations, which do not keep it, ran on the space's memory and heap.  Reads
+    every granule up to the heap's high-water mark and writes only entries that change (the
+    table's untouched pages stay uncommitted)."""
+    code = space.meta[flat.CODE]
+    for sid in range(flat.HEAP_BASE, space.heap[M_HIGH], 1 << GRANULE_SHIFT):
+        entry = np.uint32(0)
+        if sid != code and pol_is_live(space, np.int64(sid)):
+            entry = np.uint32((pol_size_of(space, np.int64(sid)) >> 2) + 1)
+        slot = sid >> GRANULE_SHIFT
+        if space.segwords[slot] != entry:
+            space.segwords[slot] = entry
 
 
 _flat_map = step_kernel(flat.OPERATIONS["seg_map"])
