@@ -95,7 +95,7 @@ def test_record_allocs_then_replay(tmp_path, capsys):
     program = tmp_path / "demo.um"
     assert main(["um", "asm", str(PROGRAMS / "demo.uma"), "-o", str(program)]) == 0
     trace = tmp_path / "demo.npz"
-    assert main(["um", "run", str(program), "--record-allocs", str(trace)]) == 0
+    assert main(["um", "run", str(program), "--record-allocs", str(trace), "--backend", "classic"]) == 0
     assert "all checks passed" in capsys.readouterr().out
     events, name = alloctrace.load(trace)
     assert name == "demo.um" and (events >= 0).sum() > 200

@@ -66,7 +66,10 @@ RECORDED = """
 """
 
 
-def test_flat_and_jit_record_the_trace_classic_records(monkeypatch):
+def test_flat_and_jit_record_the_trace_classic_records(monkeypatch, tmp_path):
+    # (one test, the CLI's run included: the recording interpreter on flat compiles once,
+    # ~13 s on a cold cache)
+    from vm32.cli import main
     from vm32.um.jit import runtime
 
     monkeypatch.setattr(runtime, "THRESHOLD", 2)
@@ -86,14 +89,9 @@ def test_flat_and_jit_record_the_trace_classic_records(monkeypatch):
     alloctrace.check_events(traces["jit"], "recorded")
     assert stats["jit_regions"] == stats["jit_instructions"] == 0
     assert stats["interp_instructions"] == stats["instructions"] > 0
-
-
-def test_cli_records_on_jit(tmp_path, capsys):
-    from vm32.cli import main
-
-    program = tmp_path / "recorded.um"
-    program.write_bytes(assemble(RECORDED).astype(">u4").tobytes())
-    trace = tmp_path / "recorded.npz"
+    program, trace = tmp_path / "recorded.um", tmp_path / "recorded.npz"
+    program.write_bytes(words.astype(">u4").tobytes())
     assert main(["um", "run", str(program), "--backend", "jit", "--record-allocs", str(trace)]) == 0
     events, name = alloctrace.load(trace)
-    assert name == "recorded.um" and events.tolist() == record_allocations(assemble(RECORDED)).tolist()
+    assert name == "recorded.um" and events.tolist() == expected
+
