@@ -82,6 +82,7 @@ def test_flat_and_jit_record_the_trace_classic_records(monkeypatch, tmp_path):
             stats = um.run()
             traces[backend] = um.recorded_events()
             assert um.code_words().tolist() == [words[-1]]  # the halt, seen through the recording space
+            assert len(um.space.handles) == 30 + 1  # one per live segment: each round's r4, the last map
     one_loop = [3, 5, 5, -2, -1]
     expected = [n if n > 0 else n - 5 * k for k in range(30) for n in one_loop] + [1]  # handle = event index
     assert traces["classic"].tolist() == expected

@@ -152,7 +152,7 @@ class UniversalMachine:
             if record_allocs:
                 from vm32.um.recording import recording_space
 
-                self.space = recording_space(self.space, slot_shift=2)  # flat ids are word addresses
+                self.space = recording_space(self.space)
 
     def _init_classic_space(self, words: np.ndarray) -> None:
         """classic: load `words` into a table of numpy arrays (logging maps and unmaps if

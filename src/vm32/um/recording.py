@@ -24,11 +24,11 @@ from vm32.um import status as S
 from vm32.um.classic import new_classic_space
 
 RecordingSpace = namedtuple("RecordingSpace", ["inner", "log", "handles", "meta"])
-"""inner: the recorded space; log: int32 events; handles: typed List, slot -> handle (-1:
-none), a segment id's slot being sid >> meta[SLOT_SHIFT]; meta: [events, slot shift]."""
+"""inner: the recorded space; log: int32 events; handles: typed Dict, live segment id ->
+handle (as many entries as live segments, whatever the ids: flat's are addresses up to
+4 GiB); meta: [events]."""
 
 EVENTS = 0
-SLOT_SHIFT = 1  # classic ids are small table indexes (shift 0); flat ids are word addresses (2)
 
 
 def _code_of(space):
@@ -81,10 +81,7 @@ def _seg_map_at(space, n, pc):
         return np.uint32(0)  # log full: the driver grows it and runs the map again
     sid = sp.seg_map_at(space.inner, n, pc)
     if sid != 0:
-        slot = np.int64(sid) >> space.meta[SLOT_SHIFT]
-        while len(space.handles) <= slot:
-            space.handles.append(np.int64(-1))
-        space.handles[slot] = k
+        space.handles[np.int64(sid)] = k
         space.log[k] = np.int32(n)
         space.meta[EVENTS] = k + 1
     return sid
@@ -100,7 +97,7 @@ def _seg_unmap(space, sid):
         return S.UNMAP_INACTIVE  # log full: the driver grows it and runs the unmap again
     status = sp.seg_unmap(space.inner, sid)
     if status == 0:
-        space.log[k] = np.int32(-(space.handles[np.int64(sid) >> space.meta[SLOT_SHIFT]] + 1))
+        space.log[k] = np.int32(-(space.handles.pop(np.int64(sid), np.int64(-1)) + 1))
         space.meta[EVENTS] = k + 1
     return status
 
@@ -120,15 +117,14 @@ sp.register(RecordingSpace, refcounted=False, two_steps=_two_steps, code_len=_co
 
 def new_recording_space(words: np.ndarray, memory_size: int, events: int = 1 << 16) -> RecordingSpace:
     """A recording space around a classic space for `words`, with room for `events` events."""
-    return recording_space(new_classic_space(words, memory_size), 0, events)
+    return recording_space(new_classic_space(words, memory_size), events)
 
 
-def recording_space(inner, slot_shift: int, events: int = 1 << 16) -> RecordingSpace:
-    """A recording space around `inner` (no segment mapped yet but segment 0), whose segment
-    ids are multiples of 2**`slot_shift`, with room for `events` events."""
-    handles = typed.List.empty_list(types.int64)
-    handles.append(np.int64(-1))  # slot 0: no segment has id 0
-    return RecordingSpace(inner, np.zeros(events, np.int32), handles, np.array([0, slot_shift], np.int64))
+def recording_space(inner, events: int = 1 << 16) -> RecordingSpace:
+    """A recording space around `inner` (no segment mapped yet but segment 0), with room for
+    `events` events."""
+    handles = typed.Dict.empty(types.int64, types.int64)
+    return RecordingSpace(inner, np.zeros(events, np.int32), handles, np.zeros(1, np.int64))
 
 
 def log_full(space: RecordingSpace) -> bool:
